@@ -1,0 +1,54 @@
+"""The ``gambit-gym`` command.
+
+Each subcommand lives in its own module with two functions, ``configure(parser)`` and
+``run(args) -> int``; :data:`COMMANDS` maps the subcommand's name to that module, so adding a
+command is one line here. User mistakes (a bad path, an unknown id) print one clear line and
+exit with status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module, one-line help)
+    "list": ("gambit_gym.envs.listing", "print the registered environment ids and their setup"),
+    "demo": ("gambit_gym.demo", "a short demo: messages, embeddings and two agents' regret"),
+}
+
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ImportError, IndexError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand configured."""
+    parser = argparse.ArgumentParser(
+        prog="gambit-gym",
+        description="Generator-mediated bandit environments, agents and benchmarks.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.configure(sub_parser)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gambit-gym`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("gambit-gym: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        message = exc.args[0] if exc.args else str(exc)
+        print(f"gambit-gym {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""The response bank: pre-generated messages and their style embeddings, in a validated file.
+
+A bank holds, for every (prompt, context) cell, many messages written by a real LLM and the
+style scores of each. Environments sample from it instead of calling an LLM at every step.
+
+File format (Parquet, readable by ``pandas.read_parquet``):
+
+* columns ``text`` (string), ``prompt_id`` (int16), ``context_id`` (int8) and one float32
+  column per style dimension, named by the dimension;
+* rows sorted by ``(prompt_id, context_id)``, so every cell is one contiguous slice and a
+  draw is O(1);
+* schema metadata key ``gambit_gym_bank``: JSON with ``format`` (:data:`FORMAT_NAME`),
+  ``format_version``, ``n_rows``, ``dimensions``, ``checksum`` (SHA-256 of the content, see
+  :func:`content_checksum`), and provenance: ``generator``, ``embedder``, ``prompt_library``,
+  ``contexts``, ``seed``, ``per_pair`` and anything else the builder records.
+
+Loading validates all of it and raises :class:`BankFormatError` naming what is wrong and how
+to fix it. :func:`load_bank` caches by path, so every env instance in a process shares one bank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gambit_gym.text.contexts import N_CONTEXTS
+
+FORMAT_NAME = "gambit-gym-response-bank"
+FORMAT_VERSION = 1
+METADATA_KEY = b"gambit_gym_bank"
+DEFAULT_BANK_FILENAME = "ihs_smollm2_bank.parquet"
+
+
+class BankFormatError(ValueError):
+    """A bank file is missing, corrupt, truncated, foreign or inconsistent."""
+
+
+@dataclass(frozen=True)
+class BankRow:
+    """One message of the bank."""
+
+    text: str
+    prompt_id: int
+    context_id: int
+    embedding: np.ndarray  # (n_dims,) float32
+
+
+def default_bank_path() -> Path:
+    """Path of the bank shipped inside the package."""
+    return Path(__file__).resolve().parent.parent / "data" / DEFAULT_BANK_FILENAME
+
+
+def content_checksum(
+    texts: np.ndarray, prompt_ids: np.ndarray, context_ids: np.ndarray, scores: np.ndarray,
+    dimensions: tuple[str, ...],
+) -> str:
+    """SHA-256 over the bank's content in a canonical byte layout (little-endian)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(list(dimensions)).encode())
+    h.update(np.ascontiguousarray(prompt_ids, dtype="<i2").tobytes())
+    h.update(np.ascontiguousarray(context_ids, dtype="<i1").tobytes())
+    h.update(np.ascontiguousarray(scores, dtype="<f4").tobytes())
+    for text in texts:
+        h.update(text.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class ResponseBank:
+    """Messages with style scores, indexed by (prompt, context) cell.
+
+    Build one with :meth:`from_arrays` (rows in any order) or :meth:`load` / :func:`load_bank`.
+
+    Attributes:
+        texts: object array ``(n_rows,)`` of messages.
+        prompt_ids: int16 ``(n_rows,)``.
+        context_ids: int8 ``(n_rows,)``.
+        scores: float32 ``(n_rows, n_dims)``, read-only.
+        dimensions: names of the score columns.
+        metadata: provenance (generator, embedder, prompt library, seed, ...).
+        n_prompts: number of prompts (max prompt id + 1).
+        offsets: int64 ``(n_prompts, n_contexts)`` start row of each cell.
+        counts: int64 ``(n_prompts, n_contexts)`` rows in each cell.
+    """
+
+    def __init__(
+        self, texts: np.ndarray, prompt_ids: np.ndarray, context_ids: np.ndarray,
+        scores: np.ndarray, dimensions: tuple[str, ...], metadata: dict[str, Any],
+    ) -> None:
+        self.texts = texts
+        self.prompt_ids = prompt_ids
+        self.context_ids = context_ids
+        self.scores = scores
+        self.dimensions = tuple(dimensions)
+        self.metadata = metadata
+        for arr in (texts, prompt_ids, context_ids, scores):
+            arr.setflags(write=False)
+        self.n_prompts = int(prompt_ids.max()) + 1 if len(prompt_ids) else 0
+        self.n_contexts = N_CONTEXTS
+        cell = prompt_ids.astype(np.int64) * self.n_contexts + context_ids
+        counts = np.bincount(cell, minlength=self.n_prompts * self.n_contexts)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.counts = counts.reshape(self.n_prompts, self.n_contexts)
+        self.offsets = starts.reshape(self.n_prompts, self.n_contexts)
+        self._cell_means: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_arrays(
+        cls, texts: list[str] | np.ndarray, prompt_ids: Any, context_ids: Any, scores: Any,
+        dimensions: tuple[str, ...] | list[str], metadata: dict[str, Any] | None = None,
+    ) -> ResponseBank:
+        """Build a bank from rows in any order (they are sorted by cell, stably)."""
+        texts_arr = np.asarray(list(texts), dtype=object)
+        p = np.asarray(prompt_ids, dtype=np.int16)
+        c = np.asarray(context_ids, dtype=np.int8)
+        s = np.asarray(scores, dtype=np.float32)
+        n = len(texts_arr)
+        if not (len(p) == len(c) == len(s) == n):
+            raise ValueError(
+                f"rows disagree in length: {n} texts, {len(p)} prompt ids, {len(c)} context "
+                f"ids, {len(s)} score rows"
+            )
+        if s.ndim != 2 or s.shape[1] != len(dimensions):
+            raise ValueError(f"scores must be (n_rows, {len(dimensions)}), got {s.shape}")
+        if n and (p.min() < 0 or c.min() < 0 or c.max() >= N_CONTEXTS):
+            raise ValueError(f"prompt ids must be >= 0 and context ids in 0..{N_CONTEXTS - 1}")
+        if not np.isfinite(s).all():
+            raise ValueError("scores contain NaN or infinity")
+        order = np.lexsort((c, p))
+        return cls(texts_arr[order], p[order], c[order], np.ascontiguousarray(s[order]),
+                   tuple(dimensions), dict(metadata or {}))
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the content (see :func:`content_checksum`)."""
+        return content_checksum(
+            self.texts, self.prompt_ids, self.context_ids, self.scores, self.dimensions
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the bank as Parquet (atomically: a temporary file, then a rename)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        columns: dict[str, Any] = {
+            "text": pa.array(self.texts.tolist(), type=pa.string()),
+            "prompt_id": pa.array(self.prompt_ids, type=pa.int16()),
+            "context_id": pa.array(self.context_ids, type=pa.int8()),
+        }
+        for j, name in enumerate(self.dimensions):
+            columns[name] = pa.array(self.scores[:, j], type=pa.float32())
+        meta = {
+            **self.metadata,
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "n_rows": len(self.texts),
+            "dimensions": list(self.dimensions),
+            "checksum": self.checksum,
+        }
+        table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial")
+        pq.write_table(table, tmp, compression="zstd", compression_level=9)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, verify_checksum: bool = True) -> ResponseBank:
+        """Read and validate a bank file; see the module docstring for what is checked."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if not path.exists():
+            raise BankFormatError(
+                f"response bank {str(path)!r} does not exist; pass bank=None for the shipped "
+                "bank, or build one with `gambit-gym build-bank --out FILE`"
+            )
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise BankFormatError(
+                f"{str(path)!r} is not a readable Parquet file (corrupt or truncated: {exc}); "
+                "rebuild it with `gambit-gym build-bank` or restore it from the package"
+            ) from None
+        raw = (table.schema.metadata or {}).get(METADATA_KEY)
+        if raw is None:
+            raise BankFormatError(
+                f"{str(path)!r} is a Parquet file but not a gambit-gym response bank (no "
+                f"{METADATA_KEY.decode()!r} metadata); build banks with `gambit-gym build-bank`"
+            )
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            raise BankFormatError(f"{str(path)!r}: bank metadata is not valid JSON") from None
+        if meta.get("format") != FORMAT_NAME:
+            raise BankFormatError(f"{str(path)!r}: unknown format {meta.get('format')!r}")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise BankFormatError(
+                f"{str(path)!r}: bank format version {meta.get('format_version')} is not "
+                f"supported by this gambit-gym (reads version {FORMAT_VERSION}); upgrade "
+                "gambit-gym or rebuild the bank"
+            )
+        dimensions = tuple(meta.get("dimensions", ()))
+        expected = {"text": pa.string(), "prompt_id": pa.int16(), "context_id": pa.int8()}
+        expected.update({name: pa.float32() for name in dimensions})
+        for name, typ in expected.items():
+            if name not in table.column_names:
+                raise BankFormatError(f"{str(path)!r}: column {name!r} is missing")
+            if table.schema.field(name).type != typ:
+                raise BankFormatError(
+                    f"{str(path)!r}: column {name!r} has type {table.schema.field(name).type}, "
+                    f"expected {typ}"
+                )
+        if table.num_rows != meta.get("n_rows"):
+            raise BankFormatError(
+                f"{str(path)!r} is truncated: {table.num_rows} rows, metadata says "
+                f"{meta.get('n_rows')}; rebuild or resume it with `gambit-gym build-bank`"
+            )
+        texts = table.column("text").to_numpy(zero_copy_only=False).astype(object)
+        prompt_ids = table.column("prompt_id").to_numpy().astype(np.int16)
+        context_ids = table.column("context_id").to_numpy().astype(np.int8)
+        scores = np.column_stack(
+            [table.column(name).to_numpy() for name in dimensions]
+        ).astype(np.float32) if dimensions else np.zeros((table.num_rows, 0), np.float32)
+        if verify_checksum:
+            actual = content_checksum(texts, prompt_ids, context_ids, scores, dimensions)
+            if actual != meta.get("checksum"):
+                raise BankFormatError(
+                    f"{str(path)!r} is corrupt: content checksum {actual[:12]}... does not "
+                    f"match the recorded {str(meta.get('checksum'))[:12]}...; rebuild it"
+                )
+        cell = prompt_ids.astype(np.int64) * N_CONTEXTS + context_ids
+        if len(cell) and np.any(np.diff(cell) < 0):
+            raise BankFormatError(f"{str(path)!r}: rows are not sorted by (prompt, context)")
+        for key in ("checksum", "format", "format_version", "n_rows", "dimensions"):
+            meta.pop(key, None)
+        return cls(texts, prompt_ids, context_ids, scores, dimensions, meta)
+
+    # ----------------------------------------------------------------- access
+    def _check_cell(self, prompt_id: int, context_id: int) -> tuple[int, int]:
+        if not (0 <= prompt_id < self.n_prompts and 0 <= context_id < self.n_contexts):
+            raise IndexError(
+                f"cell (prompt {prompt_id}, context {context_id}) is outside the bank "
+                f"({self.n_prompts} prompts x {self.n_contexts} contexts)"
+            )
+        start = int(self.offsets[prompt_id, context_id])
+        count = int(self.counts[prompt_id, context_id])
+        if count == 0:
+            raise IndexError(f"the bank has no messages for prompt {prompt_id}, "
+                             f"context {context_id}")
+        return start, count
+
+    def sample(self, prompt_id: int, context_id: int, rng: np.random.Generator) -> BankRow:
+        """Draw one message of a cell uniformly at random (O(1))."""
+        start, count = self._check_cell(prompt_id, context_id)
+        row = start + int(rng.integers(count))
+        return self.row(row)
+
+    def row(self, index: int) -> BankRow:
+        """Row ``index`` as a :class:`BankRow`."""
+        return BankRow(str(self.texts[index]), int(self.prompt_ids[index]),
+                       int(self.context_ids[index]), self.scores[index])
+
+    def embeddings(self, prompt_id: int, context_id: int) -> np.ndarray:
+        """Scores of every message of a cell, ``(n_cell, n_dims)`` (a read-only view)."""
+        start, count = self._check_cell(prompt_id, context_id)
+        return self.scores[start:start + count]
+
+    def cell_texts(self, prompt_id: int, context_id: int) -> np.ndarray:
+        """Messages of a cell, ``(n_cell,)``."""
+        start, count = self._check_cell(prompt_id, context_id)
+        return self.texts[start:start + count]
+
+    def mean(self, prompt_id: int, context_id: int) -> np.ndarray:
+        """Mean score vector of a cell, ``(n_dims,)`` float64."""
+        return self.embeddings(prompt_id, context_id).astype(np.float64).mean(axis=0)
+
+    def cov(self, prompt_id: int, context_id: int) -> np.ndarray:
+        """Covariance of a cell's scores, ``(n_dims, n_dims)`` float64 (ddof=1)."""
+        return np.atleast_2d(np.cov(self.embeddings(prompt_id, context_id).astype(np.float64),
+                                    rowvar=False))
+
+    @property
+    def cell_means(self) -> np.ndarray:
+        """Mean scores of every cell, ``(n_prompts, n_contexts, n_dims)`` float64 (cached)."""
+        if self._cell_means is None:
+            cell = self.prompt_ids.astype(np.int64) * self.n_contexts + self.context_ids
+            sums = np.zeros((self.n_prompts * self.n_contexts, len(self.dimensions)))
+            np.add.at(sums, cell, self.scores.astype(np.float64))
+            counts = np.maximum(self.counts.reshape(-1, 1), 1)
+            self._cell_means = (sums / counts).reshape(self.n_prompts, self.n_contexts, -1)
+        return self._cell_means
+
+    def dimension_index(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Column indices of the named dimensions (error lists the valid names)."""
+        unknown = [n for n in names if n not in self.dimensions]
+        if unknown:
+            raise KeyError(f"unknown dimensions {unknown}; the bank has {list(self.dimensions)}")
+        return np.array([self.dimensions.index(n) for n in names], dtype=np.int64)
+
+    def prompt_text(self, prompt_id: int, context_id: int) -> str:
+        """The rendered query that produced a cell's messages ("" if the bank lacks it)."""
+        rendered = self.metadata.get("rendered_prompts")
+        if not rendered:
+            return ""
+        return rendered[prompt_id][context_id]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __repr__(self) -> str:
+        gen = self.metadata.get("generator", {})
+        name = gen.get("name", "?") if isinstance(gen, dict) else gen
+        return (f"ResponseBank({len(self)} messages, {self.n_prompts} prompts x "
+                f"{self.n_contexts} contexts, {len(self.dimensions)} dims, generator={name})")
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> ResponseBank:
+    return ResponseBank.load(path)
+
+
+def load_bank(path: str | os.PathLike | None = None) -> ResponseBank:
+    """Load a bank once per process (cached by path, modification time and size).
+
+    Args:
+        path: a bank file; None for the bank shipped with the package.
+    """
+    p = Path(path) if path is not None else default_bank_path()
+    if not p.exists():
+        if path is None:
+            raise BankFormatError(
+                f"the shipped response bank {str(p)!r} is missing from this installation; "
+                "reinstall gambit-gym or build one with `gambit-gym build-bank --out FILE` "
+                "and pass bank=FILE"
+            )
+        return ResponseBank.load(p)  # raises the clear error
+    st = p.stat()
+    return _load_cached(str(p.resolve()), st.st_mtime_ns, st.st_size)
