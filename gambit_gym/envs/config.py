@@ -1,0 +1,191 @@
+"""Configuration of a GAMBIT environment: one frozen dataclass, and the named presets.
+
+Every registered ``GambitIHS-*`` id is a preset (the outcome model, its dims, the working dims)
+plus the kwargs a user may change: ``noise_level`` or ``noise_sd``, ``n_prompts`` or
+``prompt_ids``, ``horizon``, ``bank`` (and ``no_message_reward`` for the optional-message env,
+``generator`` / ``embedder`` for the live env).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from gambit_gym.envs.study import dimension_subset
+from gambit_gym.envs.study import outcome_facts as _facts
+
+MLP_NOISE_LADDER: tuple[float, ...] = tuple(
+    np.linspace(_facts("3d")["noise_sd_ladder"][0], _facts("mlp")[
+        "noise_sd_ladder_top"], 5).tolist()
+)
+
+
+@dataclass(frozen=True)
+class GambitConfig:
+    """A GAMBIT environment's configuration, validated on construction.
+
+    Attributes:
+        preset: the named configuration this came from.
+        outcome: ``"linear"`` or ``"mlp"``.
+        outcome_facts: the study model whose intercept/coefficients are used.
+        true_dims: dims the reward is computed from.
+        working_dims: dims carried in ``info["embedding"]`` (equal to ``true_dims`` unless the
+            env is misspecified).
+        covariates: whether the outcome has the study's location and step-bucket terms.
+        noise_ladder: the study's noise sds for levels 0..4 (level 0 also calibrates the model).
+        noise_level: index into ``noise_ladder``.
+        noise_sd: explicit noise sd, overriding ``noise_level``.
+        n_prompts: K, the number of prompts offered.
+        prompt_ids: explicit prompt ids (overrides ``n_prompts``).
+        horizon: steps per episode.
+        bank: response bank file; None for the shipped bank.
+        optional: whether action 0 means "send no message".
+        no_message_reward: for optional envs, the expected reward of sending nothing: "median",
+            "min" or "max" of the arms' expected rewards in that context, or a number.
+        live: whether each step calls a generator and an embedder instead of the bank.
+        mlp_seed: seed of the MLP outcome's fixed weights.
+    """
+
+    preset: str
+    outcome: str = "linear"
+    outcome_facts: str = "3d"
+    true_dims: tuple[str, ...] = ("optimism", "formality", "severity")
+    working_dims: tuple[str, ...] = ("optimism", "formality", "severity")
+    covariates: bool = False
+    noise_ladder: tuple[float, ...] = tuple(_facts("3d")["noise_sd_ladder"])
+    noise_level: int = 0
+    noise_sd: float | None = None
+    n_prompts: int = 5
+    prompt_ids: tuple[int, ...] | None = None
+    horizon: int = 1000
+    bank: str | None = None
+    optional: bool = False
+    no_message_reward: str | float = "median"
+    live: bool = False
+    mlp_seed: int = 0
+    _user_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.outcome not in ("linear", "mlp"):
+            raise ValueError(f"outcome must be 'linear' or 'mlp', got {self.outcome!r}")
+        if not isinstance(self.noise_level, (int, np.integer)) or not (
+            0 <= self.noise_level < len(self.noise_ladder)
+        ):
+            raise ValueError(
+                f"noise_level must be an integer in 0..{len(self.noise_ladder) - 1}, "
+                f"got {self.noise_level!r}; or pass noise_sd= for any other level"
+            )
+        if self.noise_sd is not None:
+            if not np.isfinite(self.noise_sd) or self.noise_sd < 0:
+                raise ValueError(f"noise_sd must be a finite number >= 0, got {self.noise_sd!r}")
+            if "noise_level" in self._user_keys:
+                raise ValueError("pass either noise_level or noise_sd, not both")
+        if "n_prompts" in self._user_keys and "prompt_ids" in self._user_keys:
+            raise ValueError("pass either n_prompts or prompt_ids, not both")
+        if self.prompt_ids is not None:
+            ids = tuple(int(p) for p in self.prompt_ids)
+            if len(ids) == 0 or len(set(ids)) != len(ids) or min(ids) < 0:
+                raise ValueError(
+                    f"prompt_ids must be distinct non-negative prompt indices, got {ids}"
+                )
+            object.__setattr__(self, "prompt_ids", ids)
+        elif not isinstance(self.n_prompts, (int, np.integer)) or self.n_prompts < 1:
+            raise ValueError(f"n_prompts must be a positive integer, got {self.n_prompts!r}")
+        if not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
+            raise ValueError(f"horizon must be a positive integer, got {self.horizon!r}")
+        if isinstance(self.no_message_reward, str):
+            if self.no_message_reward not in ("median", "min", "max"):
+                raise ValueError("no_message_reward must be 'median', 'min', 'max' or a number")
+        elif not np.isfinite(self.no_message_reward):
+            raise ValueError("no_message_reward must be finite")
+
+    @property
+    def effective_noise_sd(self) -> float:
+        """The reward noise sd in force."""
+        return float(self.noise_sd if self.noise_sd is not None
+                     else self.noise_ladder[self.noise_level])
+
+    @property
+    def calibration_sd(self) -> float:
+        """The sd of the mean reward over the bank that the outcome is scaled to (level 0)."""
+        return float(self.noise_ladder[0])
+
+    @property
+    def n_actions(self) -> int:
+        """Size of the action space (K, plus one for the optional-message env)."""
+        k = len(self.prompt_ids) if self.prompt_ids is not None else self.n_prompts
+        return k + int(self.optional)
+
+    def table_key(self) -> tuple[Any, ...]:
+        """What the precomputed dynamics tables depend on (not the noise or horizon)."""
+        return (self.preset, self.outcome, self.outcome_facts, self.true_dims,
+                self.working_dims, self.covariates, self.calibration_sd, self.n_prompts,
+                self.prompt_ids, self.bank, self.optional, self.no_message_reward, self.mlp_seed)
+
+
+_LADDER_1D = tuple(_facts("1d_optimism")["noise_sd_ladder"])
+_LADDER_3D = tuple(_facts("3d")["noise_sd_ladder"])
+_LADDER_20D = tuple(_facts("20d")["noise_sd_ladder"])
+_DIMS_3D = ("optimism", "formality", "severity")
+
+
+def _preset_table() -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {
+        "3d": {},
+        "1d": dict(outcome_facts="1d_optimism", true_dims=("optimism",),
+                   working_dims=("optimism",), noise_ladder=_LADDER_1D),
+        "mlp": dict(outcome="mlp", true_dims=("optimism", "severity", "formality"),
+                    working_dims=("optimism", "severity", "formality"),
+                    noise_ladder=MLP_NOISE_LADDER),
+        "covariates": dict(outcome_facts="3d_with_covariates", covariates=True),
+        "optional": dict(optional=True),
+        "live": dict(live=True),
+    }
+    for n in (5, 10, 15, 20):
+        dims = dimension_subset(n)
+        table[f"{n}d"] = dict(outcome_facts="20d", true_dims=dims, working_dims=dims,
+                              noise_ladder=_LADDER_20D)
+    for working in ("severity", "encouragement", "formality", "clarity"):
+        table[f"misspec-{working}"] = dict(outcome_facts="1d_optimism", true_dims=("optimism",),
+                                           working_dims=(working,), noise_ladder=_LADDER_1D)
+    return table
+
+
+PRESETS: dict[str, dict[str, Any]] = _preset_table()
+
+#: Keyword arguments a user may pass to every GAMBIT id.
+USER_KWARGS: tuple[str, ...] = ("noise_level", "noise_sd", "n_prompts", "prompt_ids",
+                                "horizon", "bank")
+#: Extra keyword arguments of particular presets.
+PRESET_KWARGS: dict[str, tuple[str, ...]] = {"optional": ("no_message_reward",),
+                                             "live": ("generator", "embedder", "device")}
+
+
+def valid_kwargs(preset: str) -> tuple[str, ...]:
+    """The keyword arguments ``gym.make`` accepts for a preset."""
+    return USER_KWARGS + PRESET_KWARGS.get(preset, ()) + ("render_mode",)
+
+
+def make_config(preset: str, **kwargs: Any) -> GambitConfig:
+    """Build a validated config from a preset name and a user's kwargs.
+
+    Raises:
+        ValueError: an unknown preset or kwarg (the message lists the valid ones), or a bad
+            value.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid presets: {sorted(PRESETS)}")
+    allowed = set(valid_kwargs(preset)) - {"render_mode", "generator", "embedder", "device"}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise TypeError(
+            f"unknown keyword argument(s) {unknown} for the {preset!r} GAMBIT env; valid: "
+            f"{list(valid_kwargs(preset))}"
+        )
+    known = {f.name for f in fields(GambitConfig)}
+    values = {**PRESETS[preset], **{k: v for k, v in kwargs.items() if k in known}}
+    if values.get("noise_level") is None:
+        values.pop("noise_level", None)
+    return GambitConfig(preset=preset, _user_keys=tuple(sorted(kwargs)), **values)

@@ -1,0 +1,273 @@
+"""The GAMBIT dynamics, precomputed once per (bank, configuration) and shared.
+
+:func:`build_tables` turns a bank and a config into flat arrays: the mean reward of every bank
+message (``row_reward``), each arm's cell of rows per context, the exact expected reward of
+every (context, arm) and the oracle. :func:`step_dynamics` is the one pure step function used by
+both the single env and the native vector env, so there is one copy of the dynamics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from gambit_gym.envs import counter_rng
+from gambit_gym.envs.config import GambitConfig
+from gambit_gym.envs.outcomes import (
+    ContextTerms,
+    LinearOutcome,
+    MLPOutcome,
+    calibrate_linear,
+    calibrate_mlp,
+    oriented_study_coefficients,
+)
+from gambit_gym.envs.study import outcome_facts
+from gambit_gym.text.bank import ResponseBank, load_bank
+from gambit_gym.text.contexts import ALL_CONTEXTS, LOCATIONS, N_CONTEXTS, STEP_BUCKETS
+
+NO_MESSAGE = -1  #: ``prompt_id`` reported when the optional-message env sends nothing.
+
+
+@dataclass(frozen=True)
+class GambitTables:
+    """Everything a step needs, as flat read-only arrays (n = bank rows + 12 sentinel rows).
+
+    Attributes:
+        bank: the response bank.
+        outcome: the calibrated outcome model.
+        arm_prompts: prompt id of each action, ``(K,)`` (``NO_MESSAGE`` for "send nothing").
+        offsets: first row of each (action, context) cell, ``(K, 12)``.
+        counts: rows in each (action, context) cell, ``(K, 12)``.
+        row_reward: mean reward of each row, ``(n,)`` float64.
+        texts: message of each row, ``(n,)`` object.
+        working: working-dim scores of each row, ``(n, d_w)`` float32.
+        prompt_texts: rendered query per (action, context), ``(K, 12)`` object.
+        expected: exact expected reward per (context, action), ``(12, K)``.
+        optimal_action: oracle action per context, ``(12,)``.
+        optimal_reward: oracle expected reward per context, ``(12,)``.
+        observations: observation of each context id, ``(12, 2)`` int64.
+    """
+
+    bank: ResponseBank
+    outcome: LinearOutcome | MLPOutcome
+    working_names: tuple[str, ...]
+    true_names: tuple[str, ...]
+    arm_prompts: np.ndarray
+    offsets: np.ndarray
+    counts: np.ndarray
+    row_reward: np.ndarray
+    texts: np.ndarray
+    working: np.ndarray
+    prompt_texts: np.ndarray
+    expected: np.ndarray
+    optimal_action: np.ndarray
+    optimal_reward: np.ndarray
+    observations: np.ndarray
+    location_names: np.ndarray
+    bucket_names: np.ndarray
+
+
+def build_outcome(config: GambitConfig, bank: ResponseBank) -> LinearOutcome | MLPOutcome:
+    """The calibrated outcome model of a config on a bank (see :mod:`.outcomes`)."""
+    true_scores = bank.scores[:, bank.dimension_index(config.true_dims)]
+    facts = outcome_facts(config.outcome_facts if config.outcome == "linear" else "3d")
+    terms = ContextTerms()
+    if config.covariates:
+        loc = facts["curr_loc"]
+        terms = ContextTerms(tuple(float(loc.get(name, 0.0)) for name in LOCATIONS),
+                             float(facts["prev_steps_per_bucket"]))
+    if config.outcome == "mlp":
+        return calibrate_mlp(true_scores, facts["intercept"], config.calibration_sd,
+                             seed=config.mlp_seed, context_terms=terms)
+    coef = oriented_study_coefficients(facts, config.true_dims)
+    return calibrate_linear(true_scores, coef, facts["intercept"], config.calibration_sd, terms)
+
+
+def select_arms(prompt_means: np.ndarray, k: int) -> np.ndarray:
+    """K prompts evenly spread by true expected outcome (K=3: highest, median, lowest).
+
+    Args:
+        prompt_means: each prompt's expected reward averaged over contexts, ``(P,)``.
+        k: how many to pick (at most P).
+
+    Returns:
+        prompt ids ordered from the highest expected reward down, ``(k,)``.
+    """
+    p = len(prompt_means)
+    if k > p:
+        raise ValueError(f"n_prompts={k} but the bank has only {p} prompts")
+    order = np.argsort(-prompt_means, kind="stable")
+    return order[np.round(np.linspace(0, p - 1, k)).astype(np.int64)]
+
+
+@lru_cache(maxsize=32)
+def _cached_tables(key: tuple, config: GambitConfig) -> GambitTables:
+    return _build_tables(config)
+
+
+def build_tables(config: GambitConfig) -> GambitTables:
+    """The shared dynamics tables of a config (cached per process)."""
+    return _cached_tables(config.table_key(), config)
+
+
+def _build_tables(config: GambitConfig) -> GambitTables:
+    bank = load_bank(config.bank)
+    outcome = build_outcome(config, bank)
+    n_rows = len(bank)
+    true_idx = bank.dimension_index(config.true_dims)
+    row_reward = outcome.mean_reward(bank.scores[:, true_idx], bank.context_ids)
+    if np.any(bank.counts == 0):
+        missing = np.argwhere(bank.counts == 0)[:5].tolist()
+        raise ValueError(f"the bank has empty (prompt, context) cells, e.g. {missing}")
+    # Mean reward per (prompt, context), exact over the bank.
+    cell_sum = np.zeros(bank.n_prompts * N_CONTEXTS)
+    np.add.at(cell_sum, bank.prompt_ids.astype(np.int64) * N_CONTEXTS + bank.context_ids,
+              row_reward)
+    cell_mean = cell_sum.reshape(bank.n_prompts, N_CONTEXTS) / bank.counts
+    if config.prompt_ids is not None:
+        bad = [p for p in config.prompt_ids if p >= bank.n_prompts]
+        if bad:
+            raise ValueError(f"prompt_ids {bad} are not in the bank (0..{bank.n_prompts - 1})")
+        arms = np.array(config.prompt_ids, dtype=np.int64)
+    else:
+        arms = select_arms(cell_mean.mean(axis=1), config.n_prompts)
+    expected = cell_mean[arms].T.copy()  # (12, K)
+    offsets = bank.offsets[arms].astype(np.int64)
+    counts = bank.counts[arms].astype(np.int64)
+    prompt_texts = np.array([[bank.prompt_text(int(p), c) for c in range(N_CONTEXTS)]
+                             for p in arms], dtype=object)
+    working = bank.scores[:, bank.dimension_index(config.working_dims)]
+    texts = bank.texts
+    if config.optional:
+        if isinstance(config.no_message_reward, str):
+            none_reward = {"median": np.median, "min": np.min, "max": np.max}[
+                config.no_message_reward](expected, axis=1)
+        else:
+            none_reward = np.full(N_CONTEXTS, float(config.no_message_reward))
+        # 12 sentinel rows (one per context) stand for "no message": empty text, zero
+        # embedding, and the configured expected reward.
+        row_reward = np.concatenate([row_reward, none_reward])
+        texts = np.concatenate([texts, np.array([""] * N_CONTEXTS, dtype=object)])
+        working = np.concatenate([working, np.zeros((N_CONTEXTS, working.shape[1]),
+                                                    dtype=np.float32)])
+        arms = np.concatenate([[NO_MESSAGE], arms])
+        offsets = np.vstack([n_rows + np.arange(N_CONTEXTS), offsets])
+        counts = np.vstack([np.ones(N_CONTEXTS, dtype=np.int64), counts])
+        prompt_texts = np.vstack([np.array([""] * N_CONTEXTS, dtype=object), prompt_texts])
+        expected = np.hstack([none_reward[:, None], expected])
+    working = np.ascontiguousarray(working, dtype=np.float32)
+    arrays = [arms, offsets, counts, row_reward, texts, working, prompt_texts, expected]
+    for arr in arrays:
+        arr.setflags(write=False)
+    observations = np.stack([c.as_observation() for c in ALL_CONTEXTS])
+    return GambitTables(
+        bank=bank, outcome=outcome, working_names=tuple(config.working_dims),
+        true_names=tuple(config.true_dims),
+        arm_prompts=arms, offsets=offsets, counts=counts, row_reward=row_reward, texts=texts,
+        working=working, prompt_texts=prompt_texts, expected=expected,
+        optimal_action=expected.argmax(axis=1), optimal_reward=expected.max(axis=1),
+        observations=observations,
+        location_names=np.array([c.location_name for c in ALL_CONTEXTS], dtype=object),
+        bucket_names=np.array([c.step_bucket_name for c in ALL_CONTEXTS], dtype=object),
+    )
+
+
+def initial_contexts(keys: np.ndarray) -> np.ndarray:
+    """Context ids of the first decision of episodes with these keys."""
+    return (counter_rng.uniform(keys, 0, counter_rng.STREAM_CONTEXT) * N_CONTEXTS).astype(
+        np.int64)
+
+
+def step_dynamics(
+    tables: GambitTables, keys: np.ndarray, t: int, contexts: np.ndarray, actions: np.ndarray,
+    noise_sd: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step for a batch of episodes (the single env passes a batch of one).
+
+    Args:
+        tables: the config's tables.
+        keys: episode keys, uint64 ``(R,)``.
+        t: the step index within the episode (0-based), the same for the whole batch.
+        contexts: context ids of this decision, ``(R,)``.
+        actions: actions, ``(R,)`` int64 in range.
+        noise_sd: reward noise sd.
+
+    Returns:
+        ``(rows, rewards, next_contexts)``: the bank row each user received ``(R,)``, the
+        rewards ``(R,)`` and the next decision's context ids ``(R,)``.
+    """
+    offsets = tables.offsets[actions, contexts]
+    counts = tables.counts[actions, contexts]
+    u = counter_rng.uniform(keys, t, counter_rng.STREAM_ROW)
+    rows = offsets + (u * counts).astype(np.int64)
+    rewards = tables.row_reward[rows]
+    if noise_sd:
+        rewards = rewards + noise_sd * counter_rng.normal(keys, t, counter_rng.STREAM_NOISE)
+    next_contexts = (counter_rng.uniform(keys, t + 1, counter_rng.STREAM_CONTEXT)
+                     * N_CONTEXTS).astype(np.int64)
+    return rows, rewards, next_contexts
+
+
+def context_id_of(context: object) -> int:
+    """A context id from an id, an observation ``[location, bucket]`` or a ``Context``."""
+    if hasattr(context, "id"):
+        return int(context.id)  # type: ignore[attr-defined]
+    arr = np.asarray(context)
+    if arr.shape == (2,):
+        return int(arr[0]) * len(STEP_BUCKETS) + int(arr[1])
+    if arr.ndim == 0 and 0 <= int(arr) < N_CONTEXTS:
+        return int(arr)
+    raise ValueError(f"cannot read a context from {context!r}: pass an id 0..11, an observation "
+                     "[location, step_bucket] or a Context")
+
+
+class GambitSimulator:
+    """Simulator access for agents: draws no user sees, and each arm's cell of the bank.
+
+    This is what poGAMBITTS uses at action time; it never reveals rewards.
+    """
+
+    def __init__(self, tables: GambitTables) -> None:
+        self._tables = tables
+        k = len(tables.arm_prompts)
+        d = tables.working.shape[1]
+        means = np.zeros((N_CONTEXTS, k, d))
+        for a in range(k):
+            for c in range(N_CONTEXTS):
+                means[c, a] = self.cell_embeddings(a, c).astype(np.float64).mean(axis=0)
+        means.setflags(write=False)
+        self.mean_embedding_table = means  #: ``(12, K, d_w)`` exact mean working embeddings.
+        self.embedding_names = tables.working_names
+
+    @property
+    def n_actions(self) -> int:
+        """K."""
+        return len(self._tables.arm_prompts)
+
+    def cell_embeddings(self, action: int, context: object) -> np.ndarray:
+        """Working embeddings of every bank message of (action, context), ``(n, d_w)``."""
+        c = context_id_of(context)
+        start, count = self._tables.offsets[action, c], self._tables.counts[action, c]
+        return self._tables.working[start:start + count]
+
+    def cell_texts(self, action: int, context: object) -> np.ndarray:
+        """Every bank message of (action, context), ``(n,)``."""
+        c = context_id_of(context)
+        start, count = self._tables.offsets[action, c], self._tables.counts[action, c]
+        return self._tables.texts[start:start + count]
+
+    def mean_embeddings(self, context: object) -> np.ndarray:
+        """Mean working embedding of each arm in a context, ``(K, d_w)``."""
+        return self.mean_embedding_table[context_id_of(context)]
+
+    def simulate(self, action: int, context: object, n: int,
+                 rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+        """``n`` (text, working embedding) draws for (action, context), with replacement."""
+        c = context_id_of(context)
+        if not 0 <= int(action) < self.n_actions:
+            raise ValueError(f"action must be in 0..{self.n_actions - 1}, got {action}")
+        start, count = self._tables.offsets[action, c], self._tables.counts[action, c]
+        rows = start + rng.integers(count, size=int(n))
+        return [(str(self._tables.texts[r]), self._tables.working[r]) for r in rows]

@@ -1,0 +1,253 @@
+"""The GAMBIT environment: an LLM-written message per chosen prompt, reward from its style."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from gambit_gym.agents.base import EnvDescription
+from gambit_gym.envs import counter_rng
+from gambit_gym.envs.config import GambitConfig, make_config
+from gambit_gym.envs.dynamics import (
+    GambitSimulator,
+    GambitTables,
+    build_tables,
+    context_id_of,
+    initial_contexts,
+    step_dynamics,
+)
+from gambit_gym.text.contexts import CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS, Context
+
+
+class GambitStepInfo(TypedDict):
+    """The ``info`` dict of :meth:`GambitEnv.step`."""
+
+    text: str
+    prompt_id: int
+    prompt: str
+    embedding: np.ndarray
+    embedding_names: tuple[str, ...]
+    context: dict[str, str]
+    expected_reward: float
+    optimal_action: int
+    optimal_expected_reward: float
+    regret: float
+
+
+_SIMULATORS: dict[int, GambitSimulator] = {}
+
+
+def simulator_for(tables: GambitTables) -> GambitSimulator:
+    """The simulator of a table set (one per process, shared like the tables)."""
+    sim = _SIMULATORS.get(id(tables))
+    if sim is None:
+        sim = _SIMULATORS[id(tables)] = GambitSimulator(tables)
+    return sim
+
+
+def validate_action(action: Any, n_actions: int) -> int:
+    """The action as an int, or a ValueError saying what a valid action is."""
+    if isinstance(action, np.ndarray) and action.ndim == 0:
+        action = action.item()
+    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+        raise ValueError(
+            f"invalid action {action!r} of type {type(action).__name__}: actions are integers "
+            f"in 0..{n_actions - 1} (one prompt index)"
+        )
+    if not 0 <= int(action) < n_actions:
+        raise ValueError(f"invalid action {int(action)}: actions are integers in "
+                         f"0..{n_actions - 1}")
+    return int(action)
+
+
+class GambitEnv(gym.Env):
+    """A generator-mediated bandit on the Intern Health Study setting.
+
+    ## Description
+    Each step a user is in one of 12 contexts (location × yesterday's step bucket). The agent
+    picks one of K prompts; an LLM's message for that prompt and context is drawn from a
+    response bank of real SmolLM2 generations (the treatment: random, observed); the reward
+    is an outcome model of the message's true style embedding plus Gaussian noise. This is the
+    GAMBITTS study's simulation (Algorithm 6), calibrated to its fitted coefficients and noise
+    ladders (see :mod:`gambit_gym.envs.outcomes`).
+
+    ## Action Space
+    ``Discrete(K)``: the prompt to send. In ``GambitIHS-Optional-v0``, action 0 sends nothing
+    and actions 1..K are the prompts.
+
+    ## Observation Space
+    ``MultiDiscrete([3, 4])``: ``[location, step_bucket]`` of the next decision; location
+    in (home, work, other), step bucket in (0-4,999; 5,000-9,999; 10,000-15,000; >15,000).
+
+    ## Rewards
+    ``outcome(true embedding of the message[, context]) + N(0, noise_sd²)``, on the scale of
+    square-root daily steps (about 83). ``info["regret"]`` is the expected regret
+    ``E[Y | c, best] - E[Y | c, chosen]``, exact over the bank and the noise.
+
+    ## Generator
+    The bank (default: shipped, SmolLM2-135M-Instruct, MiniLM style axes). ``GambitIHS-Live-v0``
+    calls a real generator and embedder every step instead.
+
+    ## Episode End
+    Never terminates; truncates after ``horizon`` steps.
+
+    ## Arguments
+    ``noise_level`` (0-4, the study's ladder) or ``noise_sd``; ``n_prompts`` (K) or
+    ``prompt_ids``; ``horizon``; ``bank`` (a bank file); ``no_message_reward`` (Optional env);
+    ``generator``, ``embedder``, ``device`` (Live env). Unknown kwargs raise a TypeError that
+    lists the valid ones.
+
+    >>> import gymnasium as gym, gambit_gym
+    >>> env = gym.make("GambitIHS-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(0)
+    >>> sorted(info)[:3]
+    ['context', 'embedding', 'embedding_names']
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, preset: str = "3d", render_mode: str | None = None,
+                 generator: Any = None, embedder: Any = None, device: str | None = None,
+                 **kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or "
+                             f"None, got {render_mode!r}")
+        if not preset.startswith("live") and (generator is not None or embedder is not None):
+            raise TypeError("generator= and embedder= are only accepted by GambitIHS-Live-v0")
+        self.config: GambitConfig = make_config(preset, **kwargs)
+        self.render_mode = render_mode
+        self._tables = build_tables(self.config)
+        self.simulator = simulator_for(self._tables)
+        self.noise_sd = self.config.effective_noise_sd
+        self.action_space = spaces.Discrete(self.config.n_actions)
+        self.observation_space = spaces.MultiDiscrete([len(LOCATIONS), len(STEP_BUCKETS)])
+        self._live = _LiveTreatment(self._tables, generator, embedder, device) \
+            if self.config.live else None
+        self._key = np.zeros(1, dtype=np.uint64)
+        self._t = 0
+        self._context = 0
+        self._last_text = ""
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode: draw its random key from ``np_random`` and the first context."""
+        super().reset(seed=seed)
+        self._key = np.array([counter_rng.new_key(self.np_random)], dtype=np.uint64)
+        self._t = 0
+        self._context = int(initial_contexts(self._key)[0])
+        self._last_text = ""
+        return self._tables.observations[self._context].copy(), {
+            "context": Context.from_id(self._context).as_dict()}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, GambitStepInfo]:
+        """Send the chosen prompt's message to the user and observe the reward."""
+        a = validate_action(action, self.config.n_actions)
+        if self._t >= self.config.horizon:
+            raise RuntimeError("the episode is over (truncated at the horizon): call reset()")
+        tables, c = self._tables, self._context
+        rows, rewards, next_ctx = step_dynamics(tables, self._key, self._t, np.array([c]),
+                                                np.array([a]), self.noise_sd)
+        if self._live is not None:
+            text, z_working, reward = self._live.draw(a, c, self._key, self._t, self.noise_sd)
+        else:
+            row = int(rows[0])
+            text, z_working, reward = tables.texts[row], tables.working[row].copy(), rewards[0]
+        expected = float(tables.expected[c, a])
+        optimal = float(tables.optimal_reward[c])
+        info: GambitStepInfo = {
+            "text": str(text),
+            "prompt_id": int(tables.arm_prompts[a]),
+            "prompt": str(tables.prompt_texts[a, c]),
+            "embedding": z_working,
+            "embedding_names": tables.working_names,
+            "context": Context.from_id(c).as_dict(),
+            "expected_reward": expected,
+            "optimal_action": int(tables.optimal_action[c]),
+            "optimal_expected_reward": optimal,
+            "regret": max(optimal - expected, 0.0),
+        }
+        self._t += 1
+        self._context = int(next_ctx[0])
+        self._last_text = info["text"]
+        truncated = bool(self._t >= self.config.horizon)
+        return self._tables.observations[self._context].copy(), float(reward), False, \
+            truncated, info
+
+    def render(self) -> str | None:
+        """``ansi``: the last message sent."""
+        return self._last_text if self.render_mode == "ansi" else None
+
+    # ------------------------------------------------------------------ simulator and oracle
+    def simulate(self, action: int, context: Any, n: int,
+                 rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+        """``n`` (text, working embedding) draws that no user sees (see GambitSimulator)."""
+        return self.simulator.simulate(action, context, n, rng)
+
+    def expected_rewards(self, context: Any) -> np.ndarray:
+        """The oracle: expected reward of every action in a context, ``(K,)``."""
+        return self._tables.expected[context_id_of(context)].copy()
+
+    @property
+    def tables(self) -> GambitTables:
+        """The shared dynamics tables (read-only arrays)."""
+        return self._tables
+
+    def describe(self) -> EnvDescription:
+        """What an agent may know before it acts (see :class:`EnvDescription`)."""
+        return describe_env(self.config, self._tables, self.simulator, self.noise_sd,
+                            self.action_space, self.observation_space)
+
+
+def describe_env(config: GambitConfig, tables: GambitTables, simulator: GambitSimulator,
+                 noise_sd: float, action_space: gym.Space,
+                 observation_space: gym.Space) -> EnvDescription:
+    """The :class:`EnvDescription` of a GAMBIT configuration (single or vector env)."""
+    return EnvDescription(
+        n_actions=config.n_actions, action_space=action_space,
+        observation_space=observation_space, embedding_names=tables.working_names,
+        context_names=CONTEXT_NAMES, n_contexts=len(tables.observations), simulator=simulator,
+        noise_sd=noise_sd, horizon=config.horizon,
+        extra={"preset": config.preset, "optional": config.optional,
+               "arm_prompts": tables.arm_prompts.copy()},
+    )
+
+
+class _LiveTreatment:
+    """Calls a real generator and style embedder for each message (``GambitIHS-Live-v0``)."""
+
+    def __init__(self, tables: GambitTables, generator: Any, embedder: Any,
+                 device: str | None) -> None:
+        if generator is None:
+            from gambit_gym.text.generators import SmolLM2Generator
+
+            generator = SmolLM2Generator(device=device or "cpu")
+        if embedder is None:
+            from gambit_gym.text.embedder import MiniLMStyleEmbedder
+
+            embedder = MiniLMStyleEmbedder(device=device or "cpu")
+        self.generator, self.embedder, self.tables = generator, embedder, tables
+        names = list(embedder.names)
+        self._true = [names.index(n) for n in tables.bank.dimensions]
+        self._working = np.array([tables.bank.dimensions.index(n)
+                                  for n in tables.working_names])
+        self._true_dims = tables.bank.dimension_index(tables.true_names)
+
+    def draw(self, action: int, context: int, key: np.ndarray, t: int,
+             noise_sd: float) -> tuple[str, np.ndarray, float]:
+        prompt = str(self.tables.prompt_texts[action, context])
+        seed = int(counter_rng.hash64(key, t, counter_rng.STREAM_GENERATOR)[0] >> np.uint64(33))
+        text = self.generator.generate([prompt], seed=seed)[0]
+        z_all = np.asarray(self.embedder.embed([text]), dtype=np.float32)[0][self._true]
+        mean = self.tables.outcome.mean_reward(z_all[self._true_dims][None, :],
+                                               np.array([context]))[0]
+        noise = counter_rng.normal(key, t, counter_rng.STREAM_NOISE)[0] if noise_sd else 0.0
+        return text, z_all[self._working].copy(), float(mean + noise_sd * noise)
+
