@@ -108,7 +108,9 @@ def _import_path(path: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ImportError(f"cannot import module {module_name!r} for agent {path!r}: {exc}") from exc
+        raise ImportError(
+            f"cannot import module {module_name!r} for agent {path!r}: {exc}"
+        ) from exc
     try:
         return getattr(module, attr)
     except AttributeError:

@@ -1,0 +1,1 @@
+"""Gymnasium environments: the GAMBIT envs, their outcome models, checks and the meTS envs."""

@@ -9,7 +9,7 @@ both the single env and the native vector env, so there is one copy of the dynam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -102,14 +102,26 @@ def select_arms(prompt_means: np.ndarray, k: int) -> np.ndarray:
     return order[np.round(np.linspace(0, p - 1, k)).astype(np.int64)]
 
 
-@lru_cache(maxsize=32)
-def _cached_tables(key: tuple, config: GambitConfig) -> GambitTables:
-    return _build_tables(config)
+_TABLES: dict[tuple, GambitTables] = {}
 
 
 def build_tables(config: GambitConfig) -> GambitTables:
-    """The shared dynamics tables of a config (cached per process)."""
-    return _cached_tables(config.table_key(), config)
+    """The shared dynamics tables of a config, built once per process.
+
+    The cache key is :meth:`GambitConfig.table_key` (noise and horizon do not change the
+    tables) plus the bank file's identity, so every env instance on the same bank and
+    configuration shares one set of arrays.
+    """
+    from gambit_gym.text.bank import default_bank_path
+
+    path = Path(config.bank) if config.bank is not None else default_bank_path()
+    stat = path.stat() if path.exists() else None
+    key = (config.table_key(), str(path.resolve()),
+           (stat.st_mtime_ns, stat.st_size) if stat else None)
+    tables = _TABLES.get(key)
+    if tables is None:
+        tables = _TABLES[key] = _build_tables(config)
+    return tables
 
 
 def _build_tables(config: GambitConfig) -> GambitTables:

@@ -36,6 +36,7 @@ class Standardizer:
         return cls(scores.mean(axis=0), np.where(sd > 0, sd, 1.0))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Standardise ``scores`` ``(n, d)``."""
         return (np.asarray(scores, dtype=np.float64) - self.mean) / self.sd
 
 

@@ -53,7 +53,10 @@ class BankRow:
 
 
 def default_bank_path() -> Path:
-    """Path of the bank shipped inside the package."""
+    """Path of the default bank: ``$GAMBIT_GYM_BANK`` if set, else the one shipped inside."""
+    override = os.environ.get("GAMBIT_GYM_BANK")
+    if override:
+        return Path(override)
     return Path(__file__).resolve().parent.parent / "data" / DEFAULT_BANK_FILENAME
 
 
