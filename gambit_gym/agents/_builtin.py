@@ -3,7 +3,17 @@
 from gambit_gym.agents.base import register
 
 # Each line: registered name -> "module:factory". Modules are imported only when the agent is made.
-_BUILTIN: dict[str, str] = {}
+_BUILTIN: dict[str, str] = {
+    # mixed-effect agents (gambit_gym.agents.mets)
+    "meTS-Lin": "gambit_gym.agents.mets:MeTSLin",
+    "meTS-GLM": "gambit_gym.agents.mets:MeTSGLM",
+    "meTS-Fa": "gambit_gym.agents.mets:MeTSFa",
+    "HierTS": "gambit_gym.agents.mets:HierTS",
+    "LinTS-Disjoint": "gambit_gym.agents.mets:MixedLinTS",
+    "LinUCB-Disjoint": "gambit_gym.agents.mets:MixedLinUCB",
+    "GLM-TS": "gambit_gym.agents.mets:GLMTS",
+    "UCB-GLM": "gambit_gym.agents.mets:UCBGLM",
+}
 
 for _name, _path in _BUILTIN.items():
     register(_name, _path)
