@@ -1,0 +1,1 @@
+"""gambit_gym.bench."""

@@ -6,8 +6,8 @@ sequential generator per replicate would need 1000 Python calls per step; a coun
 stream needs none. Each episode's key is drawn from the env's ``np_random`` at reset, so all
 randomness still comes from ``env.np_random``.
 
-The hash is the SplitMix64 finaliser (Steele, Lea and Flood, 2014) applied twice to a
-Weyl-sequence combination of key, counter and stream; uniforms use the top 53 bits.
+The hash is SplitMix64 (Steele, Lea and Flood, 2014): its finaliser applied to a Weyl-sequence
+combination of key, counter and stream; uniforms use the top 53 bits.
 """
 
 from __future__ import annotations
@@ -27,29 +27,55 @@ STREAM_NOISE = 3
 STREAM_GENERATOR = 4
 
 
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> _S30)) * _M1
     x = (x ^ (x >> _S27)) * _M2
     return x ^ (x >> _S31)
 
 
-def hash64(keys: np.ndarray, counter: int, stream: int) -> np.ndarray:
-    """uint64 hashes of ``(keys[i], counter, stream)``; ``keys`` is a uint64 array."""
+def _mix_int(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def hash64(keys: np.ndarray | int, counter: int, stream: int) -> np.ndarray | int:
+    """uint64 hashes of ``(keys[i], counter, stream)``.
+
+    ``keys`` is a uint64 array (the vector env) or a Python int (the single env, which avoids
+    numpy's per-call overhead); both paths give bit-identical results.
+    """
+    if isinstance(keys, int):
+        x = (keys + counter * 0x9E3779B97F4A7C15 + stream * 0xD1B54A32D192ED03) & _MASK
+        return _mix_int(x)
     with np.errstate(over="ignore"):
         x = keys + np.uint64(counter) * _GOLDEN + np.uint64(stream) * _STREAM
-        return _mix(_mix(x))
+        return _mix(x)
 
 
-def uniform(keys: np.ndarray, counter: int, stream: int) -> np.ndarray:
+def uniform(keys: np.ndarray | int, counter: int, stream: int) -> np.ndarray | float:
     """Uniform float64 draws in the open interval (0, 1), one per key."""
-    return ((hash64(keys, counter, stream) >> _S11).astype(np.float64) + 0.5) * (2.0 ** -53)
+    h = hash64(keys, counter, stream)
+    if isinstance(h, int):
+        return ((h >> 11) + 0.5) * (2.0 ** -53)
+    return ((h >> _S11).astype(np.float64) + 0.5) * (2.0 ** -53)
 
 
-def normal(keys: np.ndarray, counter: int, stream: int) -> np.ndarray:
+def normal(keys: np.ndarray | int, counter: int, stream: int) -> np.ndarray | float:
     """Standard normal draws (inverse CDF of :func:`uniform`), one per key."""
     return ndtri(uniform(keys, counter, stream))
 
 
-def new_key(rng: np.random.Generator) -> np.uint64:
-    """Draw an episode key from a numpy generator."""
-    return np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+def floor_index(x: np.ndarray | float) -> np.ndarray | int:
+    """``floor`` of non-negative draws as int64 indices (an int for a scalar)."""
+    if isinstance(x, float):
+        return int(x)
+    return x.astype(np.int64)
+
+
+def new_key(rng: np.random.Generator) -> int:
+    """Draw an episode key (a non-negative int below 2**63) from a numpy generator."""
+    return int(rng.integers(0, 2**63, dtype=np.int64))

@@ -186,39 +186,42 @@ def _build_tables(config: GambitConfig) -> GambitTables:
     )
 
 
-def initial_contexts(keys: np.ndarray) -> np.ndarray:
+def initial_contexts(keys: np.ndarray | int) -> np.ndarray | int:
     """Context ids of the first decision of episodes with these keys."""
-    return (counter_rng.uniform(keys, 0, counter_rng.STREAM_CONTEXT) * N_CONTEXTS).astype(
-        np.int64)
+    return counter_rng.floor_index(
+        counter_rng.uniform(keys, 0, counter_rng.STREAM_CONTEXT) * N_CONTEXTS)
 
 
 def step_dynamics(
-    tables: GambitTables, keys: np.ndarray, t: int, contexts: np.ndarray, actions: np.ndarray,
-    noise_sd: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One step for a batch of episodes (the single env passes a batch of one).
+    tables: GambitTables, keys: np.ndarray | int, t: int, contexts: np.ndarray | int,
+    actions: np.ndarray | int, noise_sd: float,
+) -> tuple[np.ndarray | int, np.ndarray | float, np.ndarray | int]:
+    """One step for a batch of episodes, or for one episode given as Python ints.
+
+    The same code serves the vector env (arrays) and the single env (ints, which avoids
+    numpy's per-call overhead); :mod:`.counter_rng` makes both paths bit-identical.
 
     Args:
         tables: the config's tables.
-        keys: episode keys, uint64 ``(R,)``.
+        keys: episode keys, uint64 ``(R,)`` or an int.
         t: the step index within the episode (0-based), the same for the whole batch.
-        contexts: context ids of this decision, ``(R,)``.
-        actions: actions, ``(R,)`` int64 in range.
+        contexts: context ids of this decision, ``(R,)`` or an int.
+        actions: actions in range, ``(R,)`` int64 or an int.
         noise_sd: reward noise sd.
 
     Returns:
-        ``(rows, rewards, next_contexts)``: the bank row each user received ``(R,)``, the
-        rewards ``(R,)`` and the next decision's context ids ``(R,)``.
+        ``(rows, rewards, next_contexts)``: the bank row each user received, the rewards and
+        the next decision's context ids (arrays ``(R,)``, or scalars).
     """
     offsets = tables.offsets[actions, contexts]
     counts = tables.counts[actions, contexts]
     u = counter_rng.uniform(keys, t, counter_rng.STREAM_ROW)
-    rows = offsets + (u * counts).astype(np.int64)
+    rows = offsets + counter_rng.floor_index(u * counts)
     rewards = tables.row_reward[rows]
     if noise_sd:
         rewards = rewards + noise_sd * counter_rng.normal(keys, t, counter_rng.STREAM_NOISE)
-    next_contexts = (counter_rng.uniform(keys, t + 1, counter_rng.STREAM_CONTEXT)
-                     * N_CONTEXTS).astype(np.int64)
+    next_contexts = counter_rng.floor_index(
+        counter_rng.uniform(keys, t + 1, counter_rng.STREAM_CONTEXT) * N_CONTEXTS)
     return rows, rewards, next_contexts
 
 

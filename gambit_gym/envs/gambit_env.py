@@ -19,7 +19,7 @@ from gambit_gym.envs.dynamics import (
     initial_contexts,
     step_dynamics,
 )
-from gambit_gym.text.contexts import CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS, Context
+from gambit_gym.text.contexts import ALL_CONTEXTS, CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS
 
 
 class GambitStepInfo(TypedDict):
@@ -38,6 +38,7 @@ class GambitStepInfo(TypedDict):
 
 
 _SIMULATORS: dict[int, GambitSimulator] = {}
+_CONTEXT_DICTS: tuple[dict[str, str], ...] = tuple(c.as_dict() for c in ALL_CONTEXTS)
 
 
 def simulator_for(tables: GambitTables) -> GambitSimulator:
@@ -126,11 +127,12 @@ class GambitEnv(gym.Env):
         self._tables = build_tables(self.config)
         self.simulator = simulator_for(self._tables)
         self.noise_sd = self.config.effective_noise_sd
+        self._n_actions, self._horizon = self.config.n_actions, self.config.horizon
         self.action_space = spaces.Discrete(self.config.n_actions)
         self.observation_space = spaces.MultiDiscrete([len(LOCATIONS), len(STEP_BUCKETS)])
         self._live = _LiveTreatment(self._tables, generator, embedder, device) \
             if self.config.live else None
-        self._key = np.zeros(1, dtype=np.uint64)
+        self._key = 0
         self._t = 0
         self._context = 0
         self._last_text = ""
@@ -140,26 +142,24 @@ class GambitEnv(gym.Env):
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode: draw its random key from ``np_random`` and the first context."""
         super().reset(seed=seed)
-        self._key = np.array([counter_rng.new_key(self.np_random)], dtype=np.uint64)
+        self._key = counter_rng.new_key(self.np_random)
         self._t = 0
-        self._context = int(initial_contexts(self._key)[0])
+        self._context = initial_contexts(self._key)
         self._last_text = ""
         return self._tables.observations[self._context].copy(), {
-            "context": Context.from_id(self._context).as_dict()}
+            "context": dict(_CONTEXT_DICTS[self._context])}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, GambitStepInfo]:
         """Send the chosen prompt's message to the user and observe the reward."""
-        a = validate_action(action, self.config.n_actions)
-        if self._t >= self.config.horizon:
+        a = validate_action(action, self._n_actions)
+        if self._t >= self._horizon:
             raise RuntimeError("the episode is over (truncated at the horizon): call reset()")
         tables, c = self._tables, self._context
-        rows, rewards, next_ctx = step_dynamics(tables, self._key, self._t, np.array([c]),
-                                                np.array([a]), self.noise_sd)
+        row, reward, next_ctx = step_dynamics(tables, self._key, self._t, c, a, self.noise_sd)
         if self._live is not None:
             text, z_working, reward = self._live.draw(a, c, self._key, self._t, self.noise_sd)
         else:
-            row = int(rows[0])
-            text, z_working, reward = tables.texts[row], tables.working[row].copy(), rewards[0]
+            text, z_working = tables.texts[row], tables.working[row].copy()
         expected = float(tables.expected[c, a])
         optimal = float(tables.optimal_reward[c])
         info: GambitStepInfo = {
@@ -168,16 +168,16 @@ class GambitEnv(gym.Env):
             "prompt": str(tables.prompt_texts[a, c]),
             "embedding": z_working,
             "embedding_names": tables.working_names,
-            "context": Context.from_id(c).as_dict(),
+            "context": dict(_CONTEXT_DICTS[c]),
             "expected_reward": expected,
             "optimal_action": int(tables.optimal_action[c]),
             "optimal_expected_reward": optimal,
             "regret": max(optimal - expected, 0.0),
         }
         self._t += 1
-        self._context = int(next_ctx[0])
+        self._context = next_ctx
         self._last_text = info["text"]
-        truncated = bool(self._t >= self.config.horizon)
+        truncated = self._t >= self._horizon
         return self._tables.observations[self._context].copy(), float(reward), False, \
             truncated, info
 
@@ -240,14 +240,14 @@ class _LiveTreatment:
                                   for n in tables.working_names])
         self._true_dims = tables.bank.dimension_index(tables.true_names)
 
-    def draw(self, action: int, context: int, key: np.ndarray, t: int,
+    def draw(self, action: int, context: int, key: int, t: int,
              noise_sd: float) -> tuple[str, np.ndarray, float]:
         prompt = str(self.tables.prompt_texts[action, context])
-        seed = int(counter_rng.hash64(key, t, counter_rng.STREAM_GENERATOR)[0] >> np.uint64(33))
+        seed = counter_rng.hash64(key, t, counter_rng.STREAM_GENERATOR) >> 33
         text = self.generator.generate([prompt], seed=seed)[0]
         z_all = np.asarray(self.embedder.embed([text]), dtype=np.float32)[0][self._true]
         mean = self.tables.outcome.mean_reward(z_all[self._true_dims][None, :],
                                                np.array([context]))[0]
-        noise = counter_rng.normal(key, t, counter_rng.STREAM_NOISE)[0] if noise_sd else 0.0
+        noise = counter_rng.normal(key, t, counter_rng.STREAM_NOISE) if noise_sd else 0.0
         return text, z_all[self._working].copy(), float(mean + noise_sd * noise)
 
