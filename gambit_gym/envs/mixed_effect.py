@@ -164,7 +164,10 @@ def validate_action(action: Any, n_actions: int) -> int:
     """Return ``action`` as an int in ``0..n_actions-1`` or raise a ValueError saying why."""
     if isinstance(action, np.ndarray):
         if action.ndim != 0:
-            raise ValueError(f"action must be a single integer, got array shape {action.shape}")
+            raise ValueError(
+                f"action must be a single integer in 0..{n_actions - 1}, got an array of shape "
+                f"{action.shape}"
+            )
         action = action.item()
     if isinstance(action, (bool, np.bool_)) or not isinstance(action, numbers.Integral):
         raise ValueError(f"action must be an integer in 0..{n_actions - 1}, got {action!r}")
