@@ -16,6 +16,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
     "list": ("gambit_gym.envs.listing", "print the registered environment ids and their setup"),
     "demo": ("gambit_gym.demo", "a short demo: messages, embeddings and two agents' regret"),
+    "bench": ("gambit_gym.bench.cli_bench", "run an experiment suite into a results store"),
+    "leaderboard": ("gambit_gym.bench.cli_leaderboard",
+                    "agents x envs leaderboard of a results store (md, csv, json, html)"),
+    "plot": ("gambit_gym.bench.cli_plot", "cumulative-regret figures of a results store"),
+    "report": ("gambit_gym.bench.cli_report", "a static HTML report of a results store"),
+    "export-obp": ("gambit_gym.bench.cli_export",
+                   "export a run's logged decisions in Open Bandit Pipeline's layout"),
 }
 
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ImportError, IndexError)

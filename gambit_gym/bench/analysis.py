@@ -1,0 +1,143 @@
+"""Scoring: stored unit records → per-setting statistics and normalised scores.
+
+This is the analysis step, kept apart from running (the sweep) and from presenting (the
+leaderboard, the plots, the report), which only read what is computed here.
+
+- A setting's statistics pool its units' replicates: cumulative-regret curves by merging the
+  per-chunk moments exactly, final regret from the per-replicate values. Units whose replicate
+  ranges overlap an earlier one (the same replicates run twice under different chunkings or in
+  two suites) are counted once.
+- The 95% interval of mean regret at T is Student-t over replicates.
+- The score of an agent on an env configuration is ``(R_random - R_agent) / (R_random -
+  R_oracle)`` with ``R`` the mean cumulative regret at T of each agent on that configuration
+  and horizon: 0 for the uniform-random agent, 1 for the oracle, NaN where either reference is
+  missing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from gambit_gym.bench.units import UnitRecord, merge_moments
+
+RANDOM, ORACLE = "Random", "Oracle"
+
+
+@dataclass
+class SettingStats:
+    """Pooled statistics of one (env config, agent config, horizon, seed).
+
+    Attributes:
+        suite: the suite (empty when pooled over suites).
+        env_id: env id.
+        env_key: env id + kwargs, canonical.
+        agent: agent name or path.
+        agent_key: agent + kwargs, canonical.
+        panel: figure panel.
+        label: line label.
+        horizon: T.
+        n: replicates.
+        mean: mean cumulative regret at T.
+        ci_low: lower end of the 95% interval of ``mean``.
+        ci_high: upper end.
+        final_regret: per-replicate cumulative regret at T, ``(n,)``.
+        curve_mean: mean cumulative regret per step, ``(T,)``.
+        curve_var: its variance over replicates per step, ``(T,)``.
+        wall_time_s: total run time of the units.
+        score: normalised score (filled by :func:`add_scores`).
+    """
+
+    suite: str
+    env_id: str
+    env_key: str
+    agent: str
+    agent_key: str
+    panel: str
+    label: str
+    horizon: int
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    final_regret: np.ndarray = field(repr=False)
+    curve_mean: np.ndarray = field(repr=False)
+    curve_var: np.ndarray = field(repr=False)
+    wall_time_s: float = 0.0
+    score: float = float("nan")
+
+    def band(self, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Per-step interval of mean cumulative regret, each ``(T,)``."""
+        half = t_quantile(confidence, self.n) * np.sqrt(np.maximum(self.curve_var, 0) / self.n)
+        half = np.nan_to_num(half)
+        return self.curve_mean - half, self.curve_mean + half
+
+
+def t_quantile(confidence: float, n: int) -> float:
+    """Two-sided Student-t quantile for a mean over ``n`` values (NaN for ``n < 2``)."""
+    if n < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.5 + confidence / 2, df=n - 1))
+
+
+def _non_overlapping(records: list[UnitRecord]) -> list[UnitRecord]:
+    kept: list[UnitRecord] = []
+    covered: set[int] = set()
+    for rec in sorted(records, key=lambda r: (r.unit.rep_start, -r.n_reps)):
+        reps = set(range(rec.unit.rep_start, rec.unit.rep_start + rec.n_reps))
+        if reps & covered:
+            continue
+        covered |= reps
+        kept.append(rec)
+    return kept
+
+
+def summarise(records: list[UnitRecord], *, by_suite: bool = True,
+              confidence: float = 0.95) -> list[SettingStats]:
+    """Pool records into one :class:`SettingStats` per setting.
+
+    Args:
+        records: stored unit records.
+        by_suite: keep suites apart (for figures); False pools the same setting across suites
+            (for the leaderboard), counting each replicate once.
+        confidence: level of the interval of mean regret at T.
+    """
+    groups: dict[tuple, list[UnitRecord]] = defaultdict(list)
+    for rec in records:
+        u, s = rec.unit, rec.unit.setting
+        key = (u.suite if by_suite else "", s.env_key, s.agent_key, u.horizon, u.seed)
+        groups[key].append(rec)
+    out = []
+    for (suite, env_key, agent_key, horizon, _), recs in groups.items():
+        recs = _non_overlapping(recs)
+        n, curve_mean, curve_var = merge_moments(recs)
+        final = np.concatenate([r.final_regret for r in recs])
+        mean = float(final.mean())
+        half = t_quantile(confidence, n) * float(final.std(ddof=1)) / np.sqrt(n) if n > 1 \
+            else float("nan")
+        s = recs[0].unit.setting
+        out.append(SettingStats(
+            suite=suite, env_id=s.env_id, env_key=env_key, agent=s.agent, agent_key=agent_key,
+            panel=s.panel, label=s.label, horizon=horizon, n=n, mean=mean,
+            ci_low=mean - half, ci_high=mean + half, final_regret=final, curve_mean=curve_mean,
+            curve_var=curve_var, wall_time_s=float(sum(r.wall_time_s for r in recs))))
+    add_scores(out)
+    return out
+
+
+def add_scores(rows: list[SettingStats]) -> None:
+    """Fill each row's normalised score from the Random and Oracle rows of its env config."""
+    refs: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        if r.agent_key in (RANDOM, ORACLE):
+            refs[(r.suite, r.env_key, r.horizon)][r.agent_key] = r.mean
+    for r in rows:
+        ref = refs.get((r.suite, r.env_key, r.horizon), {})
+        lo, hi = ref.get(RANDOM), ref.get(ORACLE)
+        if lo is None or hi is None or not np.isfinite(lo - hi) or lo - hi <= 0:
+            r.score = float("nan")
+        else:
+            r.score = float((lo - r.mean) / (lo - hi))

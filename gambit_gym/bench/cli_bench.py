@@ -1,0 +1,97 @@
+"""``gambit-gym bench``: run a suite into a results store (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gambit_gym.bench import suites
+from gambit_gym.bench.executors import EXECUTORS, make_executor, sweep
+from gambit_gym.bench.store import ResultStore
+from gambit_gym.bench.units import DEFAULT_CHUNK
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"k\": 1}}', got "
+                                         f"{text!r}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments."""
+    parser.add_argument("--suite", required=True, metavar="NAME",
+                        help=f"suite to run: {', '.join(suites.names())}")
+    parser.add_argument("--out", required=True, metavar="STORE",
+                        help="results store file (SQLite; created if missing)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip units already in the store (after Ctrl-C or a kill)")
+    parser.add_argument("--replicates", type=int, metavar="R",
+                        help="replicates per setting (default: the suite's, 250 for the study)")
+    parser.add_argument("--horizon", type=int, metavar="T", help="steps per replicate")
+    parser.add_argument("--agents", type=_csv, metavar="A,B",
+                        help="only these of the suite's agents (comma-separated)")
+    parser.add_argument("--envs", type=_csv, metavar="ID,ID",
+                        help="only these of the suite's env ids (comma-separated)")
+    parser.add_argument("--seed", type=int, help="base seed (default: the suite's, 323)")
+    parser.add_argument("--add-agent", metavar="AGENT",
+                        help="also run your own agent, by registered name or 'module:Class', "
+                             "on every env config of the suite")
+    parser.add_argument("--add-agent-kwargs", type=_json_dict, default={}, metavar="JSON",
+                        help="kwargs of --add-agent, as a JSON object")
+    parser.add_argument("--env-kwargs", type=_json_dict, default={}, metavar="JSON",
+                        help="kwargs merged into every env config, e.g. "
+                             "'{\"bank\": \"b.parquet\"}'")
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="N",
+                        help=f"replicates per unit of work (default {DEFAULT_CHUNK})")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="local: processes on this machine (default); serial: this process; "
+                             "ray: a Ray cluster (pip install 'gambit-gym[ray]')")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="worker processes (local) or CPUs of a local Ray instance "
+                             "(default: all cores)")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="existing Ray cluster address (default: start one here)")
+    parser.add_argument("--device", metavar="DEV", help="torch device for agents, e.g. cuda")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_suite(args: argparse.Namespace) -> suites.Suite:
+    """The suite the arguments describe."""
+    suite = suites.get(args.suite).narrow(replicates=args.replicates, horizon=args.horizon,
+                                          agents=args.agents, envs=args.envs, seed=args.seed)
+    if args.add_agent:
+        suite = suite.with_agent(args.add_agent, args.add_agent_kwargs)
+    elif args.add_agent_kwargs:
+        raise ValueError("--add-agent-kwargs needs --add-agent")
+    return suite.with_env_kwargs(args.env_kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep; print what was done."""
+    suite = build_suite(args)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    executor = make_executor(args.executor, workers=args.workers,
+                             ray_address=args.ray_address)
+    store = ResultStore(args.out)
+    try:
+        report = sweep(suite, store, executor=executor, resume=args.resume, chunk=args.chunk,
+                       device=args.device, progress=not args.no_progress)
+    finally:
+        shutdown = getattr(executor, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+    print(f"{suite.name}: {report.ran} units run, {report.skipped} already stored, "
+          f"{report.duplicates} stored by another writer, {report.planned} planned; "
+          f"{report.wall_time_s:.1f} s -> {store.path}", file=sys.stderr)
+    return 0

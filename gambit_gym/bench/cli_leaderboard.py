@@ -1,0 +1,29 @@
+"""``gambit-gym leaderboard``: agents × envs from a results store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gambit_gym.bench.leaderboard import FORMATS, Leaderboard
+from gambit_gym.bench.store import ResultStore
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments."""
+    parser.add_argument("store", metavar="STORE", help="results store written by bench")
+    parser.add_argument("--format", choices=FORMATS, default="md",
+                        help="md (README table), csv (long), json or html")
+    parser.add_argument("--suite", metavar="NAME", help="only this suite's results")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print or write the leaderboard."""
+    board = Leaderboard.from_store(ResultStore(args.store, create=False), suite=args.suite)
+    text = board.render(args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,232 @@
+"""Executors that run units, and :func:`sweep`, which runs a suite into a store.
+
+Every executor calls :func:`gambit_gym.bench.units.execute` on each unit and yields the
+records as they complete; only the sweep's own process writes to the store, so a worker that
+dies loses its unit and nothing else. Because a unit's result depends only on the unit (its
+seeds are fixed by the replicate indices), the serial, process and Ray executors give the same
+records for the same suite.
+
+- ``serial``: in this process (``--workers 1``).
+- ``local`` (default): a process pool over all cores (``spawn``ed workers, one BLAS/torch
+  thread each so that the pool does not oversubscribe the cores).
+- ``ray``: Ray tasks on a local instance (``ray.init()``) or an existing cluster
+  (``--ray-address``); needs the ``gambit-gym[ray]`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gambit_gym.bench.store import ResultStore
+from gambit_gym.bench.suites import Suite
+from gambit_gym.bench.units import DEFAULT_CHUNK, Unit, UnitRecord, execute, plan
+
+EXECUTORS: tuple[str, ...] = ("local", "serial", "ray")
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class Executor(Protocol):
+    """Runs units and yields their records as they complete (in any order)."""
+
+    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord]:
+        """Yield one record per unit."""
+
+
+class SerialExecutor:
+    """Runs units one after another in this process."""
+
+    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord]:
+        """Yield one record per unit, in order."""
+        for unit in units:
+            yield execute(unit)
+
+
+def _init_worker() -> None:
+    for var in _THREAD_VARS:
+        os.environ.setdefault(var, "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+class LocalExecutor:
+    """A pool of worker processes on this machine.
+
+    Args:
+        workers: number of processes (default: every core).
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+
+    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord]:
+        """Yield records as the workers finish them; at most ``workers`` units in flight."""
+        import multiprocessing as mp
+
+        pending = list(units)[::-1]
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            running: set[Future[UnitRecord]] = set()
+            try:
+                while pending or running:
+                    while pending and len(running) < self.workers:
+                        running.add(pool.submit(execute, pending.pop()))
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+            finally:
+                for fut in running:
+                    fut.cancel()
+
+
+class RayExecutor:
+    """Ray tasks, one per unit, on a local Ray instance or an existing cluster.
+
+    Args:
+        address: a cluster address (``"auto"``, ``"ray://host:10001"``) or None for a local
+            instance started here.
+        num_cpus: CPUs of the local instance (default: all).
+        max_in_flight: tasks submitted at once (default: twice the cluster's CPUs).
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 max_in_flight: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ImportError("the ray executor needs Ray: pip install 'gambit-gym[ray]'") \
+                from None
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            env = {"env_vars": {v: "1" for v in _THREAD_VARS}}
+            kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": False,
+                                      "include_dashboard": False}
+            if address is not None:
+                kwargs["address"] = address
+            elif num_cpus is not None:
+                kwargs["num_cpus"] = num_cpus
+            ray.init(**kwargs)
+            self._started = True
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.max_in_flight = max_in_flight or max(2 * cpus, 1)
+
+    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord]:
+        """Yield records as the Ray tasks finish."""
+        ray = self._ray
+        remote = ray.remote(num_cpus=1, max_retries=2)(execute)
+        pending = list(units)[::-1]
+        running: list[Any] = []
+        try:
+            while pending or running:
+                while pending and len(running) < self.max_in_flight:
+                    running.append(remote.remote(pending.pop()))
+                done, running = ray.wait(running, num_returns=1)
+                for ref in done:
+                    yield ray.get(ref)
+        finally:
+            for ref in running:
+                ray.cancel(ref, force=True)
+
+    def shutdown(self) -> None:
+        """Stop the local Ray instance if this executor started it."""
+        if self._started:
+            self._ray.shutdown()
+            self._started = False
+
+
+def make_executor(name: str = "local", *, workers: int | None = None,
+                  ray_address: str | None = None) -> Executor:
+    """Build an executor by name (``local``, ``serial`` or ``ray``).
+
+    Raises:
+        ValueError: an unknown name.
+        ImportError: ``ray`` without Ray installed.
+    """
+    if name == "serial" or (name == "local" and workers == 1):
+        return SerialExecutor()
+    if name == "local":
+        return LocalExecutor(workers)
+    if name == "ray":
+        return RayExecutor(ray_address, num_cpus=workers)
+    raise ValueError(f"unknown executor {name!r}; executors: {', '.join(EXECUTORS)}")
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did.
+
+    Attributes:
+        planned: units in the suite.
+        skipped: units already in the store (resumed past).
+        ran: units run and stored now.
+        duplicates: units run now that another writer had stored first (not stored twice).
+        wall_time_s: seconds the sweep took.
+    """
+
+    planned: int
+    skipped: int
+    ran: int
+    duplicates: int
+    wall_time_s: float
+
+
+def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
+          resume: bool = False, chunk: int = DEFAULT_CHUNK, device: str | None = None,
+          progress: bool = True) -> SweepReport:
+    """Run a suite's units into a store.
+
+    Args:
+        suite: the (possibly narrowed) suite.
+        store: where each completed unit is written, one transaction per unit.
+        executor: how units run (default: a local process pool over every core).
+        resume: skip units already in the store. Without it, a store that already holds some
+            of the suite's units is an error, so that a result is never silently mixed in.
+        chunk: replicates per unit.
+        device: torch device for agents that use one.
+        progress: show a progress bar with ETA (tqdm, on stderr).
+
+    Raises:
+        ValueError: the store already holds units of this sweep and ``resume`` is False.
+    """
+    start = time.perf_counter()
+    units = plan(suite, chunk=chunk, device=device)
+    done = store.unit_ids()
+    todo = [u for u in units if u.unit_id not in done]
+    skipped = len(units) - len(todo)
+    if skipped and not resume:
+        raise ValueError(f"{store.path} already holds {skipped} of the {len(units)} units of "
+                         f"suite {suite.name!r}; pass --resume to continue it, or use another "
+                         "--out")
+    store.add_suite(suite)
+    executor = executor or LocalExecutor()
+    ran = dups = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(units), initial=skipped, unit="unit", desc=suite.name,
+                   dynamic_ncols=True)
+    try:
+        for record in executor.map_units(todo):
+            if store.add(record):
+                ran += 1
+            else:
+                dups += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return SweepReport(planned=len(units), skipped=skipped, ran=ran, duplicates=dups,
+                       wall_time_s=time.perf_counter() - start)

@@ -1,0 +1,243 @@
+"""The results store: one SQLite file, one row per completed unit.
+
+Why SQLite (see docs/harness.md): it is in the standard library; a row is written in one
+transaction, so a record is either wholly there or absent after Ctrl-C or ``kill -9``; the
+primary key on the unit id makes a second insert of the same unit a no-op, so resuming (or two
+sweeps racing on one store) cannot duplicate; and WAL mode lets readers (the leaderboard, the
+report) work while a sweep writes, with writers serialised by SQLite's own file locks.
+
+Arrays are kept as compressed ``.npz`` blobs in two columns: ``summary`` (per-step moments of
+cumulative regret and final regrets, small, read by leaderboards and plots) and ``logs``
+(actions, rewards, propensities, contexts, read only by the off-policy export).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gambit_gym.bench.suites import Suite
+from gambit_gym.bench.units import UnitRecord, unit_from_dict, unit_to_dict
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS units (
+    unit_id     TEXT PRIMARY KEY,
+    suite       TEXT NOT NULL,
+    env_id      TEXT NOT NULL,
+    env_key     TEXT NOT NULL,
+    agent       TEXT NOT NULL,
+    agent_key   TEXT NOT NULL,
+    panel       TEXT NOT NULL,
+    label       TEXT NOT NULL,
+    horizon     INTEGER NOT NULL,
+    seed        INTEGER NOT NULL,
+    rep_start   INTEGER NOT NULL,
+    n_reps      INTEGER NOT NULL,
+    wall_time_s REAL NOT NULL,
+    created     REAL NOT NULL,
+    unit        TEXT NOT NULL,
+    versions    TEXT NOT NULL,
+    metadata    TEXT NOT NULL,
+    summary     BLOB NOT NULL,
+    logs        BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS units_suite ON units (suite);
+CREATE TABLE IF NOT EXISTS suites (
+    name        TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    updated     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+);
+"""
+
+_COLUMNS = ("unit_id, suite, env_id, env_key, agent, agent_key, panel, label, horizon, seed, "
+            "rep_start, n_reps, wall_time_s, created, unit, versions, metadata")
+
+
+def _pack(arrays: dict[str, np.ndarray | None]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: v for k, v in arrays.items() if v is not None})
+    return buf.getvalue()
+
+
+def _unpack(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _small_int(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.size and np.issubdtype(a.dtype, np.integer) and a.min() >= -32768 and a.max() < 32768:
+        return a.astype(np.int16)
+    return a
+
+
+class ResultStore:
+    """A results store on one SQLite file (created on first use).
+
+    Args:
+        path: the store file (e.g. ``results.sqlite``).
+        create: create the file if it is missing; when False a missing file is an error.
+
+    Raises:
+        FileNotFoundError: ``create`` is False and there is no store at ``path``.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"no results store at {self.path}")
+        if self.path.is_dir():
+            raise ValueError(f"{self.path} is a directory; the store is one SQLite file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),))
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            con = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ValueError(f"cannot open results store {self.path}: {exc}") from None
+        try:
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.DatabaseError as exc:
+                raise ValueError(f"{self.path} is not a results store (SQLite): {exc}") from None
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA busy_timeout=120000")
+            yield con
+        finally:
+            con.close()
+
+    # ------------------------------------------------------------------ writing
+    def add(self, record: UnitRecord) -> bool:
+        """Store a completed unit in one transaction.
+
+        Returns:
+            True if it was new, False if a record with the same unit id was already there
+            (the store is left unchanged).
+        """
+        u, s = record.unit, record.unit.setting
+        summary = _pack({"cum_mean": record.cum_mean, "cum_m2": record.cum_m2,
+                         "final_regret": record.final_regret})
+        logs = _pack({
+            "actions": _small_int(record.actions),
+            "rewards": record.rewards.astype(np.float32),
+            "propensities": None if record.propensities is None
+            else record.propensities.astype(np.float32),
+            "contexts": None if record.contexts is None else _small_int(record.contexts),
+        })
+        row = (u.unit_id, u.suite, s.env_id, s.env_key, s.agent, s.agent_key, s.panel, s.label,
+               u.horizon, u.seed, u.rep_start, u.n_reps, record.wall_time_s,
+               record.created or time.time(), json.dumps(unit_to_dict(u), sort_keys=True),
+               json.dumps(record.versions, sort_keys=True),
+               json.dumps(record.metadata, sort_keys=True, default=str), summary, logs)
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cur = con.execute(f"INSERT OR IGNORE INTO units ({_COLUMNS}, summary, logs) "
+                                  f"VALUES ({', '.join('?' * len(row))})", row)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return cur.rowcount == 1
+
+    def add_suite(self, suite: Suite) -> None:
+        """Record a suite's definition (for the report's metadata)."""
+        definition = {"name": suite.name, "description": suite.description,
+                      "replicates": suite.replicates, "horizon": suite.horizon,
+                      "seed": suite.seed, "settings": len(suite.settings)}
+        with self._connect() as con:
+            con.execute("INSERT OR REPLACE INTO suites VALUES (?, ?, ?)",
+                        (suite.name, json.dumps(definition, sort_keys=True), time.time()))
+
+    # ------------------------------------------------------------------ reading
+    def unit_ids(self, suite: str | None = None) -> set[str]:
+        """Ids of the stored units (of one suite, or all)."""
+        with self._connect() as con:
+            if suite is None:
+                rows = con.execute("SELECT unit_id FROM units").fetchall()
+            else:
+                rows = con.execute("SELECT unit_id FROM units WHERE suite = ?",
+                                   (suite,)).fetchall()
+        return {r[0] for r in rows}
+
+    def __len__(self) -> int:
+        with self._connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM units").fetchone()[0])
+
+    def suites(self) -> dict[str, dict[str, Any]]:
+        """Stored suite definitions by name (suites with units but no definition included)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT name, definition FROM suites").fetchall()
+            names = [r[0] for r in con.execute("SELECT DISTINCT suite FROM units ORDER BY suite")]
+        out = {name: json.loads(d) for name, d in rows}
+        for name in names:
+            out.setdefault(name, {"name": name})
+        return out
+
+    def records(self, *, suite: str | None = None, env_id: str | None = None,
+                agent: str | None = None, unit_id: str | None = None,
+                logs: bool = False) -> list[UnitRecord]:
+        """Stored records, optionally filtered; arrays of the logs only when ``logs``.
+
+        Records are ordered by (suite, env config, agent config, first replicate).
+        """
+        where, params = [], []
+        for column, value in (("suite", suite), ("env_id", env_id), ("agent", agent),
+                              ("unit_id", unit_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = (f"SELECT unit, wall_time_s, created, versions, metadata, summary"
+               f"{', logs' if logs else ''} FROM units"
+               + (f" WHERE {' AND '.join(where)}" if where else "")
+               + " ORDER BY suite, env_key, agent_key, rep_start")
+        with self._connect() as con:
+            rows = con.execute(sql, params).fetchall()
+        out = []
+        for row in rows:
+            summary = _unpack(row[5])
+            arrays = _unpack(row[6]) if logs else {}
+            empty = np.zeros((0, 0))
+            out.append(UnitRecord(
+                unit=unit_from_dict(json.loads(row[0])), cum_mean=summary["cum_mean"],
+                cum_m2=summary["cum_m2"], final_regret=summary["final_regret"],
+                actions=arrays.get("actions", empty).astype(np.int64),
+                rewards=arrays.get("rewards", empty).astype(np.float64),
+                propensities=(arrays["propensities"].astype(np.float64)
+                              if "propensities" in arrays else None),
+                contexts=(arrays["contexts"].astype(np.int64) if "contexts" in arrays
+                          else None),
+                wall_time_s=float(row[1]), created=float(row[2]),
+                versions=json.loads(row[3]), metadata=json.loads(row[4])))
+        return out
+
+    def info(self) -> dict[str, Any]:
+        """Counts and totals for the report's metadata."""
+        with self._connect() as con:
+            n, wall, first, last = con.execute(
+                "SELECT COUNT(*), COALESCE(SUM(wall_time_s), 0), MIN(created), MAX(created) "
+                "FROM units").fetchone()
+            reps = con.execute("SELECT COALESCE(SUM(n_reps), 0) FROM units").fetchone()[0]
+            versions = con.execute("SELECT DISTINCT versions FROM units").fetchall()
+        return {"path": str(self.path), "units": int(n), "replicates": int(reps),
+                "compute_s": float(wall), "first": first, "last": last,
+                "versions": [json.loads(v[0]) for v in versions]}

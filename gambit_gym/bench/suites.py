@@ -1,0 +1,368 @@
+"""Experiment suites as data: the study's blocks, the two meTS experiments and ``core``.
+
+A suite is a list of :class:`Setting` rows (env id + kwargs, agent + kwargs, and the labels a
+figure needs) plus its default replicates, horizon and seed. Everything else is derived from
+these rows: the units a sweep runs (:mod:`gambit_gym.bench.units`), the panels and lines of a
+figure (:mod:`gambit_gym.bench.plots`) and the leaderboard's rows. Nothing is listed twice.
+
+>>> suite = get("scale_arms")
+>>> suite.replicates, suite.horizon
+(250, 1000)
+>>> sorted({s.panel for s in suite.settings})[:2]
+['K=15', 'K=3']
+>>> small = suite.narrow(replicates=2, horizon=10, agents=["StdTS"], envs=["GambitIHS-v0"])
+>>> len(small.settings), small.horizon
+(5, 10)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+#: The study's protocol (``gambitts_study_facts.json``, algorithms.md D.5).
+STUDY_REPLICATES = 250
+STUDY_HORIZON = 1000
+STUDY_LONG_HORIZON = 10_000
+STUDY_SEED = 323
+#: The meTS experiments (Aouali et al. 2023): n = 5000 rounds; 50 runs in our benchmark script.
+METS_HORIZON = 5000
+METS_REPLICATES = 50
+
+#: Agents that every suite carries so that scores can be normalised (Random = 0, Oracle = 1).
+REFERENCE_AGENTS: tuple[str, ...] = ("Random", "Oracle")
+#: The GAMBITTS comparison of most study blocks.
+GAMBITTS_AGENTS: tuple[str, ...] = ("poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS", "StdTS",
+                                    "StdTS-Contextual")
+#: Agents that act on the GAMBIT (prompt) envs, for ``core``.
+GAMBIT_ENV_AGENTS: tuple[str, ...] = (
+    "StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS", "ens-foGAMBITTS",
+    "LinTS", "LinUCB", "UCB1", "EpsilonGreedy", "Random", "Oracle", "PPO", "A2C", "DQN",
+)
+#: Agents of the mixed-effect experiments (with the two references), for ``core``.
+METS_LINEAR_AGENTS: tuple[str, ...] = ("meTS-Lin", "meTS-Fa", "HierTS", "LinTS-Disjoint",
+                                       "LinUCB-Disjoint")
+METS_LOGISTIC_AGENTS: tuple[str, ...] = ("meTS-GLM", "meTS-Lin", "HierTS", "GLM-TS", "UCB-GLM")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One cell of a suite's grid: an env configuration and an agent configuration.
+
+    Attributes:
+        env_id: a registered environment id.
+        agent: a registered agent name or a ``"module:Class"`` path.
+        env_kwargs: keyword arguments for ``gym.make``.
+        agent_kwargs: keyword arguments for the agent.
+        panel: the figure panel this setting is drawn in (e.g. ``"K=15"``).
+        label: the line's label within the panel (defaults to the agent).
+        tags: free-form tags (``"reference"`` marks Random and Oracle).
+    """
+
+    env_id: str
+    agent: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)
+    panel: str = ""
+    label: str = ""
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a non-empty string, got {self.env_id!r}")
+        if not isinstance(self.agent, str) or not self.agent:
+            raise ValueError(f"agent must be a registered name or 'module:Class', got "
+                             f"{self.agent!r}")
+        for name in ("env_kwargs", "agent_kwargs"):
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
+            try:
+                json.dumps(value, sort_keys=True)
+            except TypeError as exc:
+                raise ValueError(f"{name} must be JSON-serialisable (they key the results "
+                                 f"store): {exc}") from None
+        if not self.panel:
+            object.__setattr__(self, "panel", self.env_id)
+        if not self.label:
+            object.__setattr__(self, "label", self.agent)
+
+    @property
+    def env_key(self) -> str:
+        """Canonical text of the env configuration (id + kwargs), a leaderboard column."""
+        return config_key(self.env_id, self.env_kwargs)
+
+    @property
+    def agent_key(self) -> str:
+        """Canonical text of the agent configuration (name + kwargs), a leaderboard row."""
+        return config_key(self.agent, self.agent_kwargs)
+
+
+def config_key(name: str, kwargs: dict[str, Any]) -> str:
+    """``name`` or ``name{"k": v}`` with sorted, compact JSON kwargs."""
+    if not kwargs:
+        return name
+    return name + json.dumps(kwargs, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named grid of settings with the protocol it is run under.
+
+    Attributes:
+        name: the suite's name (``gambit-gym bench --suite NAME``).
+        description: what the suite reproduces.
+        settings: the grid.
+        replicates: Monte Carlo replicates R per setting.
+        horizon: steps T per replicate.
+        seed: base seed; replicate ``r`` of every setting uses ``seed + r`` (common random
+            numbers across agents).
+    """
+
+    name: str
+    description: str
+    settings: tuple[Setting, ...]
+    replicates: int = STUDY_REPLICATES
+    horizon: int = STUDY_HORIZON
+    seed: int = STUDY_SEED
+
+    def __post_init__(self) -> None:
+        for attr in ("replicates", "horizon"):
+            value = getattr(self, attr)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{attr} must be a positive integer, got {value!r}")
+        if not self.settings:
+            raise ValueError(f"suite {self.name!r} has no settings left (check --agents/--envs)")
+        keys = [(s.env_key, s.agent_key) for s in self.settings]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"suite {self.name!r} lists the same (env, agent) setting twice")
+
+    @property
+    def agents(self) -> list[str]:
+        """Distinct agents, in order of appearance."""
+        return list(dict.fromkeys(s.agent for s in self.settings))
+
+    @property
+    def env_ids(self) -> list[str]:
+        """Distinct env ids, in order of appearance."""
+        return list(dict.fromkeys(s.env_id for s in self.settings))
+
+    def narrow(self, *, replicates: int | None = None, horizon: int | None = None,
+               agents: Sequence[str] | None = None, envs: Sequence[str] | None = None,
+               seed: int | None = None) -> Suite:
+        """A copy with fewer replicates, another horizon, or only some agents / env ids.
+
+        Raises:
+            ValueError: an agent or env id that the suite does not contain.
+        """
+        settings = self.settings
+        if agents:
+            _check_subset("agent", agents, self.agents, self.name)
+            settings = tuple(s for s in settings if s.agent in set(agents))
+        if envs:
+            _check_subset("env id", envs, self.env_ids, self.name)
+            settings = tuple(s for s in settings if s.env_id in set(envs))
+        horizon = self.horizon if horizon is None else horizon
+        if horizon != self.horizon:
+            settings = tuple(_with_horizon(s, horizon) for s in settings)
+        return replace(self, settings=settings,
+                       replicates=self.replicates if replicates is None else replicates,
+                       horizon=horizon, seed=self.seed if seed is None else seed)
+
+    def with_agent(self, agent: str | type, agent_kwargs: dict[str, Any] | None = None,
+                   label: str | None = None) -> Suite:
+        """A copy with a user's agent added beside the suite's agents, on every env config.
+
+        Args:
+            agent: a registered name, a ``"module:Class"`` path, or a class (importable by
+                worker processes: defined in a module, not in ``__main__``).
+            agent_kwargs: the agent's kwargs.
+            label: its line label in figures (default: the agent).
+
+        Raises:
+            ValueError: the agent is not importable by name.
+        """
+        agent = agent_ref(agent)
+        from gambit_gym.agents import resolve
+
+        resolve(agent)  # fail now, with the registry's message, not in a worker
+        seen: dict[str, Setting] = {}
+        for s in self.settings:
+            seen.setdefault(s.env_key, s)
+        extra = tuple(Setting(env_id=s.env_id, env_kwargs=dict(s.env_kwargs), agent=agent,
+                              agent_kwargs=dict(agent_kwargs or {}), panel=s.panel,
+                              label=label or agent, tags=("user",))
+                      for s in seen.values())
+        return replace(self, settings=self.settings + extra)
+
+    def with_env_kwargs(self, extra: dict[str, Any]) -> Suite:
+        """A copy with ``extra`` merged into every setting's env kwargs (e.g. a bank file)."""
+        if not extra:
+            return self
+        return replace(self, settings=tuple(replace(s, env_kwargs={**s.env_kwargs, **extra})
+                                            for s in self.settings))
+
+
+def agent_ref(agent: str | type | Any) -> str:
+    """A registered name or ``module:Class`` path for an agent given as a name or a class."""
+    if isinstance(agent, str):
+        return agent
+    module, qualname = getattr(agent, "__module__", None), getattr(agent, "__qualname__", None)
+    if not module or not qualname or "<locals>" in qualname or module == "__main__":
+        raise ValueError(f"agent {agent!r} must be a class importable as 'module:Class' "
+                         "(defined at module level, outside __main__) so that worker "
+                         "processes can build it")
+    return f"{module}:{qualname}"
+
+
+def _with_horizon(s: Setting, horizon: int) -> Setting:
+    if "horizon" in s.env_kwargs:
+        return replace(s, env_kwargs={**s.env_kwargs, "horizon": horizon})
+    return s
+
+
+def _check_subset(what: str, asked: Iterable[str], have: list[str], suite: str) -> None:
+    missing = [a for a in asked if a not in have]
+    if missing:
+        raise ValueError(f"suite {suite!r} has no {what} {', '.join(map(repr, missing))}; "
+                         f"it has: {', '.join(have)}")
+
+
+# ----------------------------------------------------------------------------- builders
+def _grid(env_rows: Iterable[tuple[str, dict[str, Any], str]], agents: Iterable[str],
+          *, with_reference: bool = True) -> tuple[Setting, ...]:
+    """Every agent on every ``(env_id, env_kwargs, panel)`` row, plus the reference agents."""
+    agent_list = list(dict.fromkeys(list(agents) + (list(REFERENCE_AGENTS)
+                                                    if with_reference else [])))
+    return tuple(
+        Setting(env_id=env_id, env_kwargs=dict(kw), agent=agent, panel=panel,
+                tags=("reference",) if agent in REFERENCE_AGENTS else ())
+        for env_id, kw, panel in env_rows for agent in agent_list
+    )
+
+
+def _one_d() -> Suite:
+    return Suite("one_d", "1-D optimism outcome: GAMBITTS agents vs StdTS and contextual StdTS "
+                 "(study Figure 2)", _grid([("GambitIHS-1D-v0", {}, "1-D optimism")],
+                                           GAMBITTS_AGENTS))
+
+
+def _misspecification() -> Suite:
+    rows = [("GambitIHS-1D-v0", {}, "working: optimism (correct)")] + [
+        (f"GambitIHS-Misspec-{dim.capitalize()}-v0", {}, f"working: {dim}")
+        for dim in ("severity", "encouragement", "formality", "clarity")]
+    return Suite("misspecification", "1-D optimism outcome; the agents see one working "
+                 "dimension (study Figure 3)",
+                 _grid(rows, ("poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS", "StdTS-Contextual")))
+
+
+def _scale_arms() -> Suite:
+    rows = [("GambitIHS-v0", {"n_prompts": k}, f"K={k}") for k in (3, 5, 15, 30, 40)]
+    return Suite("scale_arms", "3-D linear env with K in {3, 5, 15, 30, 40} prompts "
+                 "(study Figure 4)", _grid(rows, GAMBITTS_AGENTS))
+
+
+def _var_decomp(name: str, env_id: str, figure: int, agents: Sequence[str]) -> Suite:
+    rows = [(env_id, {"noise_level": level}, f"noise level {level}") for level in range(5)]
+    kind = "linear" if "MLP" not in env_id else "MLP (nonlinear)"
+    return Suite(name, f"3-D {kind} outcome at the study's noise levels 0..4 "
+                 f"(study Figure {figure})", _grid(rows, agents))
+
+
+def _db_access() -> Suite:
+    draws: list[int | None] = [15, 50, 100, 500, None]
+    settings = tuple(
+        Setting(env_id="GambitIHS-v0", agent="poGAMBITTS",
+                agent_kwargs={} if n is None else {"n_sim_draws": n}, panel="simulator draws",
+                label=f"poGAMBITTS ({'all' if n is None else n} draws)")
+        for n in draws
+    ) + _grid([("GambitIHS-v0", {}, "simulator draws")], ("StdTS-Contextual",))
+    return Suite("db_access", "poGAMBITTS with 15, 50, 100, 500 or all simulator draws per "
+                 "(prompt, context) cell (study Figure 7)", settings)
+
+
+def _scale_dimensions() -> Suite:
+    rows = [("GambitIHS-v0", {}, "d=3")] + [
+        (f"GambitIHS-{d}D-v0", {}, f"d={d}") for d in (5, 10, 15, 20)]
+    return Suite("scale_dimensions", "linear outcome on d in {3, 5, 10, 15, 20} style "
+                 "dimensions (study Figure 8)", _grid(rows, GAMBITTS_AGENTS))
+
+
+def _fogambitts_arms() -> Suite:
+    rows = [("GambitIHS-v0", {"n_prompts": 3, "noise_level": level}, f"noise level {level}")
+            for level in range(5)]
+    return Suite("fogambitts_arms", "foGAMBITTS vs contextual and plain StdTS, K=3, T=10,000, "
+                 "growing noise (study Figure 9)",
+                 _grid(rows, ("foGAMBITTS", "StdTS-Contextual", "StdTS")),
+                 horizon=STUDY_LONG_HORIZON)
+
+
+def _covariates() -> Suite:
+    return Suite("covariates", "3-D linear outcome with location and step-bucket terms",
+                 _grid([("GambitIHS-Covariates-v0", {}, "covariates")],
+                       GAMBITTS_AGENTS + ("LinTS",)))
+
+
+def _mets(name: str, env_id: str, agents: Sequence[str]) -> Suite:
+    return Suite(name, f"{env_id}: meTS against its hierarchical and disjoint baselines "
+                 "(Aouali et al. 2023), n=5000 rounds",
+                 _grid([(env_id, {}, env_id)], agents),
+                 replicates=METS_REPLICATES, horizon=METS_HORIZON)
+
+
+#: Representative envs of ``core`` (the leaderboard's columns).
+CORE_GAMBIT_ENVS: tuple[str, ...] = ("GambitIHS-v0", "GambitIHS-1D-v0", "GambitIHS-MLP-v0",
+                                     "GambitIHS-Covariates-v0", "GambitIHS-Misspec-Severity-v0",
+                                     "GambitIHS-20D-v0")
+
+
+def _core() -> Suite:
+    gambit = _grid([(e, {}, e) for e in CORE_GAMBIT_ENVS], GAMBIT_ENV_AGENTS)
+    mets = (_grid([("MixedEffectLinear-v0", {}, "MixedEffectLinear-v0")], METS_LINEAR_AGENTS)
+            + _grid([("MixedEffectLogistic-v0", {}, "MixedEffectLogistic-v0")],
+                    METS_LOGISTIC_AGENTS))
+    return Suite("core", "every registered agent on a representative set of envs (the "
+                 "leaderboard)", gambit + mets)
+
+
+#: The suites by name: one builder each, evaluated on demand.
+SUITES: dict[str, Callable[[], Suite]] = {
+    "one_d": _one_d,
+    "misspecification": _misspecification,
+    "scale_arms": _scale_arms,
+    "var_decomp_linear": lambda: _var_decomp("var_decomp_linear", "GambitIHS-v0", 5,
+                                             GAMBITTS_AGENTS),
+    "var_decomp_nonlinear": lambda: _var_decomp("var_decomp_nonlinear", "GambitIHS-MLP-v0", 6,
+                                                GAMBITTS_AGENTS + ("ens-foGAMBITTS",)),
+    "db_access": _db_access,
+    "scale_dimensions": _scale_dimensions,
+    "fogambitts_arms": _fogambitts_arms,
+    "covariates": _covariates,
+    "mets_linear": lambda: _mets("mets_linear", "MixedEffectLinear-v0", METS_LINEAR_AGENTS),
+    "mets_logistic": lambda: _mets("mets_logistic", "MixedEffectLogistic-v0",
+                                   METS_LOGISTIC_AGENTS),
+    "core": _core,
+}
+
+#: The study's experiment blocks, in the order of its figures.
+STUDY_BLOCKS: tuple[str, ...] = ("one_d", "misspecification", "scale_arms", "var_decomp_linear",
+                                 "var_decomp_nonlinear", "db_access", "scale_dimensions",
+                                 "fogambitts_arms", "covariates")
+
+
+def names() -> list[str]:
+    """Suite names, in definition order."""
+    return list(SUITES)
+
+
+def get(name: str) -> Suite:
+    """The suite called ``name``.
+
+    Raises:
+        KeyError: an unknown name (the message lists the valid ones).
+    """
+    if name not in SUITES:
+        raise KeyError(f"unknown suite {name!r}; suites: {', '.join(SUITES)}")
+    return SUITES[name]()

@@ -1,0 +1,222 @@
+"""Units of work: one setting × one chunk of replicates, its id, and what it stores.
+
+A sweep is cut into units so that a killed sweep loses only the units in flight. Replicate ``r``
+of a setting always runs with seed ``suite.seed + r`` whatever the chunking, so a unit's result
+does not depend on which executor ran it or on how the replicates were cut.
+
+A unit's id is a hash of everything that determines its result (env id and kwargs, agent and
+kwargs, horizon, seed, first replicate and count); the store keys on it, which is what makes
+resuming duplicate-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gambit_gym.bench.result import RunResult
+from gambit_gym.bench.suites import Setting, Suite
+
+DEFAULT_CHUNK = 50
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (setting, replicate chunk) of a sweep.
+
+    Attributes:
+        suite: the suite's name (part of the id: a suite's figures read its own units).
+        setting: the env and agent configuration.
+        horizon: steps T.
+        seed: the suite's base seed; replicate ``r`` uses ``seed + r``.
+        rep_start: the first replicate index of this chunk.
+        n_reps: the number of replicates in the chunk.
+        device: torch device for agents that use one (not part of the id).
+    """
+
+    suite: str
+    setting: Setting
+    horizon: int
+    seed: int
+    rep_start: int
+    n_reps: int
+    device: str | None = None
+
+    @property
+    def unit_id(self) -> str:
+        """Hex digest of what determines the result."""
+        s = self.setting
+        key = {"suite": self.suite, "env_id": s.env_id, "env_kwargs": s.env_kwargs,
+               "agent": s.agent, "agent_kwargs": s.agent_kwargs, "horizon": self.horizon,
+               "seed": self.seed, "rep_start": self.rep_start, "n_reps": self.n_reps}
+        text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    @property
+    def run_seed(self) -> int:
+        """The seed passed to the runner (its replicate ``i`` uses ``run_seed + i``)."""
+        return self.seed + self.rep_start
+
+
+def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None) -> list[Unit]:
+    """The units of a suite: every setting, its replicates cut into chunks of ``chunk``.
+
+    Raises:
+        ValueError: ``chunk`` is not a positive integer.
+    """
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    units = []
+    for setting in suite.settings:
+        for start in range(0, suite.replicates, chunk):
+            units.append(Unit(suite=suite.name, setting=setting, horizon=suite.horizon,
+                              seed=suite.seed, rep_start=start,
+                              n_reps=min(chunk, suite.replicates - start), device=device))
+    return units
+
+
+@dataclass
+class UnitRecord:
+    """What the store keeps of a completed unit: enough to redraw every figure.
+
+    Attributes:
+        unit: the unit.
+        cum_mean: per-step mean over the chunk's replicates of cumulative regret, ``(T,)``.
+        cum_m2: per-step sum of squared deviations of cumulative regret, ``(T,)``
+            (variance = ``cum_m2 / (n - 1)``; kept as M2 so chunks merge exactly).
+        final_regret: cumulative regret at T per replicate, ``(n_reps,)``.
+        actions: chosen actions, ``(n_reps, T)``.
+        rewards: observed rewards, ``(n_reps, T)``.
+        propensities: probability of each chosen action, ``(n_reps, T)``, or None.
+        contexts: context ids, ``(n_reps, T)``, or None.
+        wall_time_s: seconds the unit's run took.
+        versions: package and platform versions.
+        metadata: the runner's metadata.
+        created: unix time the record was made.
+    """
+
+    unit: Unit
+    cum_mean: np.ndarray
+    cum_m2: np.ndarray
+    final_regret: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    propensities: np.ndarray | None = None
+    contexts: np.ndarray | None = None
+    wall_time_s: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+
+    @property
+    def n_reps(self) -> int:
+        """Replicates in this record."""
+        return int(self.final_regret.shape[0])
+
+    @classmethod
+    def from_result(cls, unit: Unit, result: RunResult) -> UnitRecord:
+        """Summarise a runner result for storage."""
+        cum = np.cumsum(np.asarray(result.regret, dtype=np.float64), axis=1)
+        mean = cum.mean(axis=0)
+        m2 = ((cum - mean) ** 2).sum(axis=0)
+        return cls(
+            unit=unit, cum_mean=mean, cum_m2=m2, final_regret=cum[:, -1].copy(),
+            actions=np.asarray(result.actions),
+            rewards=np.asarray(result.rewards),
+            propensities=None if result.propensities is None else np.asarray(
+                result.propensities),
+            contexts=None if result.contexts is None else np.asarray(result.contexts),
+            wall_time_s=float(result.wall_time_s), versions=versions(),
+            metadata=_jsonable(result.metadata), created=time.time(),
+        )
+
+
+def merge_moments(records: list[UnitRecord]) -> tuple[int, np.ndarray, np.ndarray]:
+    """Combine per-chunk moments of cumulative regret (Chan et al.'s pairwise update).
+
+    Returns:
+        ``(n, mean (T,), variance (T,))`` over all the records' replicates (``ddof=1``; NaN
+        where ``n < 2``).
+    """
+    n = 0
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+    for rec in records:
+        nb = rec.n_reps
+        if mean is None or m2 is None:
+            n, mean, m2 = nb, rec.cum_mean.copy(), rec.cum_m2.copy()
+            continue
+        delta = rec.cum_mean - mean
+        total = n + nb
+        mean = mean + delta * nb / total
+        m2 = m2 + rec.cum_m2 + delta ** 2 * n * nb / total
+        n = total
+    if mean is None or m2 is None:
+        raise ValueError("no records to merge")
+    var = m2 / (n - 1) if n > 1 else np.full_like(m2, np.nan)
+    return n, mean, var
+
+
+def execute(unit: Unit, progress: bool = False) -> UnitRecord:
+    """Run one unit with the real runner and summarise it (what every executor calls)."""
+    from gambit_gym.bench import run
+
+    s = unit.setting
+    result = run(s.env_id, s.agent, horizon=unit.horizon, replicates=unit.n_reps,
+                 seed=unit.run_seed, env_kwargs=dict(s.env_kwargs),
+                 agent_kwargs=dict(s.agent_kwargs), device=unit.device, progress=progress)
+    return UnitRecord.from_result(unit, result)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape a result, and the platform."""
+    import sys
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform(),
+           "numpy": np.__version__}
+    try:
+        import gambit_gym
+
+        out["gambit_gym"] = str(getattr(gambit_gym, "__version__", "unknown"))
+    except ImportError:  # pragma: no cover
+        pass
+    for name in ("torch", "gymnasium"):
+        module = sys.modules.get(name)
+        if module is not None:
+            out[name] = str(getattr(module, "__version__", "unknown"))
+    return out
+
+
+def unit_to_dict(unit: Unit) -> dict[str, Any]:
+    """A JSON-ready dict of a unit."""
+    d = asdict(unit)
+    d["setting"]["tags"] = list(unit.setting.tags)
+    return d
+
+
+def unit_from_dict(d: dict[str, Any]) -> Unit:
+    """Inverse of :func:`unit_to_dict`."""
+    s = dict(d["setting"])
+    s["tags"] = tuple(s.get("tags", ()))
+    return Unit(**{**d, "setting": Setting(**s)})
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays turned into plain Python (unknowns as strings)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.size <= 64 else f"array{value.shape}"
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
