@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from gymnasium import spaces
 
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.agents.mets_glm import GaussianStats, LaplaceStats
@@ -45,7 +46,11 @@ from gambit_gym.agents.mets_posterior import (
     sample_effects,
     symmetrize,
 )
-from gambit_gym.agents.mets_structure import MixedEffectStructure
+from gambit_gym.agents.mets_structure import (
+    MixedEffectStructure,
+    gambit_features,
+    gambit_structure,
+)
 
 LIKELIHOODS: tuple[str, ...] = ("gaussian", "logistic", "auto")
 _PROPENSITY_CHUNK = 512
@@ -62,12 +67,15 @@ class _MixedEffectAgent:
             every replicate instead of ``spec.extra``.
         likelihood: ``"gaussian"`` (exact), ``"logistic"`` (Laplace) or ``"auto"`` (from
             ``spec.extra["link"]``).
+        n_effects: number of effects when the structure is learnt from a GAMBIT env's
+            simulator (:func:`gambit_structure`); ignored otherwise.
     """
 
     n_replicates: int = 1
     sigma: float | None = None
     structure: MixedEffectStructure | None = None
     likelihood: str = "gaussian"
+    n_effects: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n_replicates, bool) or int(self.n_replicates) != self.n_replicates \
@@ -111,13 +119,21 @@ class _MixedEffectAgent:
 
     # --- batched protocol --------------------------------------------------------------------
     def reset_batch(self, specs: EnvDescription | Sequence[EnvDescription],
-                    seed: int | None = None) -> None:
+                    seed: int | None = None, replicates: int | None = None) -> None:
         """Reset all replicates; replicate ``r`` gets ``specs[r]`` and seed ``seed + r``.
 
         Args:
             specs: one description (shared) or one per replicate.
             seed: base seed, or None for fresh entropy.
+            replicates: number of replicates ``R`` (resets :attr:`n_replicates`; default: the
+                length of ``specs``, else :attr:`n_replicates`).
         """
+        if replicates is None and not isinstance(specs, EnvDescription):
+            replicates = len(specs)
+        if replicates is not None:
+            if isinstance(replicates, bool) or int(replicates) != replicates or replicates < 1:
+                raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+            self.n_replicates = int(replicates)
         R = self.n_replicates
         if isinstance(specs, EnvDescription):
             specs = [specs] * R
@@ -131,7 +147,7 @@ class _MixedEffectAgent:
                            for r in range(R)]
         structures = []
         for spec in specs:
-            st = self.structure or MixedEffectStructure.from_description(spec, sigma=self.sigma)
+            st = self.structure or self._structure_for(spec)
             if self.sigma is not None and st.sigma != self.sigma:
                 st = MixedEffectStructure(st.b, st.mu_psi, st.sigma_psi, st.sigma_0, self.sigma)
             if st.n_actions != spec.n_actions:
@@ -144,6 +160,9 @@ class _MixedEffectAgent:
             "logistic" if links == {"logistic"} else "gaussian")
         self._K, self._d = structures[0].n_actions, structures[0].dim
         self._specs = specs
+        space = specs[0].observation_space
+        self._featurize = gambit_features if (
+            isinstance(space, spaces.MultiDiscrete) and space.shape == (2,)) else None
         self._prepare(structures)
         self._t = 0
         self._ready = True
@@ -206,9 +225,21 @@ class _MixedEffectAgent:
         if self.n_replicates != 1:
             raise ValueError("this agent is batched; use act_batch / update_batch")
 
+    def _structure_for(self, spec: EnvDescription) -> MixedEffectStructure:
+        sim = spec.simulator
+        if "b" not in (spec.extra or {}) and sim is not None and hasattr(sim, "mean_embeddings"):
+            st = gambit_structure(spec, self.n_effects)
+            if self.sigma is not None:
+                st = MixedEffectStructure(st.b, st.mu_psi, st.sigma_psi, st.sigma_0, self.sigma)
+            return st
+        return MixedEffectStructure.from_description(spec, sigma=self.sigma)
+
     def _check_obs(self, obs_batch: Any) -> np.ndarray:
         if not self._ready:
             raise RuntimeError("call reset() (or reset_batch()) before acting")
+        if self._featurize is not None:
+            feats = self._featurize(np.asarray(obs_batch).reshape(self.n_replicates, -1))
+            return np.repeat(feats[:, None, :], self._K, axis=1)
         obs = np.asarray(obs_batch, dtype=float)
         shape = (self.n_replicates, self._K, self._d)
         if obs.shape != shape:

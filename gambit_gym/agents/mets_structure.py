@@ -223,3 +223,82 @@ def structure_from_embeddings(
         sigma_0 = np.diag((1.0 - effect_share) * var)
     return MixedEffectStructure(b=b, mu_psi=mu, sigma_psi=sigma_psi,
                                 sigma_0=np.broadcast_to(sigma_0, (K, d, d)), sigma=sigma)
+
+
+GAMBIT_FEATURE_NAMES: tuple[str, ...] = (
+    "intercept", "location=work", "location=other", "steps=5k-10k", "steps=10k-15k",
+    "steps>15k",
+)
+
+
+def gambit_features(obs: np.ndarray) -> np.ndarray:
+    """Features ``(..., 6)`` of GAMBIT observations ``(..., 2)`` = (location, step bucket).
+
+    An intercept plus one-hot location (home is the baseline) and one-hot step bucket (the
+    lowest is the baseline): the additive context model, shared by every action
+    (``X_{t,i} = φ(c_t)``).
+    """
+    obs = np.asarray(obs)
+    if obs.shape[-1] != 2:
+        raise ValueError(f"GAMBIT observations are (location, step_bucket), got shape {obs.shape}")
+    loc, bucket = obs[..., 0].astype(int), obs[..., 1].astype(int)
+    out = np.zeros(obs.shape[:-1] + (len(GAMBIT_FEATURE_NAMES),))
+    out[..., 0] = 1.0
+    for j in (1, 2):
+        out[..., j] = loc == j
+    for j in (1, 2, 3):
+        out[..., 2 + j] = bucket == j
+    return out
+
+
+def gambit_structure(
+    spec: EnvDescription,
+    n_effects: int | None = None,
+    *,
+    prior_mean: float = 77.0,
+    intercept_var: float = 100.0,
+    coef_var: float = 25.0,
+    effect_share: float = 0.75,
+    seed: int | None = 0,
+) -> MixedEffectStructure:
+    """A meTS structure for a GAMBIT env: prompts are actions, clustered by their style.
+
+    The offline embedding of a prompt is its mean working style embedding, averaged over the
+    12 contexts, from the env's simulator (the response bank, never the rewards); a GMM over
+    them gives the loadings (:func:`structure_from_embeddings` with ``param_dim`` = 6 context
+    features, :func:`gambit_features`). The parameter prior is weak and generic: intercept
+    ``N(prior_mean, intercept_var)``, context coefficients ``N(0, coef_var)``.
+
+    Args:
+        spec: a GAMBIT env description with ``simulator.mean_embeddings``.
+        n_effects: mixture components ``L``; default ``min(5, max(1, K // 8))``.
+        prior_mean: prior mean of the intercept (the reward scale, e.g. 77 in the study).
+        intercept_var: prior variance of the intercept.
+        coef_var: prior variance of each context coefficient.
+        effect_share: part of the prior variance given to the effects.
+        seed: seed of the mixture fit.
+
+    Raises:
+        ValueError: if the description has no simulator with ``mean_embeddings``.
+    """
+    sim = spec.simulator
+    if sim is None or not hasattr(sim, "mean_embeddings"):
+        raise ValueError("the env description has no simulator with mean_embeddings(context)")
+    K = spec.n_actions
+    emb = np.mean([np.asarray(sim.mean_embeddings(c), dtype=float)
+                   for c in range(spec.n_contexts or 12)], axis=0)
+    if emb.shape[0] != K:
+        raise ValueError(f"simulator gives {emb.shape[0]} arms, the env has {K}")
+    L = min(5, max(1, K // 8)) if n_effects is None else int(n_effects)
+    if L == 1:
+        b = np.ones((K, 1))
+    else:
+        emb = (emb - emb.mean(0)) / np.maximum(emb.std(0), 1e-12)
+        b = structure_from_embeddings(emb, L, seed=seed).b
+    d = len(GAMBIT_FEATURE_NAMES)
+    var = np.array([intercept_var] + [coef_var] * (d - 1))
+    mean = np.array([prior_mean] + [0.0] * (d - 1))
+    return MixedEffectStructure(
+        b=b, mu_psi=np.tile(mean, L), sigma_psi=np.kron(np.eye(L), np.diag(effect_share * var)),
+        sigma_0=np.diag((1.0 - effect_share) * var),
+        sigma=float(spec.noise_sd) if spec.noise_sd else 1.0)
