@@ -398,3 +398,43 @@ def test_mets_glm_beats_linear_mets_on_the_logistic_env():
     regret = {n: batched_regret(n, "MixedEffectLogistic-v0", 6, 400)
               for n in ("meTS-GLM", "meTS-Lin")}
     assert regret["meTS-GLM"] < 0.6 * regret["meTS-Lin"], regret
+
+
+# --- GAMBIT envs ----------------------------------------------------------------------------
+class FakeSimulator:
+    """Two clear style clusters of prompts; no rewards anywhere."""
+
+    def __init__(self, K):
+        self.table = np.stack([np.where(np.arange(K)[:, None] < K // 2, 1.0, -1.0)
+                               * np.ones((K, 3)) + 0.01 * c for c in range(12)])
+
+    def mean_embeddings(self, context):
+        return self.table[int(context)]
+
+
+def gambit_spec(K):
+    return EnvDescription(n_actions=K, action_space=spaces.Discrete(K),
+                          observation_space=spaces.MultiDiscrete([3, 4]), n_contexts=12,
+                          simulator=FakeSimulator(K), noise_sd=2.0, horizon=100)
+
+
+def test_gambit_structure_clusters_prompts_from_the_simulator_only():
+    from gambit_gym.agents.mets_structure import gambit_features, gambit_structure
+
+    st = gambit_structure(gambit_spec(16), n_effects=2)
+    hard = st.b.argmax(1)
+    assert len(set(hard[:8])) == 1 and len(set(hard[8:])) == 1 and hard[0] != hard[8]
+    assert st.dim == 6 and st.sigma == 2.0 and st.mu_psi[0] == 77.0
+    np.testing.assert_array_equal(gambit_features(np.array([[2, 3], [0, 0]])),
+                                  [[1, 0, 1, 0, 0, 1], [1, 0, 0, 0, 0, 0]])
+
+
+def test_mets_runs_on_gambit_observations():
+    agent = MeTSLin(n_effects=2)
+    agent.reset(gambit_spec(16), seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs = np.array([rng.integers(3), rng.integers(4)])
+        a = agent.act(obs)
+        agent.update(obs, a, 80.0 + rng.standard_normal(), {})
+    assert agent.action_probabilities(obs, n_samples=100).sum() == pytest.approx(1.0)
