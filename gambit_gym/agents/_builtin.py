@@ -13,6 +13,10 @@ _BUILTIN: dict[str, str] = {
     "LinUCB-Disjoint": "gambit_gym.agents.mets:MixedLinUCB",
     "GLM-TS": "gambit_gym.agents.mets:GLMTS",
     "UCB-GLM": "gambit_gym.agents.mets:UCBGLM",
+    # stable-baselines3 baselines: runner = "sb3", run whole by gambit_gym.baselines.sb3
+    "PPO": "gambit_gym.baselines.sb3:PPOBaseline",
+    "A2C": "gambit_gym.baselines.sb3:A2CBaseline",
+    "DQN": "gambit_gym.baselines.sb3:DQNBaseline",
 }
 
 for _name, _path in _BUILTIN.items():
