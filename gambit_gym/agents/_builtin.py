@@ -4,6 +4,17 @@ from gambit_gym.agents.base import register
 
 # Each line: registered name -> "module:factory". Modules are imported only when the agent is made.
 _BUILTIN: dict[str, str] = {
+    # GAMBITTS agents and classic baselines (batched, numpy; ensembles in torch)
+    "StdTS": "gambit_gym.agents.stdts:StdTS",
+    "StdTS-Contextual": "gambit_gym.agents.stdts:StdTSContextual",
+    "poGAMBITTS": "gambit_gym.agents.gambitts:POGambitTS",
+    "foGAMBITTS": "gambit_gym.agents.gambitts:FOGambitTS",
+    "LinTS": "gambit_gym.agents.classic:LinTS",
+    "LinUCB": "gambit_gym.agents.classic:LinUCB",
+    "UCB1": "gambit_gym.agents.classic:UCB1",
+    "EpsilonGreedy": "gambit_gym.agents.classic:EpsilonGreedy",
+    "Random": "gambit_gym.agents.classic:RandomAgent",
+    "Oracle": "gambit_gym.agents.classic:Oracle",
     # mixed-effect agents (gambit_gym.agents.mets)
     "meTS-Lin": "gambit_gym.agents.mets:MeTSLin",
     "meTS-GLM": "gambit_gym.agents.mets:MeTSGLM",

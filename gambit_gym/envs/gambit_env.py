@@ -216,7 +216,8 @@ def describe_env(config: GambitConfig, tables: GambitTables, simulator: GambitSi
         context_names=CONTEXT_NAMES, n_contexts=len(tables.observations), simulator=simulator,
         noise_sd=noise_sd, horizon=config.horizon,
         extra={"preset": config.preset, "optional": config.optional,
-               "arm_prompts": tables.arm_prompts.copy()},
+               "arm_prompts": tables.arm_prompts.copy(),
+               "expected_rewards": tables.expected.copy()},
     )
 
 

@@ -1,0 +1,299 @@
+"""Shared machinery of the built-in agents: batched-first state, feature maps, Bayesian regression.
+
+Every built-in agent keeps its state with a leading replicate axis R and implements
+``_act(obs, counter)``, ``_update(obs, actions, rewards, info)`` and ``_probabilities(obs,
+counter, n_samples)`` on batches. The single-replicate protocol (``reset / act / update /
+action_probabilities``) is the batched form with R = 1, so the two give the same decisions for
+the same seed by construction (see :mod:`gambit_gym.agents._rng`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from gambit_gym.agents._rng import CounterStreams, argmax_frequencies, replicate_keys
+from gambit_gym.agents.base import EnvDescription
+from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, context_ids
+
+#: Env ids the GAMBIT agents run on (the contract test uses the first).
+GAMBIT_ENVS: tuple[str, ...] = ("GambitIHS-v0", "GambitIHS-1D-v0")
+
+# Stream ids: each purpose owns 16 consecutive ids (a gamma draw uses 3, a normal one more).
+STREAM_ACT = 16
+STREAM_TIE = 32
+STREAM_PROP_TIE = 64
+STREAM_RESET = 80
+STREAM_TRAIN = 96
+STREAM_PERTURB = 112
+STREAM_TREAT = 128
+STREAM_PROP = 1 << 20  # propensity chunk j uses STREAM_PROP + 64 j
+
+
+def mc_probabilities(draw_scores: Any, counter: int, n_samples: int, n_actions: int,
+                     replicates: int, chunk: int) -> np.ndarray:
+    """Propensities by Monte Carlo over an agent's own randomisation, in chunks of samples.
+
+    Args:
+        draw_scores: ``f(counter, stream, n) -> (R, n, K)`` sampled scores, drawn exactly as
+            the agent's ``act`` draws them (but from ``stream``).
+        counter: the decision counter.
+        n_samples: S.
+        n_actions: K.
+        replicates: R.
+        chunk: samples per call (bounds memory).
+
+    Returns:
+        ``(R, K)`` frequencies of the argmax.
+    """
+    counts = np.zeros((replicates, n_actions))
+    done, j = 0, 0
+    while done < n_samples:
+        n = min(chunk, n_samples - done)
+        scores = draw_scores(counter, STREAM_PROP + 64 * j, n)
+        counts += argmax_frequencies(scores, n_actions) * n
+        done += n
+        j += 1
+    return counts / n_samples
+
+
+class BatchedAgent:
+    """Base class: the agent protocol on top of a batched implementation.
+
+    Subclasses are dataclasses of their hyperparameters and implement :meth:`_setup`,
+    :meth:`_act`, :meth:`_update` and :meth:`_probabilities`.
+
+    Attributes:
+        supported_envs: env ids this agent runs on; the contract tests use the first one.
+    """
+
+    supported_envs: ClassVar[tuple[str, ...]] = GAMBIT_ENVS
+
+    # ------------------------------------------------------------------ protocol
+    def reset(self, spec: EnvDescription, seed: int | None = None) -> None:
+        """Forget everything and prepare for ``spec`` (one replicate, seeded ``seed``)."""
+        self.reset_batch(spec, seed, 1)
+
+    def reset_batch(self, spec: EnvDescription, seed: int | None, replicates: int) -> None:
+        """Prepare ``replicates`` independent copies; copy ``r`` behaves as one seeded ``seed+r``.
+
+        Args:
+            spec: the env description (the same for every replicate).
+            seed: base seed, or None for fresh entropy.
+            replicates: R.
+        """
+        if not isinstance(replicates, (int, np.integer)) or replicates < 1:
+            raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+        self.spec = spec
+        self.replicates = int(replicates)
+        self.streams = CounterStreams(replicate_keys(seed, self.replicates))
+        self.n_actions = int(spec.n_actions)
+        self.t = 0
+        self._setup(spec)
+
+    def act(self, obs: Any) -> int:
+        """Choose an action for one observation."""
+        self._check_reset()
+        return int(self.act_batch(np.asarray(obs)[None])[0])
+
+    def update(self, obs: Any, action: int, reward: float, info: dict) -> None:
+        """Learn from one step (``info`` is the env's step info)."""
+        self._check_reset()
+        self.update_batch(np.asarray(obs)[None], np.array([int(action)]),
+                          np.array([float(reward)]), batch_info(info))
+
+    def action_probabilities(self, obs: Any, n_samples: int = 1000) -> np.ndarray:
+        """``(K,)`` probabilities that :meth:`act` picks each action now."""
+        self._check_reset()
+        return self.action_probabilities_batch(np.asarray(obs)[None], n_samples)[0]
+
+    # ------------------------------------------------------------------ batched form
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Actions ``(R,)`` int64 for observations ``(R, ...)``."""
+        self._check_reset()
+        obs = self._check_obs(obs)
+        actions = np.asarray(self._act(obs, self.t), dtype=np.int64)
+        self.t += 1
+        return actions
+
+    def update_batch(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                     info: dict[str, Any]) -> None:
+        """Learn from one step of every replicate.
+
+        Args:
+            obs: observations the actions were taken in, ``(R, ...)``.
+            actions: ``(R,)`` ints.
+            rewards: ``(R,)`` floats.
+            info: the vector env's info (a dict of arrays with leading axis R).
+        """
+        self._check_reset()
+        obs = self._check_obs(obs)
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.replicates)
+        rewards = np.asarray(rewards, dtype=np.float64).reshape(self.replicates)
+        self._update(obs, actions, rewards, info)
+
+    def action_probabilities_batch(self, obs: np.ndarray, n_samples: int = 1000) -> np.ndarray:
+        """``(R, K)`` propensities of the next :meth:`act_batch` call (Monte Carlo or exact).
+
+        Uses its own random streams, so computing propensities never changes the decisions.
+        """
+        self._check_reset()
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        return self._probabilities(self._check_obs(obs), self.t, int(n_samples))
+
+    # ------------------------------------------------------------------ helpers
+    def _check_reset(self) -> None:
+        if not hasattr(self, "streams"):
+            raise RuntimeError(f"{type(self).__name__}: call reset(spec, seed) first")
+
+    def _check_obs(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs)
+        if obs.shape[0] != self.replicates:
+            raise ValueError(f"expected a batch of {self.replicates} observations, got shape "
+                             f"{obs.shape}")
+        return obs
+
+    def _setup(self, spec: EnvDescription) -> None:
+        raise NotImplementedError
+
+    def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                info: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+def batch_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A single env's step info as a batch of one (the keys agents read)."""
+    out: dict[str, Any] = {}
+    for key in ("embedding", "regret", "expected_reward", "optimal_action"):
+        if key in info:
+            out[key] = np.asarray(info[key])[None]
+    return out
+
+
+def gambit_contexts(obs: np.ndarray) -> np.ndarray:
+    """Context ids ``(R,)`` of GAMBIT observations ``(R, 2)``."""
+    if obs.ndim != 2 or obs.shape[1] != 2:
+        raise ValueError(f"expected GAMBIT observations [location, step_bucket] of shape (R, 2), "
+                         f"got {obs.shape}")
+    return context_ids(obs)
+
+
+def require_contexts(spec: EnvDescription, agent: str) -> None:
+    """Raise a clear error unless the env has the 12 discrete IHS contexts."""
+    if spec.n_contexts != N_CONTEXTS:
+        raise ValueError(f"{agent} needs an env with the {N_CONTEXTS} IHS contexts (a GambitIHS "
+                         f"env); this env has n_contexts={spec.n_contexts}")
+
+
+def require_simulator(spec: EnvDescription, agent: str) -> Any:
+    """The env's simulator, or a clear error where it has none."""
+    if spec.simulator is None:
+        raise ValueError(f"{agent} needs simulator access (EnvDescription.simulator), which this "
+                         "env does not give; use foGAMBITTS, which learns the treatment online")
+    return spec.simulator
+
+
+N_CONTEXT_FEATURES = len(LOCATIONS) + len(STEP_BUCKETS)
+
+#: ``(12, 7)`` location one-hot (3) and step-bucket one-hot (4) of each context id.
+CONTEXT_ONE_HOTS = np.zeros((N_CONTEXTS, N_CONTEXT_FEATURES))
+for _c in range(N_CONTEXTS):
+    _loc, _bucket = divmod(_c, len(STEP_BUCKETS))
+    CONTEXT_ONE_HOTS[_c, _loc] = 1.0
+    CONTEXT_ONE_HOTS[_c, len(LOCATIONS) + _bucket] = 1.0
+CONTEXT_ONE_HOTS.setflags(write=False)
+
+
+def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    """Raise a ValueError unless ``value`` is a finite number > 0 (or >= 0)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value) and (
+        value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+class BayesLinReg:
+    """Batched Bayesian linear regression, ``y = φᵀθ + ε``, over R replicates.
+
+    Two noise models:
+
+    - ``noise_var=None`` (learned): Normal-Inverse-Gamma, ``θ | v ~ N(μ0, v·B0⁻¹)``,
+      ``v ~ IG(a0, b0)``, ``ε ~ N(0, v)``.
+    - ``noise_var=v`` (known): ``θ ~ N(μ0, B0⁻¹)``, ``ε ~ N(0, v)``.
+
+    The precision ``B`` and ``S = B0·μ0 + Σ φy / v`` are accumulated exactly and ``μ = B⁻¹S``;
+    ``b`` uses the prediction-error recursion ``b += (y - φᵀμ)² / (2(1 + φᵀB⁻¹φ))``, which equals
+    the closed form ``b0 + (yᵀy + μ0ᵀB0μ0 - μᵀBμ)/2`` without its cancellation.
+
+    Args:
+        replicates: R.
+        mu0: prior mean ``(p,)``.
+        precision0: prior precision diagonal ``(p,)``.
+        noise_var: known noise variance, or None to learn it.
+        a0: IG shape (learned noise).
+        b0: IG scale (learned noise).
+        zero_s0: start ``S`` at 0 instead of ``B0·μ0`` (the code release's behaviour: the prior
+            mean is dropped at the first update).
+    """
+
+    def __init__(self, replicates: int, mu0: np.ndarray, precision0: np.ndarray,
+                 noise_var: float | None, a0: float = 1.0, b0: float = 10.0,
+                 zero_s0: bool = False) -> None:
+        p = len(mu0)
+        self.p = p
+        self.noise_var = noise_var
+        self.B = np.broadcast_to(np.diag(precision0), (replicates, p, p)).copy()
+        self.S = np.zeros((replicates, p)) if zero_s0 else np.broadcast_to(
+            precision0 * mu0, (replicates, p)).copy()
+        self.mu = np.broadcast_to(np.asarray(mu0, dtype=np.float64), (replicates, p)).copy()
+        self.a = np.full(replicates, float(a0))
+        self.b = np.full(replicates, float(b0))
+        self.n = 0
+        self._refresh_cov()
+
+    def _refresh_cov(self) -> None:
+        cov = np.linalg.inv(self.B)
+        self.cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+        self.chol = np.linalg.cholesky(self.cov)
+
+    def update(self, phi: np.ndarray, y: np.ndarray) -> None:
+        """Add one observation per replicate: features ``(R, p)``, targets ``(R,)``."""
+        scale = 1.0 if self.noise_var is None else 1.0 / self.noise_var
+        if self.noise_var is None:
+            err = y - np.einsum("rp,rp->r", phi, self.mu)
+            q = np.einsum("rp,rpq,rq->r", phi, self.cov, phi)
+            self.b = self.b + 0.5 * err * err / (1.0 + q)
+            self.a = self.a + 0.5
+        self.B += scale * phi[:, :, None] * phi[:, None, :]
+        self.S += scale * y[:, None] * phi
+        self.n += 1
+        self._refresh_cov()
+        self.mu = np.einsum("rpq,rq->rp", self.cov, self.S)
+
+    def sample_noise_var(self, streams: CounterStreams, counter: int, stream: int,
+                         shape: tuple[int, ...] = ()) -> np.ndarray:
+        """Draws of the noise variance scale ``(R, *shape)`` (ones when the noise is known)."""
+        if self.noise_var is not None:
+            return np.ones((self.mu.shape[0], *shape))
+        a = np.broadcast_to(self.a.reshape(-1, *([1] * len(shape))), (len(self.a), *shape))
+        g = streams.gamma(counter, stream, np.ascontiguousarray(a))
+        return self.b.reshape(-1, *([1] * len(shape))) / g
+
+    def sample(self, streams: CounterStreams, counter: int, stream: int,
+               n_samples: int | None = None) -> np.ndarray:
+        """Posterior draws of θ: ``(R, p)``, or ``(R, n_samples, p)``."""
+        shape = () if n_samples is None else (n_samples,)
+        v = self.sample_noise_var(streams, counter, stream, shape)
+        z = streams.normal(counter, stream + 4, (*shape, self.p))
+        if n_samples is None:
+            return self.mu + np.sqrt(v)[:, None] * np.einsum("rpq,rq->rp", self.chol, z)
+        return self.mu[:, None] + np.sqrt(v)[..., None] * np.einsum("rpq,rsq->rsp", self.chol, z)

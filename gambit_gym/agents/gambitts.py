@@ -1,0 +1,321 @@
+"""Linear GAMBITTS agents: poGAMBITTS (uses the simulator) and foGAMBITTS (learns the treatment).
+
+Both regress the reward on ``φ(c, z) = [z, location one-hot, step-bucket one-hot, 1]`` (the
+working embedding ``z`` of the message the user received, the context, an intercept) with a
+Bayesian linear model (:class:`gambit_gym.agents._batched.BayesLinReg`). At action time they need
+each prompt's expected embedding in the current context:
+
+- **poGAMBITTS** reads it from the simulator: the exact mean of the bank cell (default), or the
+  mean of ``n_sim_draws`` draws per cell made once at reset (the study's database-size
+  experiment).
+- **foGAMBITTS** learns it: a Normal-Inverse-Wishart posterior per (context, prompt) on the
+  observed embeddings, from which each arm's mean embedding is sampled at action time.
+
+Fixes to the study's code release (see ``algorithms.md`` D.1-D.2): the prior mean survives the
+first update (``S₀ = B₀μ₀``); the noise variance is learned (Normal-Inverse-Gamma, default) or
+taken from the env (``noise="env"``), not fixed at 1; the NIW prior is proper
+(``ν₀ = d + 2``). ``release_compat=True`` restores the release's behaviour (``v = 1``,
+``S₀ = 0``, no context features, ``ν₀ = d``) so its numbers can be compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gambit_gym.agents._batched import (
+    CONTEXT_ONE_HOTS,
+    N_CONTEXT_FEATURES,
+    STREAM_ACT,
+    STREAM_RESET,
+    STREAM_TREAT,
+    BatchedAgent,
+    BayesLinReg,
+    check_positive,
+    gambit_contexts,
+    mc_probabilities,
+    require_contexts,
+    require_simulator,
+)
+from gambit_gym.agents.base import EnvDescription
+
+
+@dataclass(eq=False)
+class _LinearGambitts(BatchedAgent):
+    """Shared reward model of the linear GAMBITTS agents (see the module docstring)."""
+
+    noise: str | float = "learn"
+    prior_mean: float = 0.0
+    prior_precision: float = 1.0
+    intercept_mean: float = 77.0
+    intercept_precision: float = 0.01
+    noise_a0: float = 1.0
+    noise_b0: float = 10.0
+    context_features: bool | None = None
+    release_compat: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.noise, str):
+            if self.noise not in ("learn", "env"):
+                raise ValueError(f"noise must be 'learn', 'env' or a noise sd > 0, got "
+                                 f"{self.noise!r}")
+        else:
+            check_positive("noise", self.noise)
+        for name in ("prior_precision", "intercept_precision", "noise_a0", "noise_b0"):
+            check_positive(name, getattr(self, name))
+        for name in ("prior_mean", "intercept_mean"):
+            if not np.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}")
+        if self.release_compat and self.noise != "learn":
+            raise ValueError("release_compat=True fixes the noise variance at 1 (the release's "
+                             "v2); do not also pass noise=")
+
+    @property
+    def uses_context_features(self) -> bool:
+        """Whether φ includes the context one-hots."""
+        if self.context_features is None:
+            return not self.release_compat
+        return bool(self.context_features)
+
+    def _setup_reward_model(self, spec: EnvDescription) -> None:
+        require_contexts(spec, type(self).__name__)
+        d = len(spec.embedding_names)
+        if d == 0:
+            raise ValueError(f"{type(self).__name__} needs an env with a working embedding "
+                             "(EnvDescription.embedding_names is empty)")
+        self.d = d
+        n_ctx = N_CONTEXT_FEATURES if self.uses_context_features else 0
+        p = d + n_ctx + 1
+        mu0 = np.full(p, float(self.prior_mean))
+        prec0 = np.full(p, float(self.prior_precision))
+        mu0[-1], prec0[-1] = self.intercept_mean, self.intercept_precision
+        if self.release_compat:
+            noise_var: float | None = 1.0
+        elif self.noise == "learn":
+            noise_var = None
+        elif self.noise == "env":
+            if spec.noise_sd is None:
+                raise ValueError("noise='env' but this env publishes no noise_sd; use "
+                                 "noise='learn'")
+            noise_var = max(float(spec.noise_sd) ** 2, 1e-8)
+        else:
+            noise_var = float(self.noise) ** 2
+        self.model = BayesLinReg(self.replicates, mu0, prec0, noise_var, self.noise_a0,
+                                 self.noise_b0, zero_s0=self.release_compat)
+        self._n_ctx = n_ctx
+
+    def features(self, contexts: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``φ`` of embeddings ``z`` ``(..., d)`` in contexts ``(...)``: ``(..., p)``."""
+        parts = [z]
+        if self._n_ctx:
+            parts.append(np.broadcast_to(CONTEXT_ONE_HOTS[contexts],
+                                         (*z.shape[:-1], N_CONTEXT_FEATURES)))
+        parts.append(np.ones((*z.shape[:-1], 1)))
+        return np.concatenate(parts, axis=-1)
+
+    def _score(self, theta: np.ndarray, contexts: np.ndarray, zbar: np.ndarray) -> np.ndarray:
+        """Scores ``(R, [S,] K)`` of θ ``(R, [S,] p)`` at arm embeddings ``(R, [S,] K, d)``."""
+        d = self.d
+        rest = theta[..., d:d + self._n_ctx]
+        base = theta[..., -1]
+        if self._n_ctx:
+            onehot = CONTEXT_ONE_HOTS[contexts]  # (R, 7)
+            if theta.ndim == 3:
+                onehot = onehot[:, None, :]
+            base = base + np.sum(rest * onehot, axis=-1)
+        return np.einsum("...kd,...d->...k", zbar, theta[..., :d]) + base[..., None]
+
+    def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                info: dict[str, Any]) -> None:
+        if "embedding" not in info:
+            raise KeyError(f"{type(self).__name__}.update needs info['embedding'] (the working "
+                           "embedding of the message the user received)")
+        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.d)
+        contexts = gambit_contexts(obs)
+        self.model.update(self.features(contexts, z), rewards)
+        self._update_treatment(contexts, actions, z)
+
+    def _update_treatment(self, contexts: np.ndarray, actions: np.ndarray,
+                          z: np.ndarray) -> None:
+        """Hook for foGAMBITTS."""
+
+
+@dataclass(eq=False)
+class POGambitTS(_LinearGambitts):
+    """poGAMBITTS, linear: Thompson sampling on a reward model of the message's embedding.
+
+    Args:
+        n_sim_draws: simulator draws per (prompt, context) cell used to estimate each prompt's
+            mean embedding, drawn once at reset; None (default) uses the exact cell mean.
+        noise: ``"learn"`` (Normal-Inverse-Gamma on the weights, default), ``"env"`` (the env's
+            noise sd) or a known noise sd.
+        prior_mean: prior mean of the embedding and context coefficients (study: 0).
+        prior_precision: their prior precision (study: 1).
+        intercept_mean: prior mean of the intercept (study: 77).
+        intercept_precision: its prior precision (study: 0.01).
+        noise_a0: Inverse-Gamma shape of the noise variance (learned noise).
+        noise_b0: Inverse-Gamma scale of the noise variance (learned noise).
+        context_features: include location and step-bucket one-hots (default: yes, unless
+            ``release_compat``).
+        release_compat: reproduce the code release: noise variance fixed at 1 and ``S₀ = 0``.
+    """
+
+    n_sim_draws: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_sim_draws is not None and (not isinstance(self.n_sim_draws, (int, np.integer))
+                                             or self.n_sim_draws < 1):
+            raise ValueError(f"n_sim_draws must be a positive integer or None, got "
+                             f"{self.n_sim_draws!r}")
+
+    def _setup(self, spec: EnvDescription) -> None:
+        sim = require_simulator(spec, "poGAMBITTS")
+        self._setup_reward_model(spec)
+        table = np.asarray(sim.mean_embedding_table, dtype=np.float64)  # (12, K, d)
+        if self.n_sim_draws is None:
+            self.zbar = np.broadcast_to(table, (self.replicates, *table.shape))
+        else:
+            self.zbar = self._subsampled_means(sim, table.shape)
+
+    def _subsampled_means(self, sim: Any, shape: tuple[int, ...]) -> np.ndarray:
+        n_ctx, k, d = shape
+        n = int(self.n_sim_draws)
+        out = np.empty((self.replicates, n_ctx, k, d))
+        for a in range(k):
+            for c in range(n_ctx):
+                cell = np.asarray(sim.cell_embeddings(a, c), dtype=np.float64)
+                rows = self.streams.integers(a * n_ctx + c, STREAM_RESET, len(cell), (n,))
+                out[:, c, a] = cell[rows].mean(axis=1)
+        return out
+
+    def _arm_embeddings(self, contexts: np.ndarray) -> np.ndarray:
+        return self.zbar[np.arange(self.replicates), contexts]  # (R, K, d)
+
+    def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
+        contexts = gambit_contexts(obs)
+        theta = self.model.sample(self.streams, counter, STREAM_ACT)
+        return self._score(theta, contexts, self._arm_embeddings(contexts)).argmax(axis=-1)
+
+    def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        contexts = gambit_contexts(obs)
+        zbar = self._arm_embeddings(contexts)[:, None]
+
+        def draw(c: int, s: int, n: int) -> np.ndarray:
+            return self._score(self.model.sample(self.streams, c, s, n), contexts, zbar)
+
+        chunk = max(1, 400_000 // (self.replicates * max(self.n_actions, self.model.p)))
+        return mc_probabilities(draw, counter, n_samples, self.n_actions, self.replicates, chunk)
+
+
+@dataclass(eq=False)
+class FOGambitTS(_LinearGambitts):
+    """foGAMBITTS, linear: the treatment model is learned online, no simulator needed.
+
+    Each (context, prompt) cell has a Normal-Inverse-Wishart posterior on the mean and covariance
+    of its embeddings: prior ``μ₀ = treatment_mean``, ``κ₀``, ``ν₀`` (default ``d + 2``, so the
+    prior mean of the covariance exists) and ``Ψ₀ = treatment_var · (ν₀ - d - 1) · I`` (so that
+    ``E[Σ] = treatment_var · I``). At action time θ is drawn once and each arm's mean embedding
+    ``m̃ ~ N(m_n, Σ̃/κ_n)``, ``Σ̃ ~ IW(Ψ_n, ν_n)`` (Bartlett decomposition).
+
+    Args:
+        treatment_mean: prior mean of every cell's mean embedding.
+        treatment_kappa: κ₀, the prior pseudo-count of the mean.
+        treatment_nu: ν₀ (None: ``d + 2``; must exceed ``d - 1``).
+        treatment_var: prior mean of the embedding variance per dimension.
+        noise, prior_mean, prior_precision, intercept_mean, intercept_precision, noise_a0,
+            noise_b0, context_features, release_compat: as in :class:`POGambitTS`
+            (``release_compat`` also sets ``ν₀ = d`` and ``Ψ₀ = I``, the release's values).
+    """
+
+    treatment_mean: float = 0.0
+    treatment_kappa: float = 1.0
+    treatment_nu: float | None = None
+    treatment_var: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("treatment_kappa", self.treatment_kappa)
+        check_positive("treatment_var", self.treatment_var)
+        if self.treatment_nu is not None:
+            check_positive("treatment_nu", self.treatment_nu)
+
+    def _setup(self, spec: EnvDescription) -> None:
+        self._setup_reward_model(spec)
+        d = self.d
+        if self.release_compat:
+            nu0, psi0 = float(d), np.eye(d)
+        else:
+            nu0 = float(d + 2) if self.treatment_nu is None else float(self.treatment_nu)
+            psi0 = self.treatment_var * max(nu0 - d - 1.0, 1.0) * np.eye(d)
+        if nu0 <= d - 1:
+            raise ValueError(f"treatment_nu must exceed d - 1 = {d - 1}, got {nu0}")
+        self.nu0, self.psi0 = nu0, psi0
+        shape = (self.replicates, spec.n_contexts, self.n_actions)
+        self.t_count = np.zeros(shape)
+        self.t_mean = np.zeros((*shape, d))
+        self.t_scatter = np.zeros((*shape, d, d))  # Σ (z - z̄)(z - z̄)ᵀ, Welford
+
+    def _update_treatment(self, contexts: np.ndarray, actions: np.ndarray,
+                          z: np.ndarray) -> None:
+        idx = (np.arange(self.replicates), contexts, actions)
+        n = self.t_count[idx] + 1.0
+        delta = z - self.t_mean[idx]
+        mean = self.t_mean[idx] + delta / n[:, None]
+        self.t_scatter[idx] += delta[:, :, None] * (z - mean)[:, None, :]
+        self.t_mean[idx] = mean
+        self.t_count[idx] = n
+
+    def treatment_posterior(self, contexts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """NIW posterior ``(m_n (R,K,d), κ_n (R,K), ν_n (R,K), Ψ_n (R,K,d,d))`` in each context."""
+        r = np.arange(self.replicates)
+        n, zbar, scatter = self.t_count[r, contexts], self.t_mean[r, contexts], \
+            self.t_scatter[r, contexts]
+        k0, mu0 = self.treatment_kappa, self.treatment_mean
+        kappa_n = k0 + n
+        m_n = (k0 * mu0 + n[..., None] * zbar) / kappa_n[..., None]
+        dev = zbar - mu0
+        psi_n = self.psi0 + scatter + (k0 * n / kappa_n)[..., None, None] * (
+            dev[..., :, None] * dev[..., None, :])
+        return m_n, kappa_n, self.nu0 + n, psi_n
+
+    def _sample_arm_means(self, contexts: np.ndarray, counter: int, stream: int,
+                          n_samples: int | None) -> np.ndarray:
+        """Draws of each arm's mean embedding, ``(R, [S,] K, d)``."""
+        m_n, kappa_n, nu_n, psi_n = self.treatment_posterior(contexts)
+        d = self.d
+        if n_samples is not None:
+            m_n, kappa_n, nu_n, psi_n = (x[:, None] for x in (m_n, kappa_n, nu_n, psi_n))
+            lead = (n_samples, self.n_actions)
+        else:
+            lead = (self.n_actions,)
+        upper = np.linalg.cholesky(psi_n)  # Ψ = U Uᵀ
+        # Bartlett: A lower-triangular, A_ii² ~ χ²(ν - i), A_ij ~ N(0, 1) below; A Aᵀ ~ W(ν, I)
+        dof = nu_n[..., None] - np.arange(d)
+        dof = np.ascontiguousarray(np.broadcast_to(dof, (self.replicates, *lead, d)))
+        diag = np.sqrt(2.0 * self.streams.gamma(counter, stream, dof / 2.0))
+        a = np.tril(self.streams.normal(counter, stream + 4, (*lead, d, d)), -1)
+        a = a + diag[..., None] * np.eye(d)
+        z = self.streams.normal(counter, stream + 8, (*lead, d))
+        # m̃ = m + U A⁻ᵀ z / √κ has covariance U (A Aᵀ)⁻¹ Uᵀ / κ = Σ̃ / κ with Σ̃ ~ IW(Ψ, ν)
+        x = np.linalg.solve(np.swapaxes(a, -1, -2), z[..., None])[..., 0]
+        return m_n + np.einsum("...ij,...j->...i", upper, x) / np.sqrt(kappa_n)[..., None]
+
+    def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
+        contexts = gambit_contexts(obs)
+        theta = self.model.sample(self.streams, counter, STREAM_ACT)
+        means = self._sample_arm_means(contexts, counter, STREAM_TREAT, None)
+        return self._score(theta, contexts, means).argmax(axis=-1)
+
+    def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        contexts = gambit_contexts(obs)
+
+        def draw(c: int, s: int, n: int) -> np.ndarray:
+            theta = self.model.sample(self.streams, c, s, n)
+            means = self._sample_arm_means(contexts, c, s + 8, n)
+            return self._score(theta, contexts, means)
+
+        chunk = max(1, 200_000 // (self.replicates * self.n_actions * self.d * self.d))
+        return mc_probabilities(draw, counter, n_samples, self.n_actions, self.replicates, chunk)

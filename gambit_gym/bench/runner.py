@@ -1,0 +1,286 @@
+"""The benchmark runner: R replicates of (env, agent) advanced together, one decision per step.
+
+Replicate ``r`` is the env reset with seed ``seed + r`` and the agent reset with seed ``seed + r``.
+Where the env id has a native vector env and the agent a batched form (``reset_batch`` /
+``act_batch`` / ``update_batch``), all replicates advance in one call per step; otherwise R
+single envs and R copies of the agent are stepped in a loop (same numbers, slower). Regret comes
+from the env's ``info["regret"]``, never from the agent.
+
+>>> from gambit_gym.bench import run
+>>> result = run("GambitIHS-v0", "StdTS", horizon=20, replicates=4, seed=0, progress=False)
+>>> result.regret.shape
+(4, 20)
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from gambit_gym.agents.base import resolve
+from gambit_gym.bench.result import RunResult
+
+
+def _agent_label(agent: Any) -> str:
+    if isinstance(agent, str):
+        return agent
+    if isinstance(agent, type):
+        return f"{agent.__module__}:{agent.__qualname__}"
+    return f"{type(agent).__module__}:{type(agent).__qualname__}"
+
+
+def _build_agent(agent: Any, agent_kwargs: dict[str, Any], device: str | None) -> Any:
+    factory = resolve(agent) if isinstance(agent, str) else agent
+    if not callable(factory) or (not isinstance(factory, type) and hasattr(factory, "act")):
+        if agent_kwargs:
+            raise ValueError("agent_kwargs were given but the agent is an instance; pass its "
+                             "name, class or 'module:Class' path instead")
+        return factory
+    kwargs = dict(agent_kwargs)
+    if device is not None and "device" not in kwargs:
+        try:
+            if "device" in inspect.signature(factory).parameters:
+                kwargs["device"] = device
+        except (TypeError, ValueError):
+            pass
+    return factory(**kwargs)
+
+
+def _make_envs(env_id: str, replicates: int, env_kwargs: dict[str, Any]) -> tuple[Any, bool]:
+    spec = gym.spec(env_id)
+    if spec.vector_entry_point is not None:
+        envs = gym.make_vec(env_id, num_envs=replicates, vectorization_mode="vector_entry_point",
+                            **env_kwargs)
+        return envs, True
+    return [gym.make(env_id, **env_kwargs) for _ in range(replicates)], False
+
+
+def _describe(env: Any) -> Any:
+    target = getattr(env, "unwrapped", env)
+    if not hasattr(target, "describe"):
+        raise TypeError(f"env {env!r} has no describe(); agents need an EnvDescription")
+    return target.describe()
+
+
+def _context_ids(obs: np.ndarray) -> np.ndarray | None:
+    from gambit_gym.text.contexts import context_ids
+
+    obs = np.asarray(obs)
+    if obs.ndim == 2 and obs.shape[1] == 2 and np.issubdtype(obs.dtype, np.integer):
+        return context_ids(obs)
+    return None
+
+
+def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False)
+
+
+def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
+        env_kwargs: dict[str, Any] | None = None, agent_kwargs: dict[str, Any] | None = None,
+        device: str | None = None, progress: bool = True, propensities: bool = False,
+        n_propensity_samples: int = 1000) -> RunResult:
+    """Run an agent on R replicates of an env for ``horizon`` steps.
+
+    Args:
+        env_id: a registered env id.
+        agent: a registered agent name, a ``"module:Class"`` path, a class, or an agent
+            instance (with no ``agent_kwargs``).
+        horizon: T, decisions per replicate (passed to the env as ``horizon=`` unless
+            ``env_kwargs`` sets it).
+        replicates: R.
+        seed: base seed; replicate r uses ``seed + r`` for the env and the agent.
+        env_kwargs: kwargs for the env.
+        agent_kwargs: kwargs for the agent's constructor.
+        device: torch device for agents that take one (``"cpu"``, ``"cuda"``); None: theirs.
+        progress: show a tqdm progress bar.
+        propensities: record the probability of each chosen action (Monte Carlo over the
+            agent's randomisation; costs time).
+        n_propensity_samples: Monte Carlo samples per decision for propensities.
+
+    Returns:
+        a :class:`RunResult` with ``regret``, ``rewards``, ``actions``, ``contexts`` and (if
+        asked) ``propensities``, each ``(R, T)``.
+    """
+    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    if not isinstance(replicates, (int, np.integer)) or replicates < 1:
+        raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+    if not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    horizon, replicates, seed = int(horizon), int(replicates), int(seed)
+    env_kwargs = dict(env_kwargs or {})
+    agent_kwargs = dict(agent_kwargs or {})
+    label = _agent_label(agent)
+    agent_obj = _build_agent(agent, agent_kwargs, device)
+    if getattr(agent_obj, "runner", None) == "sb3":
+        result = agent_obj.run(env_id, horizon=horizon, replicates=replicates, seed=seed,
+                               env_kwargs=env_kwargs, device=device)
+        result.agent = label
+        return result
+    make_kwargs = {"horizon": horizon, **env_kwargs}
+    start = time.perf_counter()
+    envs, native = _make_envs(env_id, replicates, make_kwargs)
+    batched = native and all(hasattr(agent_obj, m) for m in
+                             ("reset_batch", "act_batch", "update_batch"))
+    bar = _progress_bar(horizon, progress, f"{label} on {env_id}")
+    try:
+        if batched:
+            out = _run_batched(envs, agent_obj, horizon, replicates, seed, propensities,
+                               n_propensity_samples, bar)
+        else:
+            out = _run_looped(envs, native, agent, agent_obj, agent_kwargs, device, horizon,
+                              replicates, seed, propensities, n_propensity_samples, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        if native:
+            envs.close()
+        else:
+            for env in envs:
+                env.close()
+    regret, rewards, actions, props, contexts = out
+    metadata = {"runner": "batched" if batched else "looped", "device": device,
+                "agent_class": _agent_label(type(agent_obj)),
+                "propensity_samples": n_propensity_samples if propensities else None,
+                "versions": _versions()}
+    return RunResult(env_id=env_id, agent=label, regret=regret, rewards=rewards, actions=actions,
+                     propensities=props, contexts=contexts,
+                     wall_time_s=time.perf_counter() - start, seed=seed, env_kwargs=env_kwargs,
+                     agent_kwargs=agent_kwargs, metadata=metadata)
+
+
+def _allocate(replicates: int, horizon: int, propensities: bool) -> tuple[np.ndarray, ...]:
+    regret = np.zeros((replicates, horizon))
+    rewards = np.zeros((replicates, horizon))
+    actions = np.zeros((replicates, horizon), dtype=np.int64)
+    props = np.zeros((replicates, horizon)) if propensities else None
+    return regret, rewards, actions, props
+
+
+def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int,
+                 propensities: bool, n_samples: int, bar: Any) -> tuple:
+    regret, rewards, actions, props = _allocate(replicates, horizon, propensities)
+    contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
+    obs, _ = envs.reset(seed=seed)
+    agent.reset_batch(_describe(envs), seed, replicates)
+    rows = np.arange(replicates)
+    for t in range(horizon):
+        ctx = _context_ids(obs)
+        if ctx is None:
+            contexts = None
+        elif contexts is not None:
+            contexts[:, t] = ctx
+        if props is not None:
+            p = np.asarray(agent.action_probabilities_batch(obs, n_samples))
+        a = np.asarray(agent.act_batch(obs), dtype=np.int64)
+        next_obs, r, _, _, info = envs.step(a)
+        agent.update_batch(obs, a, r, info)
+        regret[:, t] = info["regret"]
+        rewards[:, t] = r
+        actions[:, t] = a
+        if props is not None:
+            props[:, t] = p[rows, a]
+        obs = next_obs
+        if bar is not None:
+            bar.update(1)
+    return regret, rewards, actions, props, contexts
+
+
+def _run_looped(envs: Any, native: bool, agent: Any, agent_obj: Any,
+                agent_kwargs: dict[str, Any], device: str | None, horizon: int,
+                replicates: int, seed: int, propensities: bool, n_samples: int,
+                bar: Any) -> tuple:
+    regret, rewards, actions, props = _allocate(replicates, horizon, propensities)
+    contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
+    if native:  # a native vector env but an agent without a batched form: R agent copies
+        obs, _ = envs.reset(seed=seed)
+        desc = _describe(envs)
+        agents = [agent_obj] + [_build_agent(agent, agent_kwargs, device)
+                                for _ in range(replicates - 1)]
+        for r, ag in enumerate(agents):
+            ag.reset(desc, seed + r)
+        for t in range(horizon):
+            ctx = _context_ids(obs)
+            contexts = None if ctx is None or contexts is None else contexts
+            if contexts is not None:
+                contexts[:, t] = ctx
+            if props is not None:  # from the state the action is taken in
+                p = [np.asarray(ag.action_probabilities(obs[r], n_samples))
+                     for r, ag in enumerate(agents)]
+            a = np.array([ag.act(obs[r]) for r, ag in enumerate(agents)], dtype=np.int64)
+            next_obs, rew, _, _, info = envs.step(a)
+            for r, ag in enumerate(agents):
+                ag.update(obs[r], int(a[r]), float(rew[r]), _row(info, r))
+            regret[:, t], rewards[:, t], actions[:, t] = info["regret"], rew, a
+            if props is not None:
+                props[:, t] = [p[r][a[r]] for r in range(replicates)]
+            obs = next_obs
+            if bar is not None:
+                bar.update(1)
+        return regret, rewards, actions, props, contexts
+    agents = [agent_obj] + [_build_agent(agent, agent_kwargs, device)
+                            for _ in range(replicates - 1)]
+    observations = []
+    for r, (env, ag) in enumerate(zip(envs, agents)):
+        o, _ = env.reset(seed=seed + r)
+        ag.reset(_describe(env), seed + r)
+        observations.append(o)
+    for t in range(horizon):
+        for r, (env, ag) in enumerate(zip(envs, agents)):
+            o = observations[r]
+            ctx = _context_ids(np.asarray(o)[None])
+            if ctx is None:
+                contexts = None
+            elif contexts is not None:
+                contexts[r, t] = ctx[0]
+            if props is not None:
+                p = np.asarray(ag.action_probabilities(o, n_samples))
+            a = int(ag.act(o))
+            next_o, rew, _, _, info = env.step(a)
+            ag.update(o, a, float(rew), info)
+            regret[r, t], rewards[r, t], actions[r, t] = info["regret"], rew, a
+            if props is not None:
+                props[r, t] = p[a]
+            observations[r] = next_o
+        if bar is not None:
+            bar.update(1)
+    return regret, rewards, actions, props, contexts
+
+
+def _row(info: dict[str, Any], r: int) -> dict[str, Any]:
+    """Replicate ``r``'s entries of a vector env's info dict of arrays."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_") or key in ("final_obs", "final_info"):
+            continue
+        if isinstance(value, dict):
+            out[key] = _row(value, r)
+        elif isinstance(value, np.ndarray) and value.ndim >= 1:
+            out[key] = value[r]
+        else:
+            out[key] = value
+    return out
+
+
+def _versions() -> dict[str, str]:
+    import sys
+
+    out = {"numpy": np.__version__, "gymnasium": gym.__version__}
+    try:
+        import gambit_gym
+
+        out["gambit_gym"] = gambit_gym.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch"] = torch.__version__
+    return out

@@ -1,0 +1,263 @@
+"""Built-in agents: posteriors against closed forms, batched = single, propensities, errors."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from scipy import stats
+
+import gambit_gym  # noqa: F401
+from gambit_gym.agents import make
+from gambit_gym.agents._rng import CounterStreams, argmax_random_ties, replicate_keys
+from gambit_gym.text.contexts import context_ids
+
+NUMPY_AGENTS = ["StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS", "LinTS", "LinUCB",
+                "UCB1", "EpsilonGreedy", "Random", "Oracle"]
+
+
+def rollout(agent, env_id="GambitIHS-v0", steps=60, seed=0, **env_kwargs):
+    """Single-env rollout; returns (agent, observations, actions, rewards, embeddings, env)."""
+    env = gym.make(env_id, **env_kwargs)
+    agent.reset(env.unwrapped.describe(), seed=seed)
+    obs, _ = env.reset(seed=seed)
+    out = {"obs": [], "a": [], "y": [], "z": []}
+    for _ in range(steps):
+        a = agent.act(obs)
+        nxt, y, _, _, info = env.step(a)
+        agent.update(obs, a, y, info)
+        out["obs"].append(obs)
+        out["a"].append(a)
+        out["y"].append(y)
+        out["z"].append(info["embedding"])
+        obs = nxt
+    return agent, {k: np.array(v) for k, v in out.items()}, env
+
+
+# ---------------------------------------------------------------- closed-form posteriors
+def test_stdts_posterior_equals_closed_form():
+    agent, data, _ = rollout(make("StdTS-Contextual"), steps=150, noise_level=2)
+    ctx = context_ids(data["obs"])
+    m, nu, a0, b0 = 77.0, 5.0, 1.0, 10.0
+    m_n, nu_n, alpha_n, beta_n = agent.posterior(np.array([ctx[0]]))
+    for arm in range(agent.n_actions):
+        y = data["y"][(ctx == ctx[0]) & (data["a"] == arm)]
+        n = len(y)
+        ybar = y.mean() if n else 0.0
+        ss = ((y - ybar) ** 2).sum()
+        assert nu_n[0, arm] == nu + n
+        assert m_n[0, arm] == pytest.approx((nu * m + n * ybar) / (nu + n), rel=1e-12)
+        assert alpha_n[0, arm] == a0 + n / 2
+        assert beta_n[0, arm] == pytest.approx(
+            b0 + ss / 2 + n * nu * (ybar - m) ** 2 / (2 * (n + nu)), rel=1e-10)
+
+
+def test_stdts_welford_is_stable_at_large_offsets():
+    agent = make("StdTS")
+    env = gym.make("GambitIHS-v0")
+    agent.reset(env.unwrapped.describe(), seed=0)
+    obs = np.zeros(2, dtype=np.int64)
+    rng = np.random.default_rng(0)
+    y = 1e8 + rng.normal(size=500) * 1e-3
+    for v in y:
+        agent.update(obs, 0, v, {})
+    naive = (y ** 2).sum() - len(y) * y.mean() ** 2  # the release's formula: garbage here
+    assert agent.ss[0, 0, 0] == pytest.approx(((y - y.mean()) ** 2).sum(), rel=1e-4)
+    assert abs(naive - agent.ss[0, 0, 0]) > 1.0
+
+
+def _features(agent, obs, z):
+    return agent.features(context_ids(obs), z)
+
+
+@pytest.mark.parametrize("name", ["poGAMBITTS", "foGAMBITTS"])
+def test_linear_gambitts_nig_posterior_equals_closed_form(name):
+    agent, data, _ = rollout(make(name), env_id="GambitIHS-v0", steps=120, noise_level=3)
+    phi = _features(agent, data["obs"], data["z"].astype(np.float64))
+    y = data["y"]
+    p = phi.shape[1]
+    mu0 = np.zeros(p)
+    mu0[-1] = 77.0
+    b0_prec = np.ones(p)
+    b0_prec[-1] = 0.01
+    B0 = np.diag(b0_prec)
+    B = B0 + phi.T @ phi
+    mu = np.linalg.solve(B, B0 @ mu0 + phi.T @ y)
+    b = 10.0 + 0.5 * (y @ y + mu0 @ B0 @ mu0 - mu @ B @ mu)
+    np.testing.assert_allclose(agent.model.mu[0], mu, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(agent.model.cov[0], np.linalg.inv(B), rtol=1e-8, atol=1e-12)
+    assert agent.model.a[0] == 1.0 + len(y) / 2
+    assert agent.model.b[0] == pytest.approx(b, rel=1e-6)
+
+
+def test_pogambitts_known_noise_and_release_compat_posteriors():
+    env_noise = 2.0
+    agent, data, _ = rollout(make("poGAMBITTS", noise=env_noise), steps=80)
+    phi = _features(agent, data["obs"], data["z"].astype(np.float64))
+    p = phi.shape[1]
+    prec = np.ones(p)
+    prec[-1] = 0.01
+    mu0 = np.zeros(p)
+    mu0[-1] = 77.0
+    B = np.diag(prec) + phi.T @ phi / env_noise ** 2
+    mu = np.linalg.solve(B, np.diag(prec) @ mu0 + phi.T @ data["y"] / env_noise ** 2)
+    np.testing.assert_allclose(agent.model.mu[0], mu, rtol=1e-9)
+    # the code release: v = 1, S0 = 0 (the prior mean is dropped), no context features
+    rel, data, _ = rollout(make("poGAMBITTS", release_compat=True), steps=80)
+    phi = _features(rel, data["obs"], data["z"].astype(np.float64))
+    assert phi.shape[1] == rel.d + 1
+    B = np.diag([1.0] * rel.d + [0.01]) + phi.T @ phi
+    np.testing.assert_allclose(rel.model.mu[0], np.linalg.solve(B, phi.T @ data["y"]),
+                               rtol=1e-9)
+
+
+def test_fogambitts_niw_posterior_equals_closed_form():
+    agent, data, _ = rollout(make("foGAMBITTS"), steps=200)
+    ctx = context_ids(data["obs"])
+    c = int(ctx[0])
+    m_n, kappa_n, nu_n, psi_n = agent.treatment_posterior(np.array([c]))
+    d = agent.d
+    nu0 = d + 2.0
+    for arm in range(agent.n_actions):
+        z = data["z"][(ctx == c) & (data["a"] == arm)].astype(np.float64)
+        n = len(z)
+        zbar = z.mean(axis=0) if n else np.zeros(d)
+        scatter = (z - zbar).T @ (z - zbar)
+        psi0 = (nu0 - d - 1) * np.eye(d)
+        assert kappa_n[0, arm] == 1 + n and nu_n[0, arm] == nu0 + n
+        np.testing.assert_allclose(m_n[0, arm], n * zbar / (1 + n), atol=1e-12)
+        np.testing.assert_allclose(psi_n[0, arm],
+                                   psi0 + scatter + n / (1 + n) * np.outer(zbar, zbar),
+                                   rtol=1e-9, atol=1e-9)
+
+
+def test_lints_posterior_equals_closed_form():
+    agent, data, env = rollout(make("LinTS"), steps=150, noise_level=1)
+    sd = env.unwrapped.noise_sd
+    ctx = context_ids(data["obs"])
+    from gambit_gym.agents._batched import CONTEXT_ONE_HOTS
+
+    x_all = np.concatenate([np.ones((len(ctx), 1)), CONTEXT_ONE_HOTS[ctx]], axis=1)
+    prec = np.diag([0.01] + [1.0] * 7)
+    mu0 = np.zeros(8)
+    mu0[0] = 77.0
+    for arm in range(agent.n_actions):
+        sel = data["a"] == arm
+        x, y = x_all[sel], data["y"][sel]
+        B = prec + x.T @ x / sd ** 2
+        mu = np.linalg.solve(B, prec @ mu0 + x.T @ y / sd ** 2)
+        np.testing.assert_allclose(agent.mu[0, arm], mu, rtol=1e-8, atol=1e-8)
+
+
+# ---------------------------------------------------------------- random streams
+def test_counter_gamma_sampler_matches_the_gamma_distribution():
+    s = CounterStreams(replicate_keys(3, 2))
+    for shape in (0.4, 1.0, 7.5):
+        g = s.gamma(1, 16, np.full((2, 20000), shape)).ravel()
+        assert stats.kstest(g, stats.gamma(shape).cdf).pvalue > 1e-3
+
+
+def test_replicate_streams_do_not_depend_on_the_batch():
+    batch = CounterStreams(replicate_keys(10, 4)).normal(5, 16, (3,))
+    single = CounterStreams(replicate_keys(12, 1)).normal(5, 16, (3,))
+    np.testing.assert_array_equal(batch[2], single[0])
+
+
+def test_argmax_random_ties_is_uniform_over_ties():
+    scores = np.tile(np.array([1.0, 3.0, 3.0, 0.0]), (4000, 1))
+    u = np.random.default_rng(0).random(4000)
+    picks = argmax_random_ties(scores, u)
+    assert set(np.unique(picks)) == {1, 2}
+    assert abs((picks == 1).mean() - 0.5) < 0.05
+
+
+# ---------------------------------------------------------------- batched = single
+@pytest.mark.parametrize("name", NUMPY_AGENTS)
+def test_batched_decisions_equal_single_replicate_decisions(name):
+    from gambit_gym.bench import run
+
+    R, T, seed = 3, 40, 7
+    res = run("GambitIHS-v0", name, horizon=T, replicates=R, seed=seed, progress=False,
+              env_kwargs={"noise_level": 2})
+    for r in range(R):
+        _, data, _ = rollout(make(name), steps=T, seed=seed + r, noise_level=2, horizon=T)
+        np.testing.assert_array_equal(res.actions[r], data["a"])
+        np.testing.assert_allclose(res.rewards[r], data["y"])
+
+
+# ---------------------------------------------------------------- propensities
+@pytest.mark.parametrize("name", NUMPY_AGENTS)
+def test_propensities_sum_to_one_and_match_action_frequencies(name):
+    agent, data, env = rollout(make(name), steps=25, noise_level=4)
+    obs = data["obs"][3]
+    probs = agent.action_probabilities(obs, n_samples=3000)
+    assert probs.shape == (agent.n_actions,)
+    assert probs.sum() == pytest.approx(1.0)
+    assert np.all(probs >= 0)
+    n = 1500
+    acts = np.array([agent.act(obs) for _ in range(n)])  # no update: the same state
+    freq = np.bincount(acts, minlength=agent.n_actions) / n
+    se = np.sqrt(probs * (1 - probs) / n + probs * (1 - probs) / 3000) + 1e-9
+    assert np.all(np.abs(freq - probs) <= 4.5 * se + 2e-3), (freq, probs)
+
+
+def test_propensities_do_not_change_decisions():
+    a, data_a, _ = rollout(make("poGAMBITTS"), steps=30)
+    env = gym.make("GambitIHS-v0")
+    b = make("poGAMBITTS")
+    b.reset(env.unwrapped.describe(), seed=0)
+    obs, _ = env.reset(seed=0)
+    acts = []
+    for _ in range(30):
+        b.action_probabilities(obs, n_samples=50)
+        act = b.act(obs)
+        nxt, y, _, _, info = env.step(act)
+        b.update(obs, act, y, info)
+        acts.append(act)
+        obs = nxt
+    np.testing.assert_array_equal(acts, data_a["a"])
+
+
+def test_oracle_has_zero_regret_and_random_is_uniform():
+    from gambit_gym.bench import run
+
+    res = run("GambitIHS-v0", "Oracle", horizon=50, replicates=2, seed=0, progress=False)
+    assert res.regret.sum() == 0.0
+    env = gym.make("GambitIHS-v0")
+    agent = make("Random")
+    agent.reset(env.unwrapped.describe(), seed=0)
+    np.testing.assert_allclose(agent.action_probabilities(np.zeros(2, dtype=int)), 0.2)
+
+
+# ---------------------------------------------------------------- invalid input
+@pytest.mark.parametrize("name, kwargs, error, match", [
+    ("StdTS", {"nu": 0.0}, ValueError, "nu must be"),
+    ("StdTS", {"beta": -1.0}, ValueError, "beta must be"),
+    ("poGAMBITTS", {"noise": "guess"}, ValueError, "noise must be"),
+    ("poGAMBITTS", {"n_sim_draws": 0}, ValueError, "n_sim_draws"),
+    ("poGAMBITTS", {"release_compat": True, "noise": "env"}, ValueError, "release_compat"),
+    ("foGAMBITTS", {"treatment_var": 0.0}, ValueError, "treatment_var"),
+    ("LinUCB", {"alpha": "wide"}, ValueError, "alpha must be"),
+    ("EpsilonGreedy", {"epsilon": 1.5}, ValueError, "epsilon must be"),
+    ("UCB1", {"scale": -2.0}, ValueError, "scale must be"),
+])
+def test_invalid_arguments_raise_clear_errors(name, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make(name, **kwargs)
+
+
+def test_act_before_reset_and_wrong_batch_raise():
+    agent = make("StdTS")
+    with pytest.raises(RuntimeError, match="reset"):
+        agent.act(np.zeros(2, dtype=int))
+    env = gym.make("GambitIHS-v0")
+    agent.reset_batch(env.unwrapped.describe(), 0, 3)
+    with pytest.raises(ValueError, match="batch of 3"):
+        agent.act_batch(np.zeros((2, 2), dtype=int))
+
+
+def test_pogambitts_subsampled_simulator_means():
+    env = gym.make("GambitIHS-v0")
+    desc = env.unwrapped.describe()
+    agent = make("poGAMBITTS", n_sim_draws=5000)
+    agent.reset_batch(desc, 0, 2)
+    np.testing.assert_allclose(agent.zbar[0], desc.simulator.mean_embedding_table, atol=0.1)
+    assert not np.array_equal(agent.zbar[0], agent.zbar[1])

@@ -1,0 +1,120 @@
+"""The benchmark runner: shapes, determinism, regret from the env, fallbacks, and the study's
+orderings on small runs."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import gambit_gym  # noqa: F401
+from gambit_gym.agents import make
+from gambit_gym.agents.stdts import StdTS
+from gambit_gym.bench import RunResult, run
+
+
+def test_run_returns_arrays_of_the_right_shapes():
+    res = run("GambitIHS-v0", "poGAMBITTS", horizon=30, replicates=4, seed=1, progress=False,
+              propensities=True, n_propensity_samples=200)
+    assert isinstance(res, RunResult)
+    for arr in (res.regret, res.rewards, res.actions, res.propensities, res.contexts):
+        assert arr.shape == (4, 30)
+    assert np.all(res.regret >= 0)
+    assert np.all((res.propensities > 0) & (res.propensities <= 1))
+    assert res.metadata["runner"] == "batched"
+    assert res.wall_time_s > 0
+
+
+def test_run_is_deterministic_and_regret_comes_from_the_env():
+    a = run("GambitIHS-v0", "StdTS", horizon=40, replicates=3, seed=5, progress=False)
+    b = run("GambitIHS-v0", "StdTS", horizon=40, replicates=3, seed=5, progress=False)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    np.testing.assert_array_equal(a.regret, b.regret)
+    env = gym.make("GambitIHS-v0", horizon=40)
+    table = env.unwrapped.tables.expected
+    best = table.max(axis=1)
+    np.testing.assert_allclose(a.regret, best[a.contexts] - table[a.contexts, a.actions])
+
+
+def test_agent_by_class_path_and_instance():
+    by_name = run("GambitIHS-v0", "StdTS", horizon=20, replicates=2, seed=0, progress=False)
+    by_class = run("GambitIHS-v0", StdTS, horizon=20, replicates=2, seed=0, progress=False)
+    by_path = run("GambitIHS-v0", "gambit_gym.agents.stdts:StdTS", horizon=20, replicates=2,
+                  seed=0, progress=False)
+    for other in (by_class, by_path):
+        np.testing.assert_array_equal(by_name.actions, other.actions)
+    with pytest.raises(ValueError, match="agent_kwargs"):
+        run("GambitIHS-v0", make("StdTS"), horizon=5, replicates=1, seed=0, progress=False,
+            agent_kwargs={"m": 1.0})
+
+
+class _SingleOnly:
+    """A user's agent without a batched form (wraps StdTS's single-replicate protocol)."""
+
+    def __init__(self):
+        self._inner = StdTS()
+
+    def reset(self, spec, seed=None):
+        self._inner.reset(spec, seed)
+
+    def act(self, obs):
+        return self._inner.act(obs)
+
+    def update(self, obs, action, reward, info):
+        self._inner.update(obs, action, reward, info)
+
+    def action_probabilities(self, obs, n_samples=1000):
+        return self._inner.action_probabilities(obs, n_samples)
+
+
+def test_agents_without_a_batched_form_give_the_same_numbers():
+    looped = run("GambitIHS-v0", _SingleOnly, horizon=25, replicates=3, seed=2, progress=False,
+                 propensities=True, n_propensity_samples=100)
+    batched = run("GambitIHS-v0", "StdTS", horizon=25, replicates=3, seed=2, progress=False,
+                  propensities=True, n_propensity_samples=100)
+    assert looped.metadata["runner"] == "looped"
+    np.testing.assert_array_equal(looped.actions, batched.actions)
+    np.testing.assert_allclose(looped.propensities, batched.propensities)
+
+
+def test_envs_without_a_vector_entry_point_run_looped():
+    res = run("MixedEffectLinear-v0", "LinTS", horizon=30, replicates=2, seed=0, progress=False,
+              env_kwargs={"n_actions": 10})
+    assert res.regret.shape == (2, 30) and res.contexts is None
+    assert res.metadata["runner"] == "looped"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"horizon": 0, "replicates": 1, "seed": 0}, "horizon"),
+    ({"horizon": 5, "replicates": 0, "seed": 0}, "replicates"),
+    ({"horizon": 5, "replicates": 1, "seed": 0.5}, "seed"),
+])
+def test_invalid_run_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run("GambitIHS-v0", "StdTS", progress=False, **kwargs)
+
+
+def _final(env_id, agent, r=40, t=1000, **env_kwargs):
+    res = run(env_id, agent, horizon=t, replicates=r, seed=323, env_kwargs=env_kwargs,
+              progress=False)
+    return res.final_regret()
+
+
+def _below(a, b, margin=0.8):
+    """``a`` below ``b`` with a clear margin: mean(a) < margin·mean(b), and a 95% separation."""
+    se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return a.mean() < margin * b.mean() and b.mean() - a.mean() > 1.96 * se
+
+
+def test_study_fig2_ordering_on_the_1d_env():
+    po = _final("GambitIHS-1D-v0", "poGAMBITTS")
+    fo = _final("GambitIHS-1D-v0", "foGAMBITTS")
+    std = _final("GambitIHS-1D-v0", "StdTS")
+    ctx = _final("GambitIHS-1D-v0", "StdTS-Contextual")
+    assert _below(po, std) and _below(po, ctx)
+    assert _below(fo, ctx)
+
+
+def test_study_fig5_pogambitts_not_above_stdts_at_low_and_high_noise():
+    for level in (0, 4):
+        po = _final("GambitIHS-v0", "poGAMBITTS", r=30, noise_level=level)
+        std = _final("GambitIHS-v0", "StdTS", r=30, noise_level=level)
+        assert po.mean() <= std.mean()
