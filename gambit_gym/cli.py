@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
     "list": ("gambit_gym.envs.listing", "print the registered environment ids and their setup"),
     "demo": ("gambit_gym.demo", "a short demo: messages, embeddings and two agents' regret"),
+    "build-bank": ("gambit_gym.text.builder",
+                   "generate, embed and save a response bank (resumable)"),
+    "bank-report": ("gambit_gym.text.report",
+                    "how the prompts move the style scores of a bank (markdown)"),
     "bench": ("gambit_gym.bench.cli_bench", "run an experiment suite into a results store"),
     "leaderboard": ("gambit_gym.bench.cli_leaderboard",
                     "agents x envs leaderboard of a results store (md, csv, json, html)"),
