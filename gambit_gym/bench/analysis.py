@@ -10,8 +10,10 @@ leaderboard, the plots, the report), which only read what is computed here.
 - The 95% interval of mean regret at T is Student-t over replicates.
 - The score of an agent on an env configuration is ``(R_random - R_agent) / (R_random -
   R_oracle)`` with ``R`` the mean cumulative regret at T of each agent on that configuration
-  and horizon: 0 for the uniform-random agent, 1 for the oracle, NaN where either reference is
-  missing.
+  and horizon: 0 for the uniform-random agent, 1 for the oracle, NaN where the Random row is
+  missing. Regret is the env's expected (pseudo-)regret against the best action, so the
+  oracle's is 0 by definition; where no Oracle row was run (the mixed-effect envs publish no
+  oracle table), 0 is used.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def add_scores(rows: list[SettingStats]) -> None:
             refs[(r.suite, r.env_key, r.horizon)][r.agent_key] = r.mean
     for r in rows:
         ref = refs.get((r.suite, r.env_key, r.horizon), {})
-        lo, hi = ref.get(RANDOM), ref.get(ORACLE)
+        lo, hi = ref.get(RANDOM), ref.get(ORACLE, 0.0)
         if lo is None or hi is None or not np.isfinite(lo - hi) or lo - hi <= 0:
             r.score = float("nan")
         else:

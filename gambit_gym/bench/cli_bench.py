@@ -62,6 +62,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", metavar="ADDR",
                         help="existing Ray cluster address (default: start one here)")
     parser.add_argument("--device", metavar="DEV", help="torch device for agents, e.g. cuda")
+    parser.add_argument("--no-propensities", action="store_true",
+                        help="do not record propensities (faster; the logs then cannot be "
+                             "used off-policy)")
+    parser.add_argument("--propensity-samples", type=int, default=1000, metavar="N",
+                        help="Monte Carlo samples per decision for propensities (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -86,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     store = ResultStore(args.out)
     try:
         report = sweep(suite, store, executor=executor, resume=args.resume, chunk=args.chunk,
-                       device=args.device, progress=not args.no_progress)
+                       device=args.device, propensities=not args.no_propensities,
+                       propensity_samples=args.propensity_samples,
+                       progress=not args.no_progress)
     finally:
         shutdown = getattr(executor, "shutdown", None)
         if shutdown is not None:

@@ -16,7 +16,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="where to write the bandit_feedback dict (npz; read it with "
                              "gambit_gym.bench.ope.load)")
     parser.add_argument("--suite", metavar="NAME", help="the run's suite")
-    parser.add_argument("--env", metavar="ENV_ID", help="the run's env id")
+    parser.add_argument("--env", metavar="ENV_ID",
+                        help="the run's env id, or its configuration as the leaderboard names "
+                             "it (e.g. 'GambitIHS-v0{\"n_prompts\":3}')")
     parser.add_argument("--agent", metavar="AGENT", help="the logging agent")
     parser.add_argument("--unit", metavar="UNIT_ID", help="one stored unit, by id")
     parser.add_argument("--n-actions", type=int, metavar="K",

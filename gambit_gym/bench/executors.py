@@ -183,6 +183,7 @@ class SweepReport:
 
 def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
           resume: bool = False, chunk: int = DEFAULT_CHUNK, device: str | None = None,
+          propensities: bool = True, propensity_samples: int = 1000,
           progress: bool = True) -> SweepReport:
     """Run a suite's units into a store.
 
@@ -194,13 +195,16 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
             of the suite's units is an error, so that a result is never silently mixed in.
         chunk: replicates per unit.
         device: torch device for agents that use one.
+        propensities: record each decision's propensity (for off-policy evaluation).
+        propensity_samples: Monte Carlo samples per decision for propensities.
         progress: show a progress bar with ETA (tqdm, on stderr).
 
     Raises:
         ValueError: the store already holds units of this sweep and ``resume`` is False.
     """
     start = time.perf_counter()
-    units = plan(suite, chunk=chunk, device=device)
+    units = plan(suite, chunk=chunk, device=device, propensities=propensities,
+                 propensity_samples=propensity_samples)
     done = store.unit_ids()
     todo = [u for u in units if u.unit_id not in done]
     skipped = len(units) - len(todo)

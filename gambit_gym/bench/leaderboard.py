@@ -14,6 +14,7 @@ import html
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +72,7 @@ class Leaderboard:
         def column(s: SettingStats) -> str:
             return s.env_key if len(horizons[s.env_key]) == 1 else f"{s.env_key}@T={s.horizon}"
 
-        columns = list(dict.fromkeys(column(s) for s in stats))
+        columns = sorted(dict.fromkeys(column(s) for s in stats), key=_natural)
         rows: dict[str, Row] = {}
         for col in columns:
             cells = [s for s in stats if column(s) == col]
@@ -196,6 +197,12 @@ class Leaderboard:
         if fmt not in renderers:
             raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
         return renderers[fmt]()
+
+
+def _natural(text: str) -> list[Any]:
+    """Sort key that orders embedded numbers by value (K=3 before K=15)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", text)]
 
 
 def _finite(x: float) -> float | None:

@@ -198,10 +198,15 @@ class ResultStore:
                 logs: bool = False) -> list[UnitRecord]:
         """Stored records, optionally filtered; arrays of the logs only when ``logs``.
 
+        ``env_id`` and ``agent`` may also be full configuration keys, as the leaderboard names
+        them (``'GambitIHS-v0{"n_prompts":3}'``), to pick one configuration.
+
         Records are ordered by (suite, env config, agent config, first replicate).
         """
         where, params = [], []
-        for column, value in (("suite", suite), ("env_id", env_id), ("agent", agent),
+        env_column = "env_key" if env_id is not None and "{" in env_id else "env_id"
+        agent_column = "agent_key" if agent is not None and "{" in agent else "agent"
+        for column, value in (("suite", suite), (env_column, env_id), (agent_column, agent),
                               ("unit_id", unit_id)):
             if value is not None:
                 where.append(f"{column} = ?")

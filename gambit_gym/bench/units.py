@@ -38,6 +38,9 @@ class Unit:
         rep_start: the first replicate index of this chunk.
         n_reps: the number of replicates in the chunk.
         device: torch device for agents that use one (not part of the id).
+        propensities: record each decision's propensity (Monte Carlo over the agent's
+            randomisation; not part of the id: it does not change the decisions).
+        propensity_samples: Monte Carlo samples per decision for propensities.
     """
 
     suite: str
@@ -47,6 +50,8 @@ class Unit:
     rep_start: int
     n_reps: int
     device: str | None = None
+    propensities: bool = True
+    propensity_samples: int = 1000
 
     @property
     def unit_id(self) -> str:
@@ -64,7 +69,8 @@ class Unit:
         return self.seed + self.rep_start
 
 
-def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None) -> list[Unit]:
+def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None,
+         propensities: bool = True, propensity_samples: int = 1000) -> list[Unit]:
     """The units of a suite: every setting, its replicates cut into chunks of ``chunk``.
 
     Raises:
@@ -77,7 +83,9 @@ def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None) ->
         for start in range(0, suite.replicates, chunk):
             units.append(Unit(suite=suite.name, setting=setting, horizon=suite.horizon,
                               seed=suite.seed, rep_start=start,
-                              n_reps=min(chunk, suite.replicates - start), device=device))
+                              n_reps=min(chunk, suite.replicates - start), device=device,
+                              propensities=propensities,
+                              propensity_samples=propensity_samples))
     return units
 
 
@@ -170,7 +178,9 @@ def execute(unit: Unit, progress: bool = False) -> UnitRecord:
     s = unit.setting
     result = run(s.env_id, s.agent, horizon=unit.horizon, replicates=unit.n_reps,
                  seed=unit.run_seed, env_kwargs=dict(s.env_kwargs),
-                 agent_kwargs=dict(s.agent_kwargs), device=unit.device, progress=progress)
+                 agent_kwargs=dict(s.agent_kwargs), device=unit.device, progress=progress,
+                 propensities=unit.propensities,
+                 n_propensity_samples=unit.propensity_samples)
     return UnitRecord.from_result(unit, result)
 
 
