@@ -1,0 +1,394 @@
+"""A population of users sharing one generator: the multi-user GAMBIT env (PettingZoo Parallel).
+
+Each user is a GAMBIT user (:class:`~gambit_gym.envs.gambit_env.GambitEnv`): their own context
+stream, their own outcome coefficients, and the same response bank. The step goes through the
+shared pure step function :func:`~gambit_gym.envs.dynamics.step_dynamics` (one batch over the
+users who act), and a user's reward adds their random-effect deviation to the population's:
+``E[Y_u | z, c] = intercept + (coef + δ_u) · standardise(z) + context term``. The oracle, and
+hence the regret, is each user's own.
+
+Import it the PettingZoo way: ``from gambit_gym.envs import gambit_population_v0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+
+from gambit_gym.agents.base import EnvDescription
+from gambit_gym.envs import counter_rng
+from gambit_gym.envs.config import GambitConfig, make_config
+from gambit_gym.envs.dynamics import GambitTables, build_tables, step_dynamics
+from gambit_gym.envs.gambit_env import describe_env, simulator_for, validate_action
+from gambit_gym.envs.outcomes import LinearOutcome
+from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, Context
+
+Schedule = Mapping[str, tuple[int, int | None]] | Sequence[tuple[int, int | None]] | None
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """The population's settings (the per-user GAMBIT settings live in ``gambit``).
+
+    Attributes:
+        gambit: the GAMBIT configuration every user shares (bank, arms, noise, horizon).
+        n_users: N, the number of users (agents ``user_0`` … ``user_{N-1}``).
+        spread: size of the users' random effects relative to the population coefficients:
+            ``δ_u ~ N(0, (spread · ‖coef‖ / √d)² I)``; 0 makes every user the same.
+        schedule: ``(start, stop)`` per user: the user acts at steps ``start <= t < stop``
+            (stop None: until the horizon).
+        population_seed: if set, the users' coefficients are drawn from it once and kept
+            across resets; if None (default), every reset draws a new population from the
+            reset's seed.
+    """
+
+    gambit: GambitConfig
+    n_users: int = 10
+    spread: float = 0.5
+    schedule: tuple[tuple[int, int], ...] = ()
+    population_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_users, (int, np.integer)) or self.n_users < 1:
+            raise ValueError(f"n_users must be a positive integer, got {self.n_users!r}")
+        if not np.isfinite(self.spread) or self.spread < 0:
+            raise ValueError(f"spread must be a finite number >= 0, got {self.spread!r}")
+        if self.gambit.outcome != "linear":
+            raise ValueError("the population env needs a linear outcome (random effects are "
+                             f"on its coefficients); preset {self.gambit.preset!r} is "
+                             f"{self.gambit.outcome!r}")
+        if self.gambit.optional or self.gambit.live:
+            raise ValueError(f"preset {self.gambit.preset!r} is not supported by the population "
+                             "env; use a bank-backed preset such as '3d'")
+        if len(self.schedule) != self.n_users:
+            raise ValueError(f"schedule has {len(self.schedule)} entries for {self.n_users} users")
+
+
+def agent_names(n_users: int) -> list[str]:
+    """``["user_0", …, "user_{n-1}"]``."""
+    return [f"user_{i}" for i in range(n_users)]
+
+
+def parse_schedule(active: Schedule, n_users: int, horizon: int) -> tuple[tuple[int, int], ...]:
+    """Normalise an ``active`` kwarg to one ``(start, stop)`` per user.
+
+    Args:
+        active: None (everyone from 0 to the horizon), a sequence of ``(start, stop)`` per user,
+            or a mapping ``{"user_i": (start, stop)}`` for the users that differ.
+        n_users: N.
+        horizon: the episode length.
+
+    Raises:
+        ValueError: an unknown user, a wrong length, or an interval outside ``0..horizon``.
+    """
+    names = agent_names(n_users)
+    table = [(0, horizon)] * n_users
+    if active is None:
+        return tuple(table)
+    if isinstance(active, Mapping):
+        unknown = sorted(set(active) - set(names))
+        if unknown:
+            raise ValueError(f"active names unknown users {unknown}; users are user_0.."
+                             f"user_{n_users - 1}")
+        items = [(names.index(k), v) for k, v in active.items()]
+    else:
+        active = list(active)
+        if len(active) != n_users:
+            raise ValueError(f"active has {len(active)} (start, stop) pairs for {n_users} users")
+        items = list(enumerate(active))
+    for i, pair in items:
+        try:
+            start, stop = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"active entry for user_{i} must be (start, stop), got {pair!r}") \
+                from None
+        stop = horizon if stop is None else stop
+        if not (isinstance(start, (int, np.integer)) and isinstance(stop, (int, np.integer))
+                and 0 <= start < stop <= horizon):
+            raise ValueError(f"active entry for user_{i} must satisfy 0 <= start < stop <= "
+                             f"horizon ({horizon}), got {pair!r}")
+        table[i] = (int(start), int(stop))
+    return tuple(table)
+
+
+def make_population_config(n_users: int = 10, spread: float = 0.5, active: Schedule = None,
+                           population_seed: int | None = None, preset: str = "3d",
+                           **gambit_kwargs: Any) -> PopulationConfig:
+    """A validated :class:`PopulationConfig` from the env's keyword arguments."""
+    gambit = make_config(preset, **gambit_kwargs)
+    if not isinstance(n_users, (int, np.integer)) or n_users < 1:
+        raise ValueError(f"n_users must be a positive integer, got {n_users!r}")
+    return PopulationConfig(gambit=gambit, n_users=int(n_users), spread=float(spread),
+                            schedule=parse_schedule(active, int(n_users), gambit.horizon),
+                            population_seed=population_seed)
+
+
+class UserOutcomes:
+    """Per-user expected rewards of a linear GAMBIT configuration with random effects.
+
+    Args:
+        tables: the shared dynamics tables.
+    """
+
+    def __init__(self, tables: GambitTables) -> None:
+        outcome = tables.outcome
+        if not isinstance(outcome, LinearOutcome):
+            raise TypeError("random effects need a LinearOutcome")
+        self.coef = np.asarray(outcome.coef, dtype=np.float64)
+        bank = tables.bank
+        true_scores = bank.scores[:, bank.dimension_index(tables.true_names)]
+        #: standardised true embedding of every bank row, ``(n_rows, d_true)``.
+        self.row_std = outcome.standardizer(true_scores)
+        k = tables.offsets.shape[0]
+        cell_std = np.zeros((N_CONTEXTS, k, self.coef.size))
+        for a in range(k):
+            for c in range(N_CONTEXTS):
+                start, count = tables.offsets[a, c], tables.counts[a, c]
+                cell_std[c, a] = self.row_std[start:start + count].mean(axis=0)
+        #: exact cell mean of the standardised true embedding, ``(12, K, d_true)``.
+        self.cell_std = cell_std
+        self.base_expected = np.asarray(tables.expected, dtype=np.float64)
+
+    def draw_deltas(self, rng: np.random.Generator, n_users: int, spread: float) -> np.ndarray:
+        """Random effects ``δ_u`` ``(N, d_true)``, sd ``spread · ‖coef‖ / √d`` per entry."""
+        scale = spread * float(np.linalg.norm(self.coef)) / np.sqrt(self.coef.size)
+        return scale * rng.standard_normal((n_users, self.coef.size))
+
+    def expected(self, deltas: np.ndarray) -> np.ndarray:
+        """Each user's expected reward per (context, action), ``(N, 12, K)``."""
+        return self.base_expected[None] + np.einsum("ckd,nd->nck", self.cell_std, deltas)
+
+
+class GambitPopulationEnv(ParallelEnv):
+    """N users of a GAMBIT study sharing one generator, as a PettingZoo ``ParallelEnv``.
+
+    ## Description
+    Every step, each active user is in one of 12 contexts and the agent picks a prompt for
+    each; the message each user receives is drawn from the shared response bank and their
+    reward is *their* outcome model of its true style embedding plus noise. Users differ by
+    random effects on the outcome coefficients (``spread``), so what is learned about one
+    user is informative, but not exact, for another: the setting for pooled and mixed-effect
+    learners (see :mod:`gambit_gym.agents.pooled`).
+
+    ## Action Space
+    Per agent ``Discrete(K)``, as ``GambitIHS-v0``.
+
+    ## Observation Space
+    Per agent ``MultiDiscrete([3, 4])``: ``[location, step_bucket]`` of that user's next
+    decision.
+
+    ## Rewards
+    ``intercept + (coef + δ_u) · standardise(z_true) + context term + N(0, noise_sd²)``. Each
+    agent's ``info`` has the GAMBIT step keys (``text``, ``prompt_id``, ``prompt``,
+    ``embedding``, ``embedding_names``, ``context``, ``expected_reward``, ``optimal_action``,
+    ``optimal_expected_reward``, ``regret``) computed with that user's own oracle.
+
+    ## Generator
+    The shared response bank (default: the shipped SmolLM2 bank).
+
+    ## Episode End
+    A user is truncated after their last scheduled step (``active``) or at the horizon; the
+    episode ends when no user is left. Users scheduled to start later join ``agents`` after
+    the step before their first decision, with their first observation, a reward of 0 and an
+    info holding only their context.
+
+    ## Arguments
+    ``n_users`` (10), ``spread`` (0.5), ``active`` (None: everyone for the whole horizon; or
+    ``(start, stop)`` per user, or a dict of them by name), ``population_seed`` (None: a new
+    population at every reset), ``preset`` (a linear GAMBIT preset, "3d"), and the GAMBIT
+    kwargs ``noise_level`` / ``noise_sd``, ``n_prompts`` / ``prompt_ids``, ``horizon``, ``bank``.
+
+    >>> from gambit_gym.envs import gambit_population_v0
+    >>> env = gambit_population_v0.parallel_env(n_users=3, horizon=5)
+    >>> obs, infos = env.reset(seed=0)
+    >>> sorted(obs)
+    ['user_0', 'user_1', 'user_2']
+    >>> obs, rewards, terms, truncs, infos = env.step({a: 0 for a in env.agents})
+    >>> float(infos["user_0"]["regret"]) >= 0
+    True
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"], "name": "gambit_population_v0",
+                "is_parallelizable": True}
+
+    def __init__(self, n_users: int = 10, spread: float = 0.5, active: Schedule = None,
+                 population_seed: int | None = None, preset: str = "3d",
+                 render_mode: str | None = None, **gambit_kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or "
+                             f"None, got {render_mode!r}")
+        self.config = make_population_config(n_users, spread, active, population_seed, preset,
+                                             **gambit_kwargs)
+        self.render_mode = render_mode
+        gambit = self.config.gambit
+        self._tables = build_tables(gambit)
+        self.simulator = simulator_for(self._tables)
+        self.noise_sd = gambit.effective_noise_sd
+        self.horizon = gambit.horizon
+        self.possible_agents = agent_names(self.config.n_users)
+        self._index = {name: i for i, name in enumerate(self.possible_agents)}
+        self._outcomes = UserOutcomes(self._tables)
+        self._obs_space = spaces.MultiDiscrete([len(LOCATIONS), len(STEP_BUCKETS)])
+        self._act_space = spaces.Discrete(gambit.n_actions)
+        self._obs_spaces = {a: self._obs_space for a in self.possible_agents}
+        self._act_spaces = {a: self._act_space for a in self.possible_agents}
+        self._start = np.array([s for s, _ in self.config.schedule], dtype=np.int64)
+        self._stop = np.array([s for _, s in self.config.schedule], dtype=np.int64)
+        self._fixed_deltas = None
+        if self.config.population_seed is not None:
+            self._fixed_deltas = self._outcomes.draw_deltas(
+                np.random.default_rng(self.config.population_seed), self.config.n_users,
+                self.config.spread)
+        self.agents: list[str] = []
+        self._np_random: np.random.Generator | None = None
+        self._keys = np.zeros(self.config.n_users, dtype=np.uint64)
+        self.deltas = np.zeros((self.config.n_users, self._outcomes.coef.size))
+        self.user_expected = np.zeros((self.config.n_users, N_CONTEXTS, gambit.n_actions))
+        self._t = 0
+        self._last_texts: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ spaces
+    def observation_space(self, agent: str) -> spaces.Space:
+        """``MultiDiscrete([3, 4])`` (the same object every call)."""
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        """``Discrete(K)`` (the same object every call)."""
+        return self._act_spaces[agent]
+
+    # ------------------------------------------------------------------ PettingZoo API
+    def reset(self, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray],
+                                                               dict[str, dict[str, Any]]]:
+        """Start a study: draw each user's key and (unless fixed) random effects."""
+        if seed is not None or self._np_random is None:
+            self._np_random, _ = seeding.np_random(seed)
+        rng = self._np_random
+        n = self.config.n_users
+        self._keys = np.array([counter_rng.new_key(rng) for _ in range(n)], dtype=np.uint64)
+        deltas = self._outcomes.draw_deltas(rng, n, self.config.spread)
+        self.deltas = self._fixed_deltas if self._fixed_deltas is not None else deltas
+        self.user_expected = self._outcomes.expected(self.deltas)
+        self._t = 0
+        self._last_texts = {}
+        self.agents = [a for a in self.possible_agents if self._start[self._index[a]] == 0]
+        return ({a: self._observation(a) for a in self.agents},
+                {a: {"context": self._context_dict(a)} for a in self.agents})
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        """Send each acting user the message of their chosen prompt; observe their rewards."""
+        if self._np_random is None:
+            raise RuntimeError("call reset() before step()")
+        unknown = sorted(set(actions) - set(self.agents))
+        if unknown:
+            raise ValueError(f"actions for users not in env.agents: {unknown}; active now: "
+                             f"{self.agents}")
+        acting = [a for a in self.agents if a in actions]
+        idx = np.array([self._index[a] for a in acting], dtype=np.int64)
+        t = self._t
+        k = self.config.gambit.n_actions
+        acts = np.array([validate_action(actions[a], k) for a in acting], dtype=np.int64)
+        contexts = self._contexts_at(idx, t)
+        obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
+        if len(acting):
+            rows, base_rewards, _ = step_dynamics(self._tables, self._keys[idx], t, contexts,
+                                                  acts, self.noise_sd)
+            user_rewards = base_rewards + np.einsum("nd,nd->n", self._outcomes.row_std[rows],
+                                                    self.deltas[idx])
+            for j, name in enumerate(acting):
+                infos[name] = self._info(idx[j], int(acts[j]), int(contexts[j]), int(rows[j]))
+                rewards[name] = float(user_rewards[j])
+                self._last_texts[name] = infos[name]["text"]
+        self._t = t + 1
+        live_next = [a for a in self.possible_agents
+                     if self._start[self._index[a]] <= self._t < self._stop[self._index[a]]]
+        for name in acting:
+            obs[name] = self._observation(name)
+            terms[name] = False
+            truncs[name] = name not in live_next
+        for name in live_next:
+            if name not in acting and name not in self.agents:  # joining now
+                obs[name] = self._observation(name)
+                rewards[name], terms[name], truncs[name] = 0.0, False, False
+                infos[name] = {"context": self._context_dict(name)}
+        self.agents = live_next
+        return obs, rewards, terms, truncs, infos
+
+    def render(self) -> str | None:
+        """``ansi``: the last message each user received."""
+        if self.render_mode != "ansi":
+            return None
+        return "\n".join(f"{a}: {text}" for a, text in self._last_texts.items())
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def state(self) -> np.ndarray:
+        """Every user's current context id (-1 where not live), ``(N,)`` int64."""
+        out = np.full(self.config.n_users, -1, dtype=np.int64)
+        for a in self.agents:
+            i = self._index[a]
+            out[i] = int(self._contexts_at(np.array([i]), self._t)[0])
+        return out
+
+    # ------------------------------------------------------------------ simulator and oracle
+    def describe(self) -> EnvDescription:
+        """What an agent may know before acting (as a single GAMBIT env, plus population facts).
+
+        ``extra`` adds ``n_users``, ``agents`` (``possible_agents``) and ``spread``.
+        """
+        base = describe_env(self.config.gambit, self._tables, self.simulator, self.noise_sd,
+                            self._act_space, self._obs_space)
+        extra = {**base.extra, "n_users": self.config.n_users,
+                 "agents": tuple(self.possible_agents), "spread": self.config.spread}
+        return EnvDescription(
+            n_actions=base.n_actions, action_space=base.action_space,
+            observation_space=base.observation_space, embedding_names=base.embedding_names,
+            context_names=base.context_names, n_contexts=base.n_contexts,
+            simulator=base.simulator, noise_sd=base.noise_sd, horizon=base.horizon, extra=extra)
+
+    def expected_rewards(self, agent: str, context: Any) -> np.ndarray:
+        """A user's oracle: expected reward of every action in a context, ``(K,)``."""
+        from gambit_gym.envs.dynamics import context_id_of
+
+        return self.user_expected[self._index[agent], context_id_of(context)].copy()
+
+    # ------------------------------------------------------------------ internals
+    def _contexts_at(self, idx: np.ndarray, t: int) -> np.ndarray:
+        """Context ids of users ``idx`` at step ``t`` (a pure function of key and step)."""
+        u = counter_rng.uniform(self._keys[idx], t, counter_rng.STREAM_CONTEXT)
+        return (u * N_CONTEXTS).astype(np.int64)
+
+    def _observation(self, agent: str) -> np.ndarray:
+        c = int(self._contexts_at(np.array([self._index[agent]]), self._t)[0])
+        return self._tables.observations[c].copy()
+
+    def _context_dict(self, agent: str) -> dict[str, str]:
+        c = int(self._contexts_at(np.array([self._index[agent]]), self._t)[0])
+        return Context.from_id(c).as_dict()
+
+    def _info(self, i: int, a: int, c: int, row: int) -> dict[str, Any]:
+        tables = self._tables
+        expected = self.user_expected[i, c]
+        best = int(expected.argmax())
+        return {
+            "text": str(tables.texts[row]),
+            "prompt_id": int(tables.arm_prompts[a]),
+            "prompt": str(tables.prompt_texts[a, c]),
+            "embedding": tables.working[row].copy(),
+            "embedding_names": tables.working_names,
+            "context": Context.from_id(c).as_dict(),
+            "expected_reward": float(expected[a]),
+            "optimal_action": best,
+            "optimal_expected_reward": float(expected[best]),
+            "regret": float(max(expected[best] - expected[a], 0.0)),
+        }
