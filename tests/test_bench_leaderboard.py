@@ -1,0 +1,118 @@
+"""Scoring, the leaderboard in four formats, figures and the CLI on a small real store."""
+
+import csv
+import io
+import json
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from bench_helpers import cli, make_small_store, subprocess_env
+from scipy import stats
+
+from gambit_gym.bench.analysis import summarise
+from gambit_gym.bench.leaderboard import Leaderboard
+from gambit_gym.bench.plots import plot_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_small_store(tmp_path_factory.mktemp("lb") / "small.sqlite")
+
+
+def test_scores_and_intervals_from_the_stored_replicates(store):
+    rows = summarise(store.records(suite="one_d"))
+    by_agent = {r.agent: r for r in rows}
+    assert set(by_agent) == {"Random", "Oracle", "StdTS", "poGAMBITTS"}
+    rand, orc = by_agent["Random"], by_agent["Oracle"]
+    assert rand.score == pytest.approx(0.0) and orc.score == pytest.approx(1.0)
+    assert orc.mean == 0.0 and rand.mean > 0
+    for r in rows:
+        assert r.n == 4
+        half = stats.t.ppf(0.975, 3) * r.final_regret.std(ddof=1) / 2
+        assert (r.ci_low, r.ci_high) == pytest.approx((r.mean - half, r.mean + half))
+        assert r.curve_mean[-1] == pytest.approx(r.mean)
+        assert r.score == pytest.approx((rand.mean - r.mean) / rand.mean)
+
+
+def test_leaderboard_ranks_and_formats(store):
+    board = Leaderboard.from_store(store)
+    assert board.rows[0].agent == "Oracle" and board.rows[0].rank == 1
+    assert board.rows[-1].agent == "Random"
+    assert len(board.columns) == 6  # K = 3, 5, 15, 30, 40 and the 1-D env
+    assert board.columns[0] == 'GambitIHS-1D-v0' or "n_prompts" in board.columns[0]
+    for row in board.rows:
+        for cell in row.cells.values():
+            assert 1 <= cell.rank <= 4
+
+    md = board.render("md").splitlines()
+    assert md[0].startswith("| Rank | Agent | Score |") and md[1].startswith("|---|")
+    assert len({line.count("|") for line in md[:2 + len(board.rows)]}) == 1
+
+    records = list(csv.DictReader(io.StringIO(board.render("csv"))))
+    assert len(records) == sum(len(r.cells) for r in board.rows)
+    assert {r["agent"] for r in records} == {"Random", "Oracle", "StdTS", "poGAMBITTS"}
+
+    doc = json.loads(board.render("json"))
+    assert doc["columns"] == board.columns and doc["rows"][0]["rank"] == 1
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.td = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.td += tag == "td"
+
+    parser = Cells()
+    parser.feed(board.render("html"))
+    assert parser.td == len(board.rows) * (3 + len(board.columns))
+    with pytest.raises(ValueError, match="unknown format"):
+        board.render("xlsx")
+
+
+def test_figures_png_and_svg(store, tmp_path):
+    paths = plot_store(store, tmp_path)
+    assert sorted(p.name for p in paths) == ["one_d.png", "one_d.svg", "scale_arms.png",
+                                             "scale_arms.svg"]
+    for p in paths:
+        head = p.read_bytes()[:200]
+        assert head.startswith(b"\x89PNG") if p.suffix == ".png" else b"<svg" in head or \
+            b"<?xml" in head
+
+
+def test_cli_commands_and_errors(store, tmp_path, capsys):
+    from gambit_gym.cli import main
+
+    for command in ("bench", "leaderboard", "plot", "report", "export-obp"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0 and "usage:" in capsys.readouterr().out
+    out = subprocess.run(cli("leaderboard", str(store.path), "--format", "csv"),
+                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("agent,env,replicates")
+    assert main(["plot", str(store.path), "--out", str(tmp_path / "f"), "--formats", "svg"]) == 0
+    assert (tmp_path / "f" / "one_d.svg").is_file()
+    capsys.readouterr()
+    for args, message in [
+        (("leaderboard", str(tmp_path / "nope.sqlite")), "no results store"),
+        (("bench", "--suite", "nope", "--out", str(tmp_path / "x.sqlite")), "unknown suite"),
+        (("bench", "--suite", "one_d", "--agents", "Nope", "--out", str(tmp_path / "x.sqlite")),
+         "has no agent 'Nope'"),
+        (("bench", "--suite", "one_d", "--add-agent", "nosuchmod:X",
+          "--out", str(tmp_path / "x.sqlite")), "cannot import module"),
+        (("leaderboard", str(store.path), "--suite", "core"), "holds no results"),
+        (("export-obp", str(store.path), "--out", str(tmp_path / "x.npz")), "--unit ID"),
+        (("plot", str(store.path), "--formats", "gif"), "unknown figure format"),
+    ]:
+        assert main(list(args)) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_overall_score_is_mean_of_env_scores(store):
+    board = Leaderboard.from_store(store)
+    for row in board.rows:
+        scores = [c.score for c in row.cells.values()]
+        assert row.score == pytest.approx(np.mean(scores))
