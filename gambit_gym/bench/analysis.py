@@ -22,7 +22,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from gambit_gym.bench.units import UnitRecord, merge_moments
 
@@ -82,6 +81,8 @@ def t_quantile(confidence: float, n: int) -> float:
     """Two-sided Student-t quantile for a mean over ``n`` values (NaN for ``n < 2``)."""
     if n < 2:
         return float("nan")
+    from scipy import stats
+
     return float(stats.t.ppf(0.5 + confidence / 2, df=n - 1))
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from gambit_gym.bench.analysis import SettingStats, summarise
 from gambit_gym.bench.store import ResultStore
@@ -76,7 +75,7 @@ class Leaderboard:
         rows: dict[str, Row] = {}
         for col in columns:
             cells = [s for s in stats if column(s) == col]
-            ranks = rankdata([c.mean for c in cells], method="average")
+            ranks = _average_ranks([c.mean for c in cells])
             for s, rank in zip(cells, ranks):
                 row = rows.setdefault(s.agent_key, Row(agent=s.agent_key))
                 row.cells[col] = Cell(mean=s.mean, ci_low=s.ci_low, ci_high=s.ci_high, n=s.n,
@@ -197,6 +196,18 @@ class Leaderboard:
         if fmt not in renderers:
             raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
         return renderers[fmt]()
+
+
+def _average_ranks(values: list[float]) -> np.ndarray:
+    """Ranks 1..n of ``values`` (ascending), ties given the mean of their ranks."""
+    x = np.asarray(values, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tie = x == v
+        ranks[tie] = ranks[tie].mean()
+    return ranks
 
 
 def _natural(text: str) -> list[Any]:
