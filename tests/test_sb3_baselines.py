@@ -98,3 +98,21 @@ def test_invalid_arguments_raise_clear_errors():
     ]:
         with pytest.raises(error, match=pattern):
             baseline.run("GambitIHS-v0", **kwargs)
+
+
+@pytest.mark.parametrize("device", ["auto", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_devices_give_a_run(device):
+    result = run_sb3("GambitIHS-v0", "A2C", horizon=16, replicates=1, seed=0,
+                     env_kwargs=LOW_NOISE, device=device)
+    assert result.regret.shape == (1, 16) and result.metadata["device"] == device
+
+
+def test_bench_run_hands_registered_sb3_names_to_the_sb3_runner():
+    from gambit_gym.bench import run
+
+    result = run("GambitIHS-v0", "DQN", horizon=20, replicates=2, seed=3, env_kwargs=LOW_NOISE,
+                 agent_kwargs={"learning_starts": 5}, progress=False)
+    direct = run_sb3("GambitIHS-v0", "DQN", horizon=20, replicates=2, seed=3,
+                     env_kwargs=LOW_NOISE, learning_starts=5)
+    assert result.agent == "DQN" and result.metadata["runner"] == "sb3"
+    np.testing.assert_array_equal(result.actions, direct.actions)
