@@ -90,6 +90,18 @@ class ChunkPlan:
         return self.per_pair * len(self.prompt_ids) * len(self.context_ids)
 
 
+NON_OUTPUT_KEYS = frozenset({"timeout", "retries", "device", "gambit_gym_version"})
+
+
+def output_settings(generator_meta: dict[str, Any]) -> dict[str, Any]:
+    """The generator settings that shape its output (chunks must agree on them to resume).
+
+    Package versions, the device, timeouts and retry counts are left out.
+    """
+    return {k: v for k, v in generator_meta.items()
+            if k not in NON_OUTPUT_KEYS and not k.endswith("_version")}
+
+
 def chunk_dir_for(out: str | os.PathLike) -> Path:
     """The folder of chunk files for an output file: ``OUT.chunks`` beside it."""
     out = Path(out)
@@ -324,6 +336,55 @@ def embed_texts_file(texts_file: str | os.PathLike, embedder: Any, out: str | os
     return bank
 
 
+def merge_partial(chunk_dir: str | os.PathLike, embedder: Any, out: str | os.PathLike,
+                  progress: bool = True) -> Any:
+    """Save a bank from the chunks finished so far (chunks ``0..k-1`` with none missing).
+
+    Because every chunk covers every cell, the result is a balanced bank with
+    ``k * reps_per_chunk`` messages per pair; the build can go on afterwards and a later
+    merge includes the new chunks.
+
+    Args:
+        chunk_dir: the ``OUT.chunks`` folder of a build.
+        embedder: a style embedder.
+        out: the bank file to write.
+        progress: show a progress bar.
+
+    Returns:
+        The saved :class:`~gambit_gym.text.bank.ResponseBank`.
+    """
+    from gambit_gym.text.bank import ResponseBank
+    from gambit_gym.text.prompts import PromptLibrary
+
+    chunk_dir = Path(chunk_dir)
+    try:
+        fp = json.loads((chunk_dir / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{str(chunk_dir)!r} holds no build (no manifest.json)") from None
+    library = PromptLibrary.from_dict(fp["library"])
+    reps = int(fp["reps_per_chunk"])
+    chunks: list[dict[str, Any]] = []
+    while True:
+        k = len(chunks)
+        probe = ChunkPlan(tuple(fp["prompt_ids"]), tuple(fp["context_ids"]), (k + 1) * reps,
+                          reps)
+        rec = _read_chunk(chunk_dir / f"chunk_{k:05d}.json", k, probe)
+        if rec is None:
+            break
+        chunks.append(rec)
+    if not chunks:
+        raise ValueError(f"no finished chunk in {str(chunk_dir)!r} yet")
+    plan = ChunkPlan(tuple(fp["prompt_ids"]), tuple(fp["context_ids"]), len(chunks) * reps,
+                     reps)
+    texts, p, c, _ = _rows(chunks)
+    meta = _metadata(fp.get("generator", {}), library, plan, int(fp["seed"]), chunks)
+    scores = _embed(embedder, texts, 256, progress)
+    meta["embedder"] = embedder.metadata()
+    bank = ResponseBank.from_arrays(texts, p, c, scores, tuple(embedder.names), meta)
+    bank.save(out)
+    return bank
+
+
 def build_bank(
     generator: Any, embedder: Any = None, prompt_library: PromptLibrary | None = None,
     per_pair: int = 100, out: str | os.PathLike = "bank.parquet", seed: int = 0,
@@ -378,8 +439,7 @@ def build_bank(
     out = Path(out)
     chunk_dir = chunk_dir_for(out)
     gen_meta = generator.metadata()
-    fingerprint = {"generator": {k: v for k, v in gen_meta.items()
-                                 if not k.endswith("_version")}}
+    fingerprint = {"generator": output_settings(gen_meta)}
     if not texts_only and embedder is None or isinstance(embedder, str):
         from gambit_gym.text.embedder import make_embedder
 
@@ -436,7 +496,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts", default=None, help="prompt id subset, e.g. 0-3,10")
     parser.add_argument("--contexts", default=None, help="context id subset, e.g. 0,5")
     parser.add_argument("--reps-per-chunk", type=int, default=None)
-    parser.add_argument("--max-new-tokens", type=int, default=72)
+    parser.add_argument("--max-new-tokens", type=int, default=60)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--base-url", default=None, help="server URL for ollama:/openai:")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
@@ -449,6 +509,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-texts", default=None,
                         help="embed this texts file into the bank --out (no generation)")
     parser.add_argument("--keep-chunks", action="store_true")
+    parser.add_argument("--merge-partial", default=None, metavar="CHUNK_DIR",
+                        help="save a bank from the finished chunks of a build (no generation)")
     parser.add_argument("--max-chunks", type=int, default=None,
                         help="stop after this many new chunks (resume later)")
     parser.add_argument("--no-progress", action="store_true")
@@ -459,6 +521,13 @@ def run(args: argparse.Namespace) -> int:
     from gambit_gym.text.generators import HTTPConfig, SamplingConfig, make_generator
 
     progress = not args.no_progress
+    if args.merge_partial:
+        from gambit_gym.text.embedder import make_embedder
+
+        bank = merge_partial(args.merge_partial, make_embedder(args.embedder, device=args.device),
+                             args.out, progress=progress)
+        print(f"wrote {args.out}: {bank!r}")
+        return 0
     if args.from_texts:
         from gambit_gym.text.embedder import make_embedder
 

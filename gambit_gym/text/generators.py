@@ -93,7 +93,7 @@ class SamplingConfig:
         system: the system instruction (None: the backend sends none).
     """
 
-    max_new_tokens: int = 72
+    max_new_tokens: int = 60
     temperature: float = 0.7
     top_p: float = 0.95
     max_attempts: int = 4
@@ -414,32 +414,68 @@ class HFGenerator(BaseGenerator):
         msgs = [{"role": "system", "content": self.system}] if self.system else []
         return msgs + [{"role": "user", "content": prompt}]
 
+    def _batches(self, prompts: list[str]) -> list[list[tuple[str, list[int]]]]:
+        """Group identical queries and pack the groups into batches of ``batch_size``."""
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(p, []).append(i)
+        units = [(p, idx[s:s + self.batch_size]) for p, idx in groups.items()
+                 for s in range(0, len(idx), self.batch_size)]
+        batches: list[list[tuple[str, list[int]]]] = []
+        size = 0
+        for unit in units:
+            if not batches or size + len(unit[1]) > self.batch_size:
+                batches.append([])
+                size = 0
+            batches[-1].append(unit)
+            size += len(unit[1])
+        return batches
+
     def _draft(self, prompts: list[str], seed: int) -> list[str]:
+        """Sample raw drafts.
+
+        Identical queries share one prompt pass (prefill): the key/value cache of each distinct
+        query is computed once and copied to its replicates, which is what makes large
+        per-pair banks affordable on a CPU. Batch ``b`` is seeded with ``derive_seed(seed, b)``.
+        """
         import torch
+        from transformers import DynamicCache
 
         self.load()
         tok, model = self._tok, self._model
-        out: list[str] = []
-        for b, start in enumerate(range(0, len(prompts), self.batch_size)):
-            batch = prompts[start:start + self.batch_size]
+        out: list[str] = [""] * len(prompts)
+        for b, batch in enumerate(self._batches(prompts)):
             if tok.chat_template:
                 texts = [tok.apply_chat_template(self._messages(p), tokenize=False,
-                                                 add_generation_prompt=True) for p in batch]
+                                                 add_generation_prompt=True) for p, _ in batch]
             else:
                 texts = [(self.system + "\n\n" if self.system else "") + p + "\n\n"
-                         for p in batch]
+                         for p, _ in batch]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            torch.manual_seed(derive_seed(seed, b))
+            ids = enc["input_ids"].to(self.device)
+            mask = enc["attention_mask"].to(self.device)
+            rep = torch.tensor([k for k, (_, idx) in enumerate(batch) for _ in idx],
+                               device=self.device)
+            kwargs: dict[str, Any] = {}
             with torch.inference_mode():
+                if len(rep) > len(batch) and ids.shape[1] > 1:
+                    cache = DynamicCache()
+                    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+                    model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
+                          position_ids=pos[:, :-1], past_key_values=cache, use_cache=True)
+                    cache.batch_select_indices(rep)
+                    kwargs["past_key_values"] = cache
+                torch.manual_seed(derive_seed(seed, b))
                 gen = model.generate(
-                    **enc, do_sample=True, temperature=self.sampling.temperature,
-                    top_p=self.sampling.top_p, top_k=0,
+                    input_ids=ids[rep], attention_mask=mask[rep], do_sample=True,
+                    temperature=self.sampling.temperature, top_p=self.sampling.top_p, top_k=0,
                     max_new_tokens=self.sampling.max_new_tokens,
-                    pad_token_id=tok.pad_token_id,
+                    pad_token_id=tok.pad_token_id, **kwargs,
                 )
-            new = gen[:, enc["input_ids"].shape[1]:].cpu()
-            out.extend(tok.batch_decode(new, skip_special_tokens=True))
+            decoded = tok.batch_decode(gen[:, ids.shape[1]:].cpu(), skip_special_tokens=True)
+            flat = [i for _, idx in batch for i in idx]
+            for i, text in zip(flat, decoded):
+                out[i] = text
         return out
 
 

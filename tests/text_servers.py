@@ -1,0 +1,110 @@
+"""Real local HTTP servers speaking the Ollama and OpenAI-compatible protocols, for tests.
+
+Replies are deterministic functions of (prompt, seed), so builds against them are reproducible.
+Run one as a script (``python tests/text_servers.py``) to print its URL and serve forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WORDS = ["bright", "steady", "fresh", "calm", "strong", "happy", "brisk", "gentle"]
+
+
+def reply_text(prompt: str, seed: int) -> str:
+    """A deterministic message with a preamble and trailing chatter to be cleaned."""
+    h = int(hashlib.sha256(f"{prompt}|{seed}".encode()).hexdigest()[:8], 16)
+    w1, w2 = WORDS[h % 8], WORDS[(h >> 3) % 8]
+    loc = "at work" if "at work" in prompt else "at home" if "at home" in prompt else "out"
+    return (f"Sure! Here is the message:\n\n\"You are {loc}, so take a {w1} walk of "
+            f"{h % 50 + 5} minutes today. Every {w2} step counts toward your goal.\"\n\n"
+            "I hope this helps!")
+
+
+class FakeLLMServer:
+    """A threaded HTTP server on 127.0.0.1 (port 0) with scriptable failures.
+
+    Attributes:
+        url: ``http://127.0.0.1:PORT``.
+        requests: JSON bodies received (successful or not).
+        headers: request headers received.
+        fail_next: HTTP status codes to answer, one per request, before answering normally.
+        delay: seconds to wait before answering.
+        require_key: when set, requests without ``Authorization: Bearer <key>`` get 401.
+    """
+
+    def __init__(self, delay: float = 0.0, require_key: str | None = None) -> None:
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.fail_next: list[int] = []
+        self.delay = delay
+        self.require_key = require_key
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests.append(body)
+                    server.headers.append(dict(self.headers))
+                    code = server.fail_next.pop(0) if server.fail_next else 200
+                if server.delay:
+                    time.sleep(server.delay)
+                if server.require_key is not None:
+                    auth = self.headers.get("Authorization", "")
+                    if auth != f"Bearer {server.require_key}":
+                        code = 401
+                if code != 200:
+                    self._send(code, {"error": {"message": "invalid api key" if code == 401
+                                                else "server exploded"}})
+                    return
+                if self.path == "/api/generate":
+                    text = reply_text(body["prompt"], body["options"]["seed"])
+                    self._send(200, {"model": body["model"], "response": text, "done": True})
+                elif self.path == "/v1/chat/completions":
+                    prompt = body["messages"][-1]["content"]
+                    text = reply_text(prompt, body["seed"])
+                    self._send(200, {"choices": [{"index": 0, "message": {
+                        "role": "assistant", "content": text}}]})
+                else:
+                    self._send(404, {"error": f"no route {self.path}"})
+
+            def _send(self, code, obj):
+                data = json.dumps(obj).encode()
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeLLMServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    with FakeLLMServer(delay=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0) as s:
+        print(s.url, flush=True)
+        threading.Event().wait()
