@@ -234,6 +234,11 @@ class _LiveTreatment:
             from gambit_gym.text.embedder import MiniLMStyleEmbedder
 
             embedder = MiniLMStyleEmbedder(device=device or "cpu")
+        # The bank's messages were written under its prompt library's system instruction; a live
+        # generator without one of its own gets the same, so live and bank envs agree.
+        system = tables.bank.metadata.get("prompt_library", {}).get("system")
+        if system and hasattr(generator, "system") and not generator.system:
+            generator.system = system
         self.generator, self.embedder, self.tables = generator, embedder, tables
         names = list(embedder.names)
         self._true = [names.index(n) for n in tables.bank.dimensions]
