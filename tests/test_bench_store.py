@@ -170,3 +170,29 @@ def test_two_processes_writing_one_store(tmp_path):
     assert _integrity(path) == "ok"
     assert set(_finals(path)) == planned
     assert _count(path) == len(planned)
+
+
+def test_ctrl_c_stops_a_process_pool_sweep_promptly_and_resume_completes(tmp_path):
+    args = ["bench", "--suite", "one_d", "--agents", "Random,StdTS", "--replicates", "6",
+            "--horizon", "100", "--chunk", "1", "--workers", "2", "--no-progress",
+            "--propensity-samples", "50"]
+    path = tmp_path / "int.sqlite"
+    proc = subprocess.Popen(cli(*args, "--out", str(path)), env=subprocess_env(),
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 240
+    while _count(path) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    import os
+
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    start = time.time()
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert time.time() - start < 20
+    assert _integrity(path) == "ok" and 2 <= _count(path) < 12
+    done = subprocess.run(cli(*args, "--out", str(path), "--resume"), env=subprocess_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert set(_finals(path)) == _planned_ids(args)

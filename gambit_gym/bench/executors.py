@@ -16,6 +16,7 @@ records for the same suite.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -47,6 +48,9 @@ class SerialExecutor:
 
 
 def _init_worker() -> None:
+    # Ctrl-C reaches the whole process group; the sweep's process handles it and terminates
+    # the workers, so they ignore it rather than each printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in _THREAD_VARS:
         os.environ.setdefault(var, "1")
     try:
@@ -74,19 +78,27 @@ class LocalExecutor:
         import multiprocessing as mp
 
         pending = list(units)[::-1]
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker) as pool:
-            running: set[Future[UnitRecord]] = set()
-            try:
-                while pending or running:
-                    while pending and len(running) < self.workers:
-                        running.add(pool.submit(execute, pending.pop()))
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        yield fut.result()
-            finally:
-                for fut in running:
-                    fut.cancel()
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker)
+        running: set[Future[UnitRecord]] = set()
+        finished = False
+        try:
+            while pending or running:
+                while pending and len(running) < self.workers:
+                    running.add(pool.submit(execute, pending.pop()))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+            finished = True
+        finally:
+            # On Ctrl-C or an error, do not wait for the units in flight: they are lost (and
+            # re-run by --resume), which is the store's promise.
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=finished, cancel_futures=True)
+            if not finished:
+                for proc in procs:
+                    if proc.is_alive():
+                        proc.terminate()
 
 
 class RayExecutor:
