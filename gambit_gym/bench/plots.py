@@ -55,6 +55,10 @@ def plot_suite(stats: list[SettingStats], suite: str, *, with_reference: bool = 
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), sharey=True,
                              squeeze=False)
     labels = list(dict.fromkeys(s.label for s in shown))
+    if suite in suite_defs.SUITES:
+        order = {lab: i for i, lab in enumerate(dict.fromkeys(
+            s.label for s in suite_defs.get(suite).settings))}
+        labels.sort(key=lambda lab: order.get(lab, len(order)))
     colours = {lab: plt.get_cmap("tab10")(i % 10) for i, lab in enumerate(labels)}
     for ax, panel in zip(axes.flat, panels):
         for s in (s for s in shown if s.panel == panel):
