@@ -56,3 +56,8 @@ def subprocess_env() -> dict[str, str]:
 def cli(*args: str) -> list[str]:
     """The command line of ``gambit-gym ARGS`` with this interpreter."""
     return [sys.executable, "-m", "gambit_gym", *args]
+
+
+def broken_agent(**kwargs):
+    """A user's agent factory that fails (a sweep must report it and go on)."""
+    raise RuntimeError("this agent is broken on purpose")

@@ -174,11 +174,10 @@ def test_two_processes_writing_one_store(tmp_path):
 
 def test_ctrl_c_stops_a_process_pool_sweep_promptly_and_resume_completes(tmp_path):
     args = ["bench", "--suite", "one_d", "--agents", "Random,StdTS", "--replicates", "6",
-            "--horizon", "100", "--chunk", "1", "--workers", "2", "--no-progress",
-            "--propensity-samples", "50"]
+            "--horizon", "60", "--chunk", "1", "--no-progress", "--propensity-samples", "50"]
     path = tmp_path / "int.sqlite"
-    proc = subprocess.Popen(cli(*args, "--out", str(path)), env=subprocess_env(),
-                            start_new_session=True, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cli(*args, "--workers", "2", "--out", str(path)),
+                            env=subprocess_env(), start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
@@ -192,7 +191,22 @@ def test_ctrl_c_stops_a_process_pool_sweep_promptly_and_resume_completes(tmp_pat
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert time.time() - start < 20
     assert _integrity(path) == "ok" and 2 <= _count(path) < 12
-    done = subprocess.run(cli(*args, "--out", str(path), "--resume"), env=subprocess_env(),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cli(*args, "--executor", "serial", "--out", str(path), "--resume"),
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert set(_finals(path)) == _planned_ids(args)
+
+
+def test_a_failing_agent_is_reported_and_the_sweep_goes_on(tmp_path, capsys):
+    from gambit_gym.cli import main
+
+    path = tmp_path / "f.sqlite"
+    args = ["bench", "--suite", "one_d", "--agents", "Random", "--add-agent",
+            "bench_helpers:broken_agent", "--replicates", "2", "--horizon", "10",
+            "--executor", "serial", "--no-progress", "--out", str(path)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "1 units run" in err and "1 failed" in err
+    assert "failed: bench_helpers:broken_agent on GambitIHS-1D-v0, replicates 0..1: " \
+           "RuntimeError: this agent is broken on purpose" in err
+    assert {r.unit.setting.agent for r in ResultStore(path).records()} == {"Random"}

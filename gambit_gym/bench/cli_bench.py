@@ -82,7 +82,7 @@ def build_suite(args: argparse.Namespace) -> suites.Suite:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the sweep; print what was done."""
+    """Run the sweep; print what was done. Exit status 1 if some units failed."""
     suite = build_suite(args)
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
@@ -99,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         if shutdown is not None:
             shutdown()
     print(f"{suite.name}: {report.ran} units run, {report.skipped} already stored, "
-          f"{report.duplicates} stored by another writer, {report.planned} planned; "
-          f"{report.wall_time_s:.1f} s -> {store.path}", file=sys.stderr)
-    return 0
+          f"{report.duplicates} stored by another writer, {len(report.failures)} failed, "
+          f"{report.planned} planned; {report.wall_time_s:.1f} s -> {store.path}",
+          file=sys.stderr)
+    for failure in report.failures:
+        print(f"gambit-gym bench: failed: {failure.describe()}", file=sys.stderr)
+    return 1 if report.failures else 0

@@ -1,10 +1,11 @@
 """Executors that run units, and :func:`sweep`, which runs a suite into a store.
 
-Every executor calls :func:`gambit_gym.bench.units.execute` on each unit and yields the
-records as they complete; only the sweep's own process writes to the store, so a worker that
-dies loses its unit and nothing else. Because a unit's result depends only on the unit (its
-seeds are fixed by the replicate indices), the serial, process and Ray executors give the same
-records for the same suite.
+Every executor calls :func:`gambit_gym.bench.units.execute_safely` on each unit and yields
+the records (or failures) as they complete; only the sweep's own process writes to the store,
+so a worker that dies loses its unit and nothing else. A unit whose agent or env raises is
+reported and not stored, and the sweep goes on. Because a unit's result depends only on the
+unit (its seeds are fixed by the replicate indices), the serial, process and Ray executors give
+the same records for the same suite.
 
 - ``serial``: in this process (``--workers 1``).
 - ``local`` (default): a process pool over all cores (``spawn``ed workers, one BLAS/torch
@@ -20,12 +21,19 @@ import signal
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gambit_gym.bench.store import ResultStore
 from gambit_gym.bench.suites import Suite
-from gambit_gym.bench.units import DEFAULT_CHUNK, Unit, UnitRecord, execute, plan
+from gambit_gym.bench.units import (
+    DEFAULT_CHUNK,
+    Unit,
+    UnitFailure,
+    UnitRecord,
+    execute_safely,
+    plan,
+)
 
 EXECUTORS: tuple[str, ...] = ("local", "serial", "ray")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -34,17 +42,17 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 class Executor(Protocol):
     """Runs units and yields their records as they complete (in any order)."""
 
-    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord]:
-        """Yield one record per unit."""
+    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord | UnitFailure]:
+        """Yield one record (or failure) per unit."""
 
 
 class SerialExecutor:
     """Runs units one after another in this process."""
 
-    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord]:
+    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord | UnitFailure]:
         """Yield one record per unit, in order."""
         for unit in units:
-            yield execute(unit)
+            yield execute_safely(unit)
 
 
 def _init_worker() -> None:
@@ -73,19 +81,19 @@ class LocalExecutor:
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
 
-    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord]:
+    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord | UnitFailure]:
         """Yield records as the workers finish them; at most ``workers`` units in flight."""
         import multiprocessing as mp
 
         pending = list(units)[::-1]
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                    initializer=_init_worker)
-        running: set[Future[UnitRecord]] = set()
+        running: set[Future[UnitRecord | UnitFailure]] = set()
         finished = False
         try:
             while pending or running:
                 while pending and len(running) < self.workers:
-                    running.add(pool.submit(execute, pending.pop()))
+                    running.add(pool.submit(execute_safely, pending.pop()))
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
@@ -133,10 +141,10 @@ class RayExecutor:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.max_in_flight = max_in_flight or max(2 * cpus, 1)
 
-    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord]:
+    def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord | UnitFailure]:
         """Yield records as the Ray tasks finish."""
         ray = self._ray
-        remote = ray.remote(num_cpus=1, max_retries=2)(execute)
+        remote = ray.remote(num_cpus=1, max_retries=2)(execute_safely)
         pending = list(units)[::-1]
         running: list[Any] = []
         try:
@@ -184,6 +192,7 @@ class SweepReport:
         ran: units run and stored now.
         duplicates: units run now that another writer had stored first (not stored twice).
         wall_time_s: seconds the sweep took.
+        failures: units whose agent or env raised (not stored; ``--resume`` retries them).
     """
 
     planned: int
@@ -191,6 +200,7 @@ class SweepReport:
     ran: int
     duplicates: int
     wall_time_s: float
+    failures: list[UnitFailure] = field(default_factory=list)
 
 
 def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
@@ -203,8 +213,9 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
         suite: the (possibly narrowed) suite.
         store: where each completed unit is written, one transaction per unit.
         executor: how units run (default: a local process pool over every core).
-        resume: skip units already in the store. Without it, a store that already holds some
-            of the suite's units is an error, so that a result is never silently mixed in.
+        resume: skip units already in the store (failed units were not stored, so they run
+            again). Without it, a store that already holds some of the suite's units is an
+            error, so that a result is never silently mixed in.
         chunk: replicates per unit.
         device: torch device for agents that use one.
         propensities: record each decision's propensity (for off-policy evaluation).
@@ -227,6 +238,7 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
     store.add_suite(suite)
     executor = executor or LocalExecutor()
     ran = dups = 0
+    failures: list[UnitFailure] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -235,6 +247,12 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
                    dynamic_ncols=True)
     try:
         for record in executor.map_units(todo):
+            if isinstance(record, UnitFailure):
+                failures.append(record)
+                if bar is not None:
+                    bar.write(f"failed: {record.describe()}")
+                    bar.update(1)
+                continue
             if store.add(record):
                 ran += 1
             else:
@@ -245,4 +263,4 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
         if bar is not None:
             bar.close()
     return SweepReport(planned=len(units), skipped=skipped, ran=ran, duplicates=dups,
-                       wall_time_s=time.perf_counter() - start)
+                       wall_time_s=time.perf_counter() - start, failures=failures)

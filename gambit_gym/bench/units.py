@@ -184,6 +184,38 @@ def execute(unit: Unit, progress: bool = False) -> UnitRecord:
     return UnitRecord.from_result(unit, result)
 
 
+@dataclass(frozen=True)
+class UnitFailure:
+    """A unit whose run raised: reported by the sweep, never stored (``--resume`` retries it).
+
+    Attributes:
+        unit: the unit.
+        error: ``"ExceptionType: message"``.
+        traceback: the formatted traceback.
+    """
+
+    unit: Unit
+    error: str
+    traceback: str = ""
+
+    def describe(self) -> str:
+        """One line: which unit failed and why."""
+        s, u = self.unit.setting, self.unit
+        return (f"{s.agent_key} on {s.env_key}, replicates {u.rep_start}.."
+                f"{u.rep_start + u.n_reps - 1}: {self.error}")
+
+
+def execute_safely(unit: Unit) -> UnitRecord | UnitFailure:
+    """:func:`execute`, with an exception of the agent or env returned as a failure."""
+    import traceback
+
+    try:
+        return execute(unit)
+    except Exception as exc:  # one bad setting must not stop a sweep
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        return UnitFailure(unit, f"{type(exc).__name__}: {message}", traceback.format_exc())
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages that shape a result, and the platform."""
     import sys
