@@ -9,6 +9,8 @@ _BUILTIN: dict[str, str] = {
     "StdTS-Contextual": "gambit_gym.agents.stdts:StdTSContextual",
     "poGAMBITTS": "gambit_gym.agents.gambitts:POGambitTS",
     "foGAMBITTS": "gambit_gym.agents.gambitts:FOGambitTS",
+    "ens-poGAMBITTS": "gambit_gym.agents.ensemble:EnsPOGambitTS",
+    "ens-foGAMBITTS": "gambit_gym.agents.ensemble:EnsFOGambitTS",
     "LinTS": "gambit_gym.agents.classic:LinTS",
     "LinUCB": "gambit_gym.agents.classic:LinUCB",
     "UCB1": "gambit_gym.agents.classic:UCB1",

@@ -284,6 +284,16 @@ class FOGambitTS(_LinearGambitts):
     def _sample_arm_means(self, contexts: np.ndarray, counter: int, stream: int,
                           n_samples: int | None) -> np.ndarray:
         """Draws of each arm's mean embedding, ``(R, [S,] K, d)``."""
+        return self.sample_arm_distributions(contexts, counter, stream, n_samples)[0]
+
+    def sample_arm_distributions(self, contexts: np.ndarray, counter: int, stream: int,
+                                 n_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior draws of each arm's embedding distribution ``N(m̃, Σ̃)`` in its context.
+
+        Returns:
+            ``(m̃, Σ̃^½)``: means ``(R, [S,] K, d)`` and square-root factors
+            ``(R, [S,] K, d, d)`` with ``Σ̃^½ (Σ̃^½)ᵀ = Σ̃``.
+        """
         m_n, kappa_n, nu_n, psi_n = self.treatment_posterior(contexts)
         d = self.d
         if n_samples is not None:
@@ -299,9 +309,10 @@ class FOGambitTS(_LinearGambitts):
         a = np.tril(self.streams.normal(counter, stream + 4, (*lead, d, d)), -1)
         a = a + diag[..., None] * np.eye(d)
         z = self.streams.normal(counter, stream + 8, (*lead, d))
-        # m̃ = m + U A⁻ᵀ z / √κ has covariance U (A Aᵀ)⁻¹ Uᵀ / κ = Σ̃ / κ with Σ̃ ~ IW(Ψ, ν)
-        x = np.linalg.solve(np.swapaxes(a, -1, -2), z[..., None])[..., 0]
-        return m_n + np.einsum("...ij,...j->...i", upper, x) / np.sqrt(kappa_n)[..., None]
+        # Σ̃ = U (A Aᵀ)⁻¹ Uᵀ ~ IW(Ψ, ν), with square root U A⁻ᵀ; m̃ = m + U A⁻ᵀ z / √κ
+        root = upper @ np.linalg.inv(np.swapaxes(a, -1, -2))
+        means = m_n + np.einsum("...ij,...j->...i", root, z) / np.sqrt(kappa_n)[..., None]
+        return means, root
 
     def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
         contexts = gambit_contexts(obs)

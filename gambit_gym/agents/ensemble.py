@@ -1,0 +1,385 @@
+"""Ensemble-sampling GAMBITTS agents with MLP reward models: ens-poGAMBITTS and ens-foGAMBITTS.
+
+Each replicate keeps M MLPs (one hidden ReLU layer) from the embedding of the message to the
+reward. Ensemble sampling (Lu and Van Roy, 2017), done as the method intends (see
+``algorithms.md`` C):
+
+- member ``m`` minimises ``σ_w⁻²·mean_batch (ỹ_m - f_m(z))² + ‖θ_m - θ_{0,m}‖²_{Σ₀⁻¹} / n``, where
+  ``ỹ_m = y + ε_m`` with ``ε_m ~ N(0, σ_w²)`` drawn once per datum and stored (``σ_w``: the
+  env's noise sd, as in the study) and ``θ_{0,m}`` its own initial weights (the anchor; the
+  prior variance of each weight is that of PyTorch's default initialisation);
+- one Adam optimiser per member, kept across steps (a single elementwise Adam over the stacked
+  parameters is exactly that), one step per decision on a minibatch drawn with replacement from a
+  FIFO replay buffer once it holds ``batch_size`` items; uniform actions during burn-in;
+- to act, draw a member uniformly and score each prompt by the member's *mean* prediction over
+  the prompt's cell: ens-poGAMBITTS averages exactly over all bank rows of the cell (default), or
+  over ``n_sim_draws`` draws with common random numbers across prompts; ens-foGAMBITTS draws each
+  arm's embedding distribution from its Normal-Inverse-Wishart posterior (as foGAMBITTS) and
+  averages over ``n_embedding_draws`` embeddings with common normals across prompts.
+
+All members of all replicates train as one batched torch program (batched ``einsum``), on CUDA
+when available, else CPU. Random numbers come from the counter-based streams in numpy, so a
+replicate makes the same draws alone or in a batch, on CPU or CUDA; results then agree up to
+floating-point error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gambit_gym.agents._batched import (
+    STREAM_ACT,
+    STREAM_PERTURB,
+    STREAM_RESET,
+    STREAM_TRAIN,
+    STREAM_TREAT,
+    BatchedAgent,
+    check_positive,
+    gambit_contexts,
+    require_contexts,
+    require_simulator,
+)
+from gambit_gym.agents.base import EnvDescription
+from gambit_gym.agents.gambitts import FOGambitTS
+
+_CHUNK_ELEMENTS = 1 << 24  # bound on hidden activations materialised at once when scoring
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+@dataclass(eq=False)
+class _Ensemble(BatchedAgent):
+    """Shared MLP-ensemble machinery (see the module docstring)."""
+
+    n_members: int = 60
+    hidden: int = 64
+    lr: float = 0.01
+    batch_size: int = 100
+    buffer_size: int = 1024
+    burn_in: int = 100
+    perturbation_sd: float | None = None
+    prior_scale: float = 1.0
+    output_offset: float = 77.0
+    output_scale: float = 10.0
+    device: str | None = None
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        for name in ("n_members", "hidden", "batch_size", "buffer_size"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.burn_in, (int, np.integer)) or self.burn_in < 0:
+            raise ValueError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
+        check_positive("lr", self.lr)
+        check_positive("prior_scale", self.prior_scale)
+        check_positive("output_scale", self.output_scale)
+        if self.perturbation_sd is not None:
+            check_positive("perturbation_sd", self.perturbation_sd, allow_zero=True)
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    # ------------------------------------------------------------------ setup
+    def _setup_ensemble(self, spec: EnvDescription, z_mean: np.ndarray,
+                        z_sd: np.ndarray) -> None:
+        torch = _torch()
+        require_contexts(spec, type(self).__name__)
+        d = len(spec.embedding_names)
+        if d == 0:
+            raise ValueError(f"{type(self).__name__} needs an env with a working embedding")
+        self.d = d
+        dev = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.torch_device = torch.device(dev)
+        self.torch_dtype = getattr(torch, self.dtype)
+        sd = self.perturbation_sd if self.perturbation_sd is not None else spec.noise_sd
+        if sd is None:
+            raise ValueError(f"{type(self).__name__}: the env publishes no noise sd; pass "
+                             "perturbation_sd=")
+        self.sigma_w = float(sd)
+        self._loss_scale = 1.0 / max(self.sigma_w, 1e-3) ** 2
+        self.z_mean, self.z_sd = z_mean.astype(np.float64), np.maximum(z_sd, 1e-8)
+        r, m, h = self.replicates, self.n_members, self.hidden
+        # PyTorch's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from the streams
+        shapes = {"w1": ((m, h, d), d), "b1": ((m, h), d), "w2": ((m, h), h), "b2": ((m,), h)}
+        self.params, self.anchors, self.prior_prec = {}, {}, {}
+        for i, (name, (shape, fan_in)) in enumerate(shapes.items()):
+            bound = 1.0 / np.sqrt(fan_in)
+            u = self.streams.uniform(i, STREAM_RESET, shape)
+            init = self._tensor((2.0 * u - 1.0) * bound)
+            self.anchors[name] = init.clone()
+            self.params[name] = init.clone().requires_grad_(True)
+            # prior variance of a weight: that of its initial distribution, times prior_scale²
+            self.prior_prec[name] = 1.0 / (self.prior_scale ** 2 * bound ** 2 / 3.0)
+        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=self.lr)
+        cap = self.buffer_size
+        self.buf_x = torch.zeros((r, cap, d), dtype=self.torch_dtype, device=self.torch_device)
+        self.buf_y = torch.zeros((r, cap), dtype=self.torch_dtype, device=self.torch_device)
+        self.buf_eps = torch.zeros((r, cap, m), dtype=self.torch_dtype,
+                                   device=self.torch_device)
+        self.n_seen = 0
+        self.train_steps = 0
+
+    def _tensor(self, array: np.ndarray) -> Any:
+        torch = _torch()
+        return torch.as_tensor(np.ascontiguousarray(array), dtype=self.torch_dtype,
+                               device=self.torch_device)
+
+    def _normalise(self, z: np.ndarray) -> np.ndarray:
+        return (z - self.z_mean) / self.z_sd
+
+    # ------------------------------------------------------------------ the networks
+    def _forward_members(self, x: Any) -> Any:
+        """Every member on its replicate's inputs: ``x (R, B, d)`` -> predictions ``(R, M, B)``."""
+        p = self.params
+        r, m, h, b = self.replicates, self.n_members, self.hidden, x.shape[1]
+        return self._mlp(x[:, None].expand(r, m, b, self.d).reshape(r * m, b, self.d),
+                         p["w1"].reshape(r * m, h, self.d), p["b1"].reshape(r * m, 1, h),
+                         p["w2"].reshape(r * m, h, 1), p["b2"].reshape(r * m, 1, 1)
+                         ).reshape(r, m, b)
+
+    def _mlp(self, x: Any, w1: Any, b1: Any, w2: Any, b2: Any) -> Any:
+        """Batched MLP on the reward scale: ``x (G, N, d)`` -> ``(G, N)``.
+
+        Weights: ``w1 (G, H, d)``, ``b1 (G, 1, H)``, ``w2 (G, H, 1)``, ``b2 (G, 1, 1)``.
+        """
+        torch = _torch()
+        hid = torch.relu(torch.baddbmm(b1, x, w1.transpose(1, 2)))
+        return self.output_offset + self.output_scale * torch.baddbmm(b2, hid, w2)[..., 0]
+
+    def _mean_scores(self, members: np.ndarray, x: Any, weights: Any) -> Any:
+        """Weighted mean prediction of chosen members over each arm's inputs.
+
+        Args:
+            members: ``(R, J)`` member indices per replicate.
+            x: inputs ``(R, K, N, d)`` (normalised embeddings).
+            weights: ``(R, K, N)`` averaging weights (rows sum to 1).
+
+        Returns:
+            ``(R, J, K)`` scores.
+        """
+        torch = _torch()
+        r, k, n, d = x.shape
+        j = members.shape[1]
+        h = self.hidden
+        rows = torch.arange(r, device=self.torch_device)[:, None]
+        mem = torch.as_tensor(np.array(members, dtype=np.int64), device=self.torch_device)
+        with torch.no_grad():
+            w1 = self.params["w1"][rows, mem].reshape(r * j, h, d)
+            b1 = self.params["b1"][rows, mem].reshape(r * j, 1, h)
+            w2 = self.params["w2"][rows, mem].reshape(r * j, h, 1)
+            b2 = self.params["b2"][rows, mem].reshape(r * j, 1, 1)
+            per_arm = max(1, _CHUNK_ELEMENTS // max(1, r * j * n * h))
+            out = []
+            for a0 in range(0, k, per_arm):
+                xa = x[:, a0:a0 + per_arm]
+                ka = xa.shape[1]
+                flat = xa.reshape(r, 1, ka * n, d).expand(r, j, ka * n, d).reshape(
+                    r * j, ka * n, d)
+                pred = self._mlp(flat, w1, b1, w2, b2).reshape(r, j, ka, n)
+                out.append(torch.einsum("rjkn,rkn->rjk", pred,
+                                        weights[:, a0:a0 + per_arm]))
+            return torch.cat(out, dim=2)
+
+    # ------------------------------------------------------------------ learning
+    def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                info: dict[str, Any]) -> None:
+        if "embedding" not in info:
+            raise KeyError(f"{type(self).__name__}.update needs info['embedding']")
+        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.d)
+        contexts = gambit_contexts(obs)
+        self._update_treatment(contexts, actions, z)
+        slot = self.n_seen % self.buffer_size
+        eps = self.sigma_w * self.streams.normal(self.n_seen, STREAM_PERTURB, (self.n_members,))
+        self.buf_x[:, slot] = self._tensor(self._normalise(z))
+        self.buf_y[:, slot] = self._tensor(rewards)
+        self.buf_eps[:, slot] = self._tensor(eps)
+        self.n_seen += 1
+        if self.n_seen >= self.batch_size:
+            self._train_step()
+
+    def _update_treatment(self, contexts: np.ndarray, actions: np.ndarray,
+                          z: np.ndarray) -> None:
+        """Hook for ens-foGAMBITTS."""
+
+    def _train_step(self) -> None:
+        torch = _torch()
+        size = min(self.n_seen, self.buffer_size)
+        idx = self.streams.integers(self.train_steps, STREAM_TRAIN, size, (self.batch_size,))
+        idx_t = torch.as_tensor(idx, device=self.torch_device)
+        rows = torch.arange(self.replicates, device=self.torch_device)[:, None]
+        x = self.buf_x[rows, idx_t]  # (R, B, d)
+        target = (self.buf_y[rows, idx_t][:, None, :]
+                  + self.buf_eps[rows, idx_t].permute(0, 2, 1))  # (R, M, B)
+        pred = self._forward_members(x)
+        data = ((target - pred) ** 2).mean(dim=2) * self._loss_scale  # (R, M)
+        prior = 0.0
+        for name, param in self.params.items():
+            diff = (param - self.anchors[name]).reshape(self.replicates, self.n_members, -1)
+            prior = prior + self.prior_prec[name] * (diff ** 2).sum(dim=2)
+        loss = (data + prior / self.n_seen).sum()  # members are independent: sum of objectives
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.train_steps += 1
+
+    # ------------------------------------------------------------------ acting
+    def _arm_inputs(self, contexts: np.ndarray, counter: int, stream: int) -> tuple[Any, Any]:
+        """``(x (R, K, N, d), weights (R, K, N))`` over which each arm is scored."""
+        raise NotImplementedError
+
+    def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
+        if self.t < self.burn_in or self.n_seen < self.batch_size:
+            return self.streams.integers(counter, STREAM_ACT, self.n_actions)
+        members = self.streams.integers(counter, STREAM_ACT, self.n_members)[:, None]
+        x, w = self._arm_inputs(gambit_contexts(obs), counter, STREAM_TREAT)
+        scores = self._mean_scores(members, x, w)[:, 0]
+        return scores.argmax(dim=-1).cpu().numpy()
+
+    def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        """Exact over members: ``π(a) = (1/M) Σ_m 1[a = argmax under m]`` (MC over draws)."""
+        k = self.n_actions
+        if self.t < self.burn_in or self.n_seen < self.batch_size:
+            return np.full((self.replicates, k), 1.0 / k)
+        x, w = self._arm_inputs(gambit_contexts(obs), counter, STREAM_TREAT)
+        members = np.broadcast_to(np.arange(self.n_members), (self.replicates, self.n_members))
+        picks = self._mean_scores(np.ascontiguousarray(members), x, w).argmax(dim=-1)
+        picks = picks.cpu().numpy()  # (R, M)
+        probs = np.zeros((self.replicates, k))
+        np.add.at(probs, (np.repeat(np.arange(self.replicates), self.n_members),
+                          picks.ravel()), 1.0 / self.n_members)
+        return probs
+
+
+@dataclass(eq=False)
+class EnsPOGambitTS(_Ensemble):
+    """ens-poGAMBITTS: ensemble sampling with MLP reward models and simulator access.
+
+    Args:
+        n_members: M (study: 60).
+        hidden: hidden ReLU units (study: 64).
+        lr: Adam learning rate (one persistent optimiser per member).
+        batch_size: minibatch size (study: 100); training starts once the buffer holds one.
+        buffer_size: FIFO replay capacity (study: 1024).
+        burn_in: uniformly random decisions at the start (study: 100).
+        perturbation_sd: sd of the reward perturbations (default: the env's noise sd, as in
+            the study).
+        prior_scale: prior sd of the anchored regulariser, in units of the init sd.
+        output_offset: prediction = ``output_offset + output_scale · MLP(z)`` (the study's prior
+            reward mean, 77; its prior sd, 10).
+        output_scale: see ``output_offset``.
+        n_sim_draws: None (default) scores each prompt by the exact mean over its bank cell;
+            an int uses that many draws per prompt with common random numbers across prompts.
+        device: torch device (default: CUDA when available, else CPU).
+        dtype: ``"float32"`` or ``"float64"``.
+    """
+
+    n_sim_draws: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_sim_draws is not None and (not isinstance(self.n_sim_draws, (int, np.integer))
+                                             or self.n_sim_draws < 1):
+            raise ValueError(f"n_sim_draws must be a positive integer or None, got "
+                             f"{self.n_sim_draws!r}")
+
+    def _setup(self, spec: EnvDescription) -> None:
+        sim = require_simulator(spec, "ens-poGAMBITTS")
+        n_ctx, k = spec.n_contexts, spec.n_actions
+        cells = [[np.asarray(sim.cell_embeddings(a, c), dtype=np.float64) for a in range(k)]
+                 for c in range(n_ctx)]
+        allz = np.concatenate([cell for row in cells for cell in row])
+        self._setup_ensemble(spec, allz.mean(axis=0), allz.std(axis=0))
+        self._counts = np.array([[len(cell) for cell in row] for row in cells])  # (12, K)
+        n_max = int(self._counts.max())
+        padded = np.zeros((n_ctx, k, n_max, self.d))
+        weights = np.zeros((n_ctx, k, n_max))
+        for c in range(n_ctx):
+            for a in range(k):
+                n = self._counts[c, a]
+                padded[c, a, :n] = self._normalise(cells[c][a])
+                weights[c, a, :n] = 1.0 / n
+        self._cells_np = padded
+        self._cells = self._tensor(padded)
+        self._weights = self._tensor(weights)
+
+    def _arm_inputs(self, contexts: np.ndarray, counter: int, stream: int) -> tuple[Any, Any]:
+        torch = _torch()
+        if self.n_sim_draws is None:
+            ctx = torch.as_tensor(contexts, device=self.torch_device)
+            return self._cells[ctx], self._weights[ctx]
+        n = int(self.n_sim_draws)
+        u = self.streams.uniform(counter, stream, (n,))  # common to every prompt
+        counts = self._counts[contexts]  # (R, K)
+        rows = np.minimum((u[:, None, :] * counts[:, :, None]).astype(np.int64),
+                          counts[:, :, None] - 1)
+        x = self._cells_np[contexts[:, None, None], np.arange(self.n_actions)[None, :, None],
+                           rows]
+        w = np.full(rows.shape, 1.0 / n)
+        return self._tensor(x), self._tensor(w)
+
+
+@dataclass(eq=False)
+class EnsFOGambitTS(_Ensemble):
+    """ens-foGAMBITTS: ensemble sampling with MLP reward models, treatment learned online.
+
+    Each (context, prompt) cell has foGAMBITTS's Normal-Inverse-Wishart posterior; at action
+    time each arm's embedding distribution ``N(m̃, Σ̃)`` is drawn from it and the member's mean
+    prediction is estimated from ``n_embedding_draws`` embeddings ``m̃ + Σ̃^½ ε`` with the same
+    normals ``ε`` for every prompt. No simulator is used (inputs are not normalised).
+
+    Args:
+        n_embedding_draws: embeddings per arm when scoring (study's MC size: 100).
+        treatment_mean, treatment_kappa, treatment_nu, treatment_var: the NIW prior, as in
+            :class:`gambit_gym.agents.gambitts.FOGambitTS`.
+        n_members, hidden, lr, batch_size, buffer_size, burn_in, perturbation_sd, prior_scale,
+            output_offset, output_scale, device, dtype: as in :class:`EnsPOGambitTS`.
+    """
+
+    n_embedding_draws: int = 100
+    treatment_mean: float = 0.0
+    treatment_kappa: float = 1.0
+    treatment_nu: float | None = None
+    treatment_var: float = 1.0
+    release_compat = False
+
+    treatment_posterior = FOGambitTS.treatment_posterior
+    sample_arm_distributions = FOGambitTS.sample_arm_distributions
+    _update_treatment = FOGambitTS._update_treatment
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.n_embedding_draws, (int, np.integer)) or \
+                self.n_embedding_draws < 1:
+            raise ValueError(f"n_embedding_draws must be a positive integer, got "
+                             f"{self.n_embedding_draws!r}")
+        check_positive("treatment_kappa", self.treatment_kappa)
+        check_positive("treatment_var", self.treatment_var)
+
+    def _setup(self, spec: EnvDescription) -> None:
+        d = len(spec.embedding_names)
+        self._setup_ensemble(spec, np.zeros(d), np.ones(d))
+        nu0 = float(d + 2) if self.treatment_nu is None else float(self.treatment_nu)
+        if nu0 <= d - 1:
+            raise ValueError(f"treatment_nu must exceed d - 1 = {d - 1}, got {nu0}")
+        self.nu0 = nu0
+        self.psi0 = self.treatment_var * max(nu0 - d - 1.0, 1.0) * np.eye(d)
+        shape = (self.replicates, spec.n_contexts, self.n_actions)
+        self.t_count = np.zeros(shape)
+        self.t_mean = np.zeros((*shape, d))
+        self.t_scatter = np.zeros((*shape, d, d))
+
+    def _arm_inputs(self, contexts: np.ndarray, counter: int, stream: int) -> tuple[Any, Any]:
+        means, root = self.sample_arm_distributions(contexts, counter, stream, None)
+        n = int(self.n_embedding_draws)
+        eps = self.streams.normal(counter, stream + 12, (n, self.d))  # common to every prompt
+        x = means[:, :, None, :] + np.einsum("rkij,rnj->rkni", root, eps)
+        w = np.full(x.shape[:3], 1.0 / n)
+        return self._tensor(x), self._tensor(w)
+

@@ -1,0 +1,90 @@
+"""Ensemble GAMBITTS agents: batched = single, exact propensities over members, CPU vs CUDA."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import gambit_gym  # noqa: F401
+from gambit_gym.agents import make
+
+torch = pytest.importorskip("torch")
+
+SMALL = {"n_members": 4, "hidden": 8, "batch_size": 10, "burn_in": 10, "buffer_size": 32,
+         "dtype": "float64"}
+FO_SMALL = {**SMALL, "n_embedding_draws": 12}
+
+
+def _drive(agent, replicates, steps, seed, device="cpu"):
+    env = gym.make_vec("GambitIHS-v0", num_envs=replicates,
+                       vectorization_mode="vector_entry_point", noise_level=2)
+    obs, _ = env.reset(seed=seed)
+    agent.reset_batch(env.describe(), seed, replicates)
+    actions = []
+    for _ in range(steps):
+        a = agent.act_batch(obs)
+        nxt, r, _, _, info = env.step(a)
+        agent.update_batch(obs, a, r, info)
+        actions.append(a)
+        obs = nxt
+    return np.array(actions).T, obs
+
+
+@pytest.mark.parametrize("name, kwargs", [("ens-poGAMBITTS", SMALL),
+                                          ("ens-foGAMBITTS", FO_SMALL),
+                                          ("ens-poGAMBITTS", {**SMALL, "n_sim_draws": 7})])
+def test_batched_equals_single_replicate(name, kwargs):
+    batch, _ = _drive(make(name, device="cpu", **kwargs), 3, 30, seed=4)
+    for r in range(3):
+        single, _ = _drive(make(name, device="cpu", **kwargs), 1, 30, seed=4 + r)
+        np.testing.assert_array_equal(batch[r], single[0])
+
+
+def test_one_persistent_optimiser_and_anchored_prior():
+    agent = make("ens-poGAMBITTS", device="cpu", **SMALL)
+    _drive(agent, 2, 25, seed=0)
+    state = agent.optimizer.state[agent.params["w1"]]
+    assert int(state["step"]) == agent.train_steps == 25 - SMALL["batch_size"] + 1
+    # every member keeps its own anchor; members differ
+    w1 = agent.params["w1"].detach()
+    assert not torch.allclose(w1[0, 0], w1[0, 1])
+    assert agent.anchors["w1"].shape == w1.shape
+
+
+def test_propensities_are_exact_over_members_and_match_frequencies():
+    agent = make("ens-poGAMBITTS", device="cpu", **SMALL)
+    _, obs = _drive(agent, 1, 25, seed=1)
+    p = agent.action_probabilities_batch(obs)[0]
+    assert p.sum() == pytest.approx(1.0)
+    assert np.all(np.isclose(p * SMALL["n_members"], np.round(p * SMALL["n_members"])))
+    acts = np.array([agent.act_batch(obs)[0] for _ in range(800)])
+    freq = np.bincount(acts, minlength=len(p)) / len(acts)
+    np.testing.assert_allclose(freq, p, atol=0.07)
+
+
+def test_uniform_during_burn_in():
+    agent = make("ens-foGAMBITTS", device="cpu", **FO_SMALL)
+    env = gym.make("GambitIHS-v0")
+    agent.reset(env.unwrapped.describe(), seed=0)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_allclose(agent.action_probabilities(obs), 0.2)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"n_members": 0}, "n_members"),
+                                           ({"lr": -1.0}, "lr must be"),
+                                           ({"dtype": "float16"}, "dtype"),
+                                           ({"n_sim_draws": 0}, "n_sim_draws")])
+def test_invalid_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make("ens-poGAMBITTS", **kwargs)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name, kwargs", [("ens-poGAMBITTS", SMALL), ("ens-foGAMBITTS", FO_SMALL)])
+def test_cuda_and_cpu_ensembles_agree(name, kwargs):
+    cpu_agent, gpu_agent = make(name, device="cpu", **kwargs), make(name, device="cuda", **kwargs)
+    cpu, _ = _drive(cpu_agent, 4, 40, seed=2)
+    gpu, _ = _drive(gpu_agent, 4, 40, seed=2)
+    np.testing.assert_array_equal(cpu, gpu)
+    for key, value in cpu_agent.params.items():
+        np.testing.assert_allclose(value.detach().numpy(),
+                                   gpu_agent.params[key].detach().cpu().numpy(), atol=1e-6)
