@@ -238,3 +238,16 @@ def test_shipped_bank_is_valid():
     assert meta["generator"]["name"] == "smollm2" and meta["embedder"]["name"]
     assert json.dumps(meta["prompt_library"]) and len(meta["rendered_prompts"]) == 40
     assert bank.prompt_text(0, 0) == load_prompt_library().render(0, 0)
+
+
+def test_merge_partial_makes_a_balanced_bank(server, embedder, tmp_path):
+    from gambit_gym.text.builder import merge_partial
+
+    out = tmp_path / "part.parquet"
+    assert build_bank(_gen(server), embedder, per_pair=5, out=out, seed=4, prompt_ids=[2],
+                      reps_per_chunk=1, progress=False, max_chunks=2) is None
+    bank = merge_partial(chunk_dir_for(out), embedder, tmp_path / "merged.parquet",
+                         progress=False)
+    assert len(bank) == 24 and (bank.counts[2] == 2).all() and bank.metadata["per_pair"] == 2
+    with pytest.raises(FileNotFoundError, match="no build"):
+        merge_partial(tmp_path / "nothing.chunks", embedder, tmp_path / "x.parquet")

@@ -108,6 +108,10 @@ def render_report(bank: Any, stats: dict[str, Any] | None = None, samples: int =
         f"- prompt library: {meta.get('prompt_library', {}).get('name', '?')} "
         f"v{meta.get('prompt_library', {}).get('version', '?')}, seed {meta.get('seed', '?')}",
         "",
+        "Rebuild or extend it with `gambit-gym build-bank --generator smollm2 --per-pair N "
+        "--out FILE --seed 0` (resumable; `--device cuda` and `--batch-size 2048` on a GPU), "
+        "then `gambit-gym bank-report --bank FILE`.",
+        "",
         "## Do the prompts move the scores?",
         "",
         "`between` is the share of a dimension's variance that lies between the 40 prompts; "
