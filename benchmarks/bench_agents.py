@@ -1,0 +1,85 @@
+"""Agent speed: the study's Fig. 4 block for the linear agents, and ens-poGAMBITTS at scale.
+
+1. Fig. 4 block: StdTS, StdTS-Contextual, poGAMBITTS and foGAMBITTS × K in {3, 5, 15, 30, 40}
+   × R replicates × T steps on ``GambitIHS-v0`` (target: at most 30 s on a 2-core CPU at
+   R = 250, T = 1000; the study reports 50-70 minutes per experiment on a 16-core node).
+2. ens-poGAMBITTS, R × T (study sizes: 60 members, 64 hidden, batch 100), on the given device
+   (target: at most 60 s on one H100-class GPU at R = 250, T = 1000).
+
+Usage::
+
+    python benchmarks/bench_agents.py --replicates 250 --horizon 1000 --ens-device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import gambit_gym  # noqa: F401
+from gambit_gym.bench import run
+
+LINEAR_AGENTS = ("StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS")
+ARM_COUNTS = (3, 5, 15, 30, 40)
+STUDY_SECONDS = 50 * 60  # the study's lower figure for one experiment block
+
+
+@dataclass
+class Args:
+    """Command-line arguments."""
+
+    replicates: int = 250
+    horizon: int = 1000
+    ens_replicates: int = 250
+    ens_horizon: int = 1000
+    ens_device: str | None = None
+    skip_linear: bool = False
+    skip_ensemble: bool = False
+    threads: int | None = None
+
+
+def parse_args() -> Args:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for name, kind in (("replicates", int), ("horizon", int), ("ens-replicates", int),
+                       ("ens-horizon", int), ("threads", int)):
+        p.add_argument(f"--{name}", type=kind, default=getattr(Args, name.replace("-", "_")))
+    p.add_argument("--ens-device", default=None)
+    p.add_argument("--skip-linear", action="store_true")
+    p.add_argument("--skip-ensemble", action="store_true")
+    return Args(**{k.replace("-", "_"): v for k, v in vars(p.parse_args()).items()})
+
+
+def main(args: Args) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if not args.skip_linear:
+        total = 0.0
+        for agent in LINEAR_AGENTS:
+            for k in ARM_COUNTS:
+                t0 = time.perf_counter()
+                run("GambitIHS-v0", agent, horizon=args.horizon, replicates=args.replicates,
+                    seed=323, env_kwargs={"n_prompts": k}, progress=False)
+                dt = time.perf_counter() - t0
+                total += dt
+                print(f"{agent:>17s} K={k:2d}: {dt:6.2f} s", flush=True)
+        scale = (250 * 1000) / (args.replicates * args.horizon)
+        print(f"Fig. 4 block, {len(LINEAR_AGENTS)} agents x {len(ARM_COUNTS)} K x "
+              f"{args.replicates} x {args.horizon}: {total:.1f} s "
+              f"(x{scale:.2f} to R=250,T=1000: ~{total * scale:.0f} s; target 30 s; "
+              f"study >= {STUDY_SECONDS} s, ratio {STUDY_SECONDS / max(total * scale, 1e-9):.0f}x)")
+    if not args.skip_ensemble:
+        t0 = time.perf_counter()
+        res = run("GambitIHS-v0", "ens-poGAMBITTS", horizon=args.ens_horizon,
+                  replicates=args.ens_replicates, seed=323, device=args.ens_device,
+                  progress=False)
+        dt = time.perf_counter() - t0
+        print(f"ens-poGAMBITTS {args.ens_replicates} x {args.ens_horizon} on "
+              f"{args.ens_device or 'default device'}: {dt:.1f} s "
+              f"(target 60 s on an H100; mean regret at T {res.final_regret().mean():.1f})")
+
+
+if __name__ == "__main__":
+    main(parse_args())

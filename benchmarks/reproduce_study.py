@@ -1,0 +1,230 @@
+"""Reproduce the GAMBITTS study's four main findings on gambit-gym's envs and write the table.
+
+Findings (Brooks et al., NeurIPS 2025; study protocol R = 250, T = 1000, seed 323):
+
+1. ``GambitIHS-1D-v0``: poGAMBITTS below StdTS and StdTS-Contextual; foGAMBITTS below
+   StdTS-Contextual (Fig. 2).
+2. Misspecified working dimension: regret grows as the working dimension's correlation with
+   optimism (the outcome's dimension) in the bank falls (Fig. 3).
+3. ``GambitIHS-v0`` with K in {3, 5, 15, 30, 40}: poGAMBITTS roughly flat in K, StdTS grows
+   (Fig. 4).
+4. Noise levels 0..4 on ``GambitIHS-v0``: poGAMBITTS <= StdTS at every level (Fig. 5).
+
+Usage::
+
+    python benchmarks/reproduce_study.py --replicates 250 --horizon 1000 \
+        --out docs/study_reproduction.md
+
+The experiment grid is data (:data:`BLOCKS`); the script runs it with
+:func:`gambit_gym.bench.run` and writes mean cumulative regret at T with 95% intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import gambit_gym  # noqa: F401
+from gambit_gym.bench import run
+
+MISSPEC = [("optimism", "GambitIHS-1D-v0"), ("severity", "GambitIHS-Misspec-Severity-v0"),
+           ("encouragement", "GambitIHS-Misspec-Encouragement-v0"),
+           ("formality", "GambitIHS-Misspec-Formality-v0"),
+           ("clarity", "GambitIHS-Misspec-Clarity-v0")]
+
+# (block, label, env id, env kwargs, agent): the whole grid, nothing listed elsewhere.
+BLOCKS: list[tuple[str, str, str, dict, str]] = (
+    [("fig2", "1-D", "GambitIHS-1D-v0", {}, a)
+     for a in ("StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS")]
+    + [("fig3", dim, env_id, {}, "poGAMBITTS") for dim, env_id in MISSPEC]
+    + [("fig4", f"K={k}", "GambitIHS-v0", {"n_prompts": k}, a)
+       for k in (3, 5, 15, 30, 40) for a in ("StdTS", "poGAMBITTS")]
+    + [("fig5", f"noise {lv}", "GambitIHS-v0", {"noise_level": lv}, a)
+       for lv in range(5) for a in ("StdTS", "poGAMBITTS")]
+)
+
+
+@dataclass
+class Args:
+    """Command-line arguments (the study: 250 replicates, horizon 1000, seed 323)."""
+
+    replicates: int = 250
+    horizon: int = 1000
+    seed: int = 323
+    blocks: list[str] = field(default_factory=lambda: ["fig2", "fig3", "fig4", "fig5"])
+    out: str = "docs/study_reproduction.md"
+    json_out: str | None = None
+    from_json: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.replicates < 2 or self.horizon < 1:
+            raise ValueError("need replicates >= 2 and horizon >= 1")
+
+
+def parse_args() -> Args:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--replicates", type=int, default=250)
+    p.add_argument("--horizon", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=323)
+    p.add_argument("--blocks", nargs="+", default=["fig2", "fig3", "fig4", "fig5"])
+    p.add_argument("--out", default="docs/study_reproduction.md")
+    p.add_argument("--json-out", default=None)
+    p.add_argument("--from-json", default=None,
+                   help="re-render the page from a --json-out file instead of running")
+    return Args(**vars(p.parse_args()))
+
+
+def optimism_correlations() -> dict[str, dict[str, float]]:
+    """Correlation of each working dim with optimism in the bank: over messages, and over the
+    (prompt, context) cell means that poGAMBITTS uses to act."""
+    from gambit_gym.text.bank import load_bank
+
+    bank = load_bank(None)
+    opt = bank.scores[:, bank.dimension_index(("optimism",))[0]]
+    cell = bank.prompt_ids.astype(np.int64) * 12 + bank.context_ids
+    out = {}
+    for dim, _ in MISSPEC:
+        x = bank.scores[:, bank.dimension_index((dim,))[0]]
+        n = np.bincount(cell)
+        keep = n > 0
+        mx = np.bincount(cell, x)[keep] / n[keep]
+        mo = np.bincount(cell, opt)[keep] / n[keep]
+        out[dim] = {"messages": float(np.corrcoef(x, opt)[0, 1]),
+                    "cell_means": float(np.corrcoef(mx, mo)[0, 1])}
+    return out
+
+
+def ci(final: np.ndarray) -> tuple[float, float]:
+    mean = float(final.mean())
+    return mean, float(1.96 * final.std(ddof=1) / np.sqrt(len(final)))
+
+
+def main(args: Args) -> None:
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        bank = gym.make("GambitIHS-v0").unwrapped.tables.bank
+        elapsed = saved.get("elapsed_s", sum(r["wall_s"] for r in saved["rows"]))
+        Path(args.out).write_text(render(saved["rows"], saved["correlations"], args, elapsed,
+                                         bank))
+        print(f"wrote {args.out}")
+        return
+    rows = []
+    start = time.perf_counter()
+    for block, label, env_id, env_kwargs, agent in BLOCKS:
+        if block not in args.blocks:
+            continue
+        res = run(env_id, agent, horizon=args.horizon, replicates=args.replicates,
+                  seed=args.seed, env_kwargs=env_kwargs, progress=False)
+        mean, half = ci(res.final_regret())
+        rows.append({"block": block, "setting": label, "env_id": env_id,
+                     "env_kwargs": env_kwargs, "agent": agent, "mean": mean, "half": half,
+                     "wall_s": res.wall_time_s})
+        print(f"{block} {label:>12s} {agent:>17s}: {mean:9.2f} ± {half:7.2f}  "
+              f"({res.wall_time_s:.1f} s)", flush=True)
+    corr = optimism_correlations() if "fig3" in args.blocks else {}
+    elapsed = time.perf_counter() - start
+    bank_meta = gym.make("GambitIHS-v0").unwrapped.tables.bank
+    text = render(rows, corr, args, elapsed, bank_meta)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(
+            {"rows": rows, "correlations": corr, "elapsed_s": elapsed}, indent=1))
+    print(f"wrote {args.out} ({elapsed:.0f} s)")
+
+
+def _bank_line(bank) -> str:
+    try:
+        n_rows = len(bank)
+        per_cell = f"{int(bank.counts.min())}-{int(bank.counts.max())}"
+        checksum = bank.checksum() if callable(bank.checksum) else str(bank.checksum)
+        checksum = checksum[:12]
+        return f"{n_rows} messages, {per_cell} per (prompt, context) cell, checksum {checksum}"
+    except Exception:  # noqa: BLE001 - a description only
+        return "the shipped bank"
+
+
+def render(rows, corr, args: Args, elapsed: float, bank) -> str:
+    by = {(r["block"], r["setting"], r["agent"]): r for r in rows}
+
+    def cell(block, setting, agent):
+        r = by.get((block, setting, agent))
+        return "—" if r is None else f"{r['mean']:.1f} ± {r['half']:.1f}"
+
+    lines = [
+        "# Reproducing the GAMBITTS study's findings on gambit-gym",
+        "",
+        "Generated by `benchmarks/reproduce_study.py` "
+        f"(R = {args.replicates} replicates, T = {args.horizon}, seed {args.seed}; "
+        f"{elapsed:.0f} s on this machine). Entries: mean cumulative (expected) regret at T "
+        "± half-width of the 95% normal interval over replicates. "
+        f"Bank: {_bank_line(bank)}.",
+        "",
+    ]
+    if any(r["block"] == "fig2" for r in rows):
+        lines += ["## 1. One-dimensional outcome (`GambitIHS-1D-v0`, study Fig. 2)", "",
+                  "| agent | regret at T |", "|---|---|"]
+        for a in ("StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS"):
+            lines.append(f"| {a} | {cell('fig2', '1-D', a)} |")
+        lines.append("")
+    if any(r["block"] == "fig3" for r in rows):
+        lines += ["## 2. Misspecified working dimension (poGAMBITTS, study Fig. 3)", "",
+                  "The outcome depends on optimism; the agent sees one other dimension. "
+                  "Correlations with optimism are computed in our bank.", "",
+                  "| working dim | corr. with optimism (messages) | corr. (cell means) | "
+                  "poGAMBITTS regret at T |", "|---|---|---|---|"]
+        for dim, _ in MISSPEC:
+            c = corr.get(dim, {})
+            lines.append(f"| {dim} | {c.get('messages', float('nan')):+.3f} | "
+                         f"{c.get('cell_means', float('nan')):+.3f} | "
+                         f"{cell('fig3', dim, 'poGAMBITTS')} |")
+        lines.append("")
+    if any(r["block"] == "fig4" for r in rows):
+        lines += ["## 3. Number of prompts (`GambitIHS-v0`, study Fig. 4)", "",
+                  "| K | StdTS | poGAMBITTS |", "|---|---|---|"]
+        for k in (3, 5, 15, 30, 40):
+            lines.append(f"| {k} | {cell('fig4', f'K={k}', 'StdTS')} | "
+                         f"{cell('fig4', f'K={k}', 'poGAMBITTS')} |")
+        lines.append("")
+    if any(r["block"] == "fig5" for r in rows):
+        lines += ["## 4. Noise levels (`GambitIHS-v0`, study Fig. 5)", "",
+                  "| noise level | StdTS | poGAMBITTS |", "|---|---|---|"]
+        for lv in range(5):
+            lines.append(f"| {lv} | {cell('fig5', f'noise {lv}', 'StdTS')} | "
+                         f"{cell('fig5', f'noise {lv}', 'poGAMBITTS')} |")
+        lines.append("")
+    lines += NOTES.splitlines()
+    return "\n".join(lines) + "\n"
+
+
+NOTES = """## How these numbers differ from the study's, and why
+
+- **Environment, not the study's database.** The study drew Llama 3.1 8B messages scored by
+  per-dimension VAEs; our envs draw SmolLM2 messages from the shipped bank, scored on our
+  MiniLM style axes, with the outcome calibrated to the study's fitted coefficients and noise
+  ladders (`gambit_gym.envs.outcomes`). Absolute regrets are therefore on a comparable scale
+  but not equal; the orderings are what is compared.
+- **Correlations with optimism** are our bank's, not the study's Table 1 (e.g. optimism vs
+  encouragement is -0.96 there because its optimism axis points toward pessimism). A linear
+  reward model can use a working dimension of either sign, so it is |correlation| that should
+  order the misspecification regrets.
+- **Agents are the fixed versions.** poGAMBITTS keeps its prior mean (S0 = B0 mu0) and learns
+  the noise variance (Normal-Inverse-Gamma) instead of v2 = 1; foGAMBITTS has a proper
+  Normal-Inverse-Wishart prior (nu0 = d + 2); StdTS uses Welford statistics. The release's
+  poGAMBITTS is available as `poGAMBITTS(release_compat=True)`.
+- **Replicates.** The study used R = 250; where the header shows fewer, the run was cut to fit
+  a few minutes of a shared 2-core CPU, and the intervals are wider accordingly
+  (`python benchmarks/reproduce_study.py --replicates 250` regenerates this page at full size).
+- **Regret** is expected (pseudo-)regret from the env's `info["regret"]`, exact over the bank
+  cell and the noise, as in the study's per-prompt regret computed from database means.
+"""
+
+
+if __name__ == "__main__":
+    main(parse_args())
