@@ -188,14 +188,14 @@ def test_batched_decisions_equal_single_replicate_decisions(name):
 def test_propensities_sum_to_one_and_match_action_frequencies(name):
     agent, data, env = rollout(make(name), steps=25, noise_level=4)
     obs = data["obs"][3]
-    probs = agent.action_probabilities(obs, n_samples=3000)
+    probs = agent.action_probabilities(obs, n_samples=2000)
     assert probs.shape == (agent.n_actions,)
     assert probs.sum() == pytest.approx(1.0)
     assert np.all(probs >= 0)
-    n = 1500
+    n = 600
     acts = np.array([agent.act(obs) for _ in range(n)])  # no update: the same state
     freq = np.bincount(acts, minlength=agent.n_actions) / n
-    se = np.sqrt(probs * (1 - probs) / n + probs * (1 - probs) / 3000) + 1e-9
+    se = np.sqrt(probs * (1 - probs) / n + probs * (1 - probs) / 2000) + 1e-9
     assert np.all(np.abs(freq - probs) <= 4.5 * se + 2e-3), (freq, probs)
 
 

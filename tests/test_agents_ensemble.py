@@ -9,7 +9,7 @@ from gambit_gym.agents import make
 
 torch = pytest.importorskip("torch")
 
-SMALL = {"n_members": 4, "hidden": 8, "batch_size": 10, "burn_in": 10, "buffer_size": 32,
+SMALL = {"n_members": 4, "hidden": 8, "batch_size": 8, "burn_in": 8, "buffer_size": 32,
          "dtype": "float64"}
 FO_SMALL = {**SMALL, "n_embedding_draws": 12}
 
@@ -33,9 +33,9 @@ def _drive(agent, replicates, steps, seed, device="cpu"):
                                           ("ens-foGAMBITTS", FO_SMALL),
                                           ("ens-poGAMBITTS", {**SMALL, "n_sim_draws": 7})])
 def test_batched_equals_single_replicate(name, kwargs):
-    batch, _ = _drive(make(name, device="cpu", **kwargs), 3, 30, seed=4)
-    for r in range(3):
-        single, _ = _drive(make(name, device="cpu", **kwargs), 1, 30, seed=4 + r)
+    batch, _ = _drive(make(name, device="cpu", **kwargs), 2, 18, seed=4)
+    for r in range(2):
+        single, _ = _drive(make(name, device="cpu", **kwargs), 1, 18, seed=4 + r)
         np.testing.assert_array_equal(batch[r], single[0])
 
 
@@ -56,9 +56,9 @@ def test_propensities_are_exact_over_members_and_match_frequencies():
     p = agent.action_probabilities_batch(obs)[0]
     assert p.sum() == pytest.approx(1.0)
     assert np.all(np.isclose(p * SMALL["n_members"], np.round(p * SMALL["n_members"])))
-    acts = np.array([agent.act_batch(obs)[0] for _ in range(800)])
+    acts = np.array([agent.act_batch(obs)[0] for _ in range(400)])
     freq = np.bincount(acts, minlength=len(p)) / len(acts)
-    np.testing.assert_allclose(freq, p, atol=0.07)
+    np.testing.assert_allclose(freq, p, atol=0.1)
 
 
 def test_uniform_during_burn_in():

@@ -92,7 +92,7 @@ def test_invalid_run_arguments(kwargs, match):
         run("GambitIHS-v0", "StdTS", progress=False, **kwargs)
 
 
-def _final(env_id, agent, r=40, t=1000, **env_kwargs):
+def _final(env_id, agent, r=24, t=600, **env_kwargs):
     res = run(env_id, agent, horizon=t, replicates=r, seed=323, env_kwargs=env_kwargs,
               progress=False)
     return res.final_regret()
@@ -115,6 +115,6 @@ def test_study_fig2_ordering_on_the_1d_env():
 
 def test_study_fig5_pogambitts_not_above_stdts_at_low_and_high_noise():
     for level in (0, 4):
-        po = _final("GambitIHS-v0", "poGAMBITTS", r=30, noise_level=level)
-        std = _final("GambitIHS-v0", "StdTS", r=30, noise_level=level)
+        po = _final("GambitIHS-v0", "poGAMBITTS", r=16, t=400, noise_level=level)
+        std = _final("GambitIHS-v0", "StdTS", r=16, t=400, noise_level=level)
         assert po.mean() <= std.mean()
