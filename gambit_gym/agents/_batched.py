@@ -245,6 +245,8 @@ class BayesLinReg:
             mean is dropped at the first update).
     """
 
+    REFRESH_EVERY = 64  #: updates between exact re-inversions of ``B``
+
     def __init__(self, replicates: int, mu0: np.ndarray, precision0: np.ndarray,
                  noise_var: float | None, a0: float = 1.0, b0: float = 10.0,
                  zero_s0: bool = False) -> None:
@@ -276,7 +278,14 @@ class BayesLinReg:
         self.B += scale * phi[:, :, None] * phi[:, None, :]
         self.S += scale * y[:, None] * phi
         self.n += 1
-        self._refresh_cov()
+        if self.n % self.REFRESH_EVERY == 0:
+            self._refresh_cov()  # exact inverse now and then bounds rounding drift
+        else:  # Sherman-Morrison rank-one downdate of B⁻¹ (O(p²), no batched inverse)
+            cphi = np.einsum("rpq,rq->rp", self.cov, phi)
+            denom = 1.0 / scale + np.einsum("rp,rp->r", phi, cphi)
+            cov = self.cov - cphi[:, :, None] * cphi[:, None, :] / denom[:, None, None]
+            self.cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+            self.chol = np.linalg.cholesky(self.cov)
         self.mu = np.einsum("rpq,rq->rp", self.cov, self.S)
 
     def sample_noise_var(self, streams: CounterStreams, counter: int, stream: int,
