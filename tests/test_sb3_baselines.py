@@ -66,7 +66,7 @@ def test_regret_and_contexts_match_the_env_oracle():
 
 
 def test_ppo_beats_uniform_random_on_a_low_noise_env_and_is_reproducible():
-    horizon = 300
+    horizon = 600
     first = run_sb3("GambitIHS-v0", "PPO", horizon=horizon, replicates=2, seed=0,
                     env_kwargs=LOW_NOISE)
     again = run_sb3("GambitIHS-v0", "PPO", horizon=horizon, replicates=2, seed=0,
