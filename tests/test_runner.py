@@ -114,7 +114,9 @@ def test_study_fig2_ordering_on_the_1d_env():
 
 
 def test_study_fig5_pogambitts_not_above_stdts_at_low_and_high_noise():
-    for level in (0, 4):
-        po = _final("GambitIHS-v0", "poGAMBITTS", r=16, t=400, noise_level=level)
-        std = _final("GambitIHS-v0", "StdTS", r=16, t=400, noise_level=level)
+    # At the top of the noise ladder (sd 24.6) 16 x 400 runs left the two within noise of
+    # each other on the real bank; 64 x 1000 (the study's horizon) separates them at every level.
+    for level in (0, 2, 4):
+        po = _final("GambitIHS-v0", "poGAMBITTS", r=64, t=1000, noise_level=level)
+        std = _final("GambitIHS-v0", "StdTS", r=64, t=1000, noise_level=level)
         assert po.mean() <= std.mean()
