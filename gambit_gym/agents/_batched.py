@@ -193,6 +193,14 @@ def require_contexts(spec: EnvDescription, agent: str) -> None:
                          f"env); this env has n_contexts={spec.n_contexts}")
 
 
+def check_n_sim_draws(n_sim_draws: Any) -> None:
+    """Raise a ValueError unless ``n_sim_draws`` is None or a positive integer."""
+    if n_sim_draws is not None and (not isinstance(n_sim_draws, (int, np.integer))
+                                    or n_sim_draws < 1):
+        raise ValueError(f"n_sim_draws must be a positive integer or None, got "
+                         f"{n_sim_draws!r}")
+
+
 def require_simulator(spec: EnvDescription, agent: str) -> Any:
     """The env's simulator, or a clear error where it has none."""
     if spec.simulator is None:

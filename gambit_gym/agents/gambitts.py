@@ -33,6 +33,7 @@ from gambit_gym.agents._batched import (
     STREAM_TREAT,
     BatchedAgent,
     BayesLinReg,
+    check_n_sim_draws,
     check_positive,
     gambit_contexts,
     mc_probabilities,
@@ -166,10 +167,7 @@ class POGambitTS(_LinearGambitts):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_sim_draws is not None and (not isinstance(self.n_sim_draws, (int, np.integer))
-                                             or self.n_sim_draws < 1):
-            raise ValueError(f"n_sim_draws must be a positive integer or None, got "
-                             f"{self.n_sim_draws!r}")
+        check_n_sim_draws(self.n_sim_draws)
 
     def _setup(self, spec: EnvDescription) -> None:
         sim = require_simulator(spec, "poGAMBITTS")
