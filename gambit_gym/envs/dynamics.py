@@ -67,6 +67,8 @@ class GambitTables:
     observations: np.ndarray
     location_names: np.ndarray
     bucket_names: np.ndarray
+    cells_py: tuple = ()  #: ``(offset, count)`` per (action, context) as Python ints
+    row_reward_py: tuple = ()  #: ``row_reward`` as Python floats (the single env's fast path)
 
 
 def build_outcome(config: GambitConfig, bank: ResponseBank) -> LinearOutcome | MLPOutcome:
@@ -183,6 +185,8 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         observations=observations,
         location_names=np.array([c.location_name for c in ALL_CONTEXTS], dtype=object),
         bucket_names=np.array([c.step_bucket_name for c in ALL_CONTEXTS], dtype=object),
+        cells_py=tuple(tuple(zip(o, n)) for o, n in zip(offsets.tolist(), counts.tolist())),
+        row_reward_py=tuple(row_reward.tolist()),
     )
 
 
@@ -213,11 +217,16 @@ def step_dynamics(
         ``(rows, rewards, next_contexts)``: the bank row each user received, the rewards and
         the next decision's context ids (arrays ``(R,)``, or scalars).
     """
-    offsets = tables.offsets[actions, contexts]
-    counts = tables.counts[actions, contexts]
+    if isinstance(keys, int):  # one episode: Python scalars avoid numpy's per-call overhead
+        offsets, counts = tables.cells_py[actions][contexts]
+        row_reward = tables.row_reward_py
+    else:
+        offsets = tables.offsets[actions, contexts]
+        counts = tables.counts[actions, contexts]
+        row_reward = tables.row_reward
     u = counter_rng.uniform(keys, t, counter_rng.STREAM_ROW)
     rows = offsets + counter_rng.floor_index(u * counts)
-    rewards = tables.row_reward[rows]
+    rewards = row_reward[rows]
     if noise_sd:
         rewards = rewards + noise_sd * counter_rng.normal(keys, t, counter_rng.STREAM_NOISE)
     next_contexts = counter_rng.floor_index(
