@@ -129,6 +129,37 @@ def test_fogambitts_niw_posterior_equals_closed_form():
                                    rtol=1e-9, atol=1e-9)
 
 
+def test_fogambitts_cached_psi_factors_equal_the_closed_form_posterior():
+    agent, _, _ = rollout(make("foGAMBITTS"), steps=200)
+    assert agent.t_count[0].sum() == 200
+    for c in range(12):
+        psi_n = agent.treatment_posterior(np.array([c]))[3][0]  # (K, d, d)
+        chol = agent.t_chol[0, c]
+        np.testing.assert_allclose(chol @ np.swapaxes(chol, -1, -2), psi_n, rtol=1e-12,
+                                   atol=1e-12)
+        np.testing.assert_allclose(chol, np.linalg.cholesky(psi_n), rtol=1e-12, atol=1e-12)
+
+
+def test_fogambitts_student_t_mean_draw_is_the_niw_marginal():
+    """The direct draw of each arm's mean is t_{ν-d+1}(m_n, Ψ_n/(κ_n(ν-d+1))), the marginal of
+    the two-stage draw Σ ~ IW(Ψ_n, ν_n), m ~ N(m_n, Σ/κ_n)."""
+    agent, data, _ = rollout(make("foGAMBITTS"), steps=150, noise_level=1)
+    c = int(context_ids(data["obs"][:1])[0])
+    contexts = np.array([c])
+    m_n, kappa_n, nu_n, psi_n = (x[0] for x in agent.treatment_posterior(contexts))
+    direct = agent._sample_arm_means(contexts, 3, 1 << 24, 20000)[0]  # (S, K, d)
+    two_stage = agent.sample_arm_distributions(contexts, 3, 1 << 25, 20000)[0][0]
+    d = agent.d
+    w = np.array([0.6, -0.3, 0.74])[:d]
+    for arm in range(agent.n_actions):
+        dof = nu_n[arm] - d + 1
+        scale = np.sqrt(w @ psi_n[arm] @ w / (kappa_n[arm] * dof))
+        law = stats.t(dof, loc=w @ m_n[arm], scale=scale)
+        assert stats.kstest(direct[:, arm] @ w, law.cdf).pvalue > 1e-4
+        assert stats.kstest(two_stage[:, arm] @ w, law.cdf).pvalue > 1e-4
+        assert stats.ks_2samp(direct[:, arm, 0], two_stage[:, arm, 0]).pvalue > 1e-4
+
+
 def test_lints_posterior_equals_closed_form():
     agent, data, env = rollout(make("LinTS"), steps=150, noise_level=1)
     sd = env.unwrapped.noise_sd
@@ -153,6 +184,36 @@ def test_counter_gamma_sampler_matches_the_gamma_distribution():
     for shape in (0.4, 1.0, 7.5):
         g = s.gamma(1, 16, np.full((2, 20000), shape)).ravel()
         assert stats.kstest(g, stats.gamma(shape).cdf).pvalue > 1e-3
+
+
+def _eager_gamma(s, counter, stream, a, tries=3):
+    """The gamma sampler with every proposal hashed up front (the lazy one must equal it)."""
+    from scipy.special import gammaincinv
+
+    small = a < 1.0
+    boosted = np.where(small, a + 1.0, a)
+    d = boosted - 1.0 / 3.0
+    c = 1.0 / np.sqrt(9.0 * d)
+    x = s.normal(counter, stream, (*a.shape[1:], tries))
+    u = s.uniform(counter, stream + 1, (*a.shape[1:], tries + 1))
+    v = (1.0 + c[..., None] * x) ** 3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (v > 0) & (np.log(u[..., :-1]) < 0.5 * x * x + d[..., None] - d[..., None] * v
+                        + d[..., None] * np.log(np.where(v > 0, v, 1.0)))
+    g = d * np.take_along_axis(v, np.argmax(ok, axis=-1)[..., None], axis=-1)[..., 0]
+    bad = ~ok.any(axis=-1)
+    g[bad] = gammaincinv(boosted[bad], u[..., -1][bad])
+    return np.where(small, g * s.uniform(counter, stream + 2, a.shape[1:]) ** (1.0 / a), g)
+
+
+def test_lazy_gamma_proposals_equal_hashing_every_proposal():
+    s = CounterStreams(replicate_keys(5, 3))
+    rng = np.random.default_rng(0)
+    for shape in ((3,), (3, 4000), (3, 60, 5)):
+        for lo, hi in ((0.05, 0.9), (0.3, 5.0), (1.0, 400.0)):
+            a = rng.uniform(lo, hi, size=shape)
+            np.testing.assert_allclose(s.gamma(7, 16, a), _eager_gamma(s, 7, 16, a),
+                                       rtol=1e-13)
 
 
 def test_replicate_streams_do_not_depend_on_the_batch():

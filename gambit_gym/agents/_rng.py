@@ -10,6 +10,8 @@ The hash is :mod:`gambit_gym.envs.counter_rng`'s.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.special import gammaincinv, ndtri
 
@@ -30,6 +32,26 @@ def _mix_twice(x: np.ndarray) -> None:
         x *= counter_rng._M2
         np.right_shift(x, counter_rng._S31, out=t)
         x ^= t
+
+
+@functools.lru_cache(maxsize=64)
+def _weyl(n: int) -> np.ndarray:
+    """``arange(n) · _INDEX`` (uint64, read-only): the per-index offsets of ``n`` draws."""
+    with np.errstate(over="ignore"):
+        out = np.arange(n, dtype=np.uint64) * _INDEX
+    out.setflags(write=False)
+    return out
+
+
+def _offset(counter: int, stream: int) -> np.uint64:
+    """The (counter, stream) part of a draw's pre-hash value."""
+    with np.errstate(over="ignore"):
+        return np.uint64(counter) * counter_rng._GOLDEN + np.uint64(stream) * counter_rng._STREAM
+
+
+def _to_uniform(h: np.ndarray) -> np.ndarray:
+    """Uniforms in (0, 1) from hashes (the top 53 bits)."""
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0 ** -53)
 
 
 def replicate_keys(seed: int | None, replicates: int) -> np.ndarray:
@@ -66,16 +88,32 @@ class CounterStreams:
 
     def _hash(self, counter: int, stream: int, shape: tuple[int, ...]) -> np.ndarray:
         n = int(np.prod(shape)) if shape else 1
+        return self._bits(counter, stream, _weyl(n)).reshape((self.replicates, *shape))
+
+    def _bits(self, counter: int, stream: int, weyl: np.ndarray) -> np.ndarray:
+        """Hashes ``(R, m)`` of every replicate at draw indices given as ``index · _INDEX``."""
         with np.errstate(over="ignore"):
-            x = self.keys[:, None] + np.arange(n, dtype=np.uint64)[None, :] * _INDEX
-            x += np.uint64(counter) * counter_rng._GOLDEN + np.uint64(stream) * counter_rng._STREAM
+            x = self.keys[:, None] + weyl[None, :]
+            x += _offset(counter, stream)
             _mix_twice(x)  # == counter_rng.hash64, in place (about twice as fast)
-        return x.reshape((self.replicates, *shape))
+        return x
+
+    def _bits_at(self, counter: int, stream: int, rows: np.ndarray,
+                 index: np.ndarray) -> np.ndarray:
+        """Hashes ``(m,)`` of replicates ``rows`` at flat draw indices ``index`` (both ``(m,)``).
+
+        Equal to ``self._hash(counter, stream, shape)[rows, index]`` for the flattened shape, so
+        a sampler can draw a few extra entries (e.g. rejected proposals) without hashing all.
+        """
+        with np.errstate(over="ignore"):
+            x = self.keys[rows] + index.astype(np.uint64) * _INDEX
+            x += _offset(counter, stream)
+            _mix_twice(x)
+        return x
 
     def uniform(self, counter: int, stream: int, shape: tuple[int, ...] = ()) -> np.ndarray:
         """Uniform draws in (0, 1), ``(R, *shape)`` float64."""
-        h = self._hash(counter, stream, tuple(shape))
-        return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0 ** -53)
+        return _to_uniform(self._hash(counter, stream, tuple(shape)))
 
     def normal(self, counter: int, stream: int, shape: tuple[int, ...] = ()) -> np.ndarray:
         """Standard normal draws, ``(R, *shape)`` float64."""
@@ -91,9 +129,12 @@ class CounterStreams:
         """Gamma(shape, 1) draws, one per entry of ``shape_param`` ``(R, ...)``.
 
         Uses streams ``stream``, ``stream + 1`` and ``stream + 2`` (space stream ids by 4 or
-        more). Marsaglia and Tsang's squeeze method, vectorised with a fixed number of proposals per
-        draw; the rare entry whose proposals are all rejected (probability about 1e-4) falls
-        back to the inverse CDF, so the draws are exact in distribution.
+        more). Marsaglia and Tsang's squeeze method with up to ``_GAMMA_TRIES`` proposals per
+        draw (proposal ``j`` of entry ``i`` is normal index ``i·3 + j`` and uniform index
+        ``i·4 + j``); the rare entry whose proposals are all rejected (probability about 1e-4)
+        falls back to the inverse CDF of uniform index ``i·4 + 3``, so the draws are exact in
+        distribution. Only the first proposal is hashed for every entry; later ones are hashed
+        just for the entries that need them (the numbers are the same as hashing them all).
         """
         a = np.asarray(shape_param, dtype=np.float64)
         if a.shape[:1] != (self.replicates,):
@@ -101,27 +142,52 @@ class CounterStreams:
                              f"got shape {a.shape}")
         if np.any(a <= 0):
             raise ValueError("gamma shape parameters must be > 0")
-        shape = a.shape[1:]
-        small = a < 1.0
-        boosted = np.where(small, a + 1.0, a)
+        flat = a.reshape(self.replicates, -1)
+        n = flat.shape[1]
+        small = flat < 1.0
+        any_small = bool(small.any())
+        boosted = np.where(small, flat + 1.0, flat) if any_small else flat
         d = boosted - 1.0 / 3.0
         c = 1.0 / np.sqrt(9.0 * d)
-        x = self.normal(counter, stream, (*shape, _GAMMA_TRIES))
-        u = self.uniform(counter, int(stream) + 1, (*shape, _GAMMA_TRIES + 1))
-        v = (1.0 + c[..., None] * x) ** 3
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ok = (v > 0) & (np.log(u[..., :-1]) < 0.5 * x * x + d[..., None]
-                            - d[..., None] * v + d[..., None] * np.log(np.where(v > 0, v, 1.0)))
-        first = np.argmax(ok, axis=-1)
-        any_ok = ok.any(axis=-1)
-        g = d * np.take_along_axis(v, first[..., None], axis=-1)[..., 0]
-        if not np.all(any_ok):
-            bad = ~any_ok
-            g[bad] = gammaincinv(boosted[bad], u[..., -1][bad])
-        if np.any(small):
-            u_small = self.uniform(counter, int(stream) + 2, shape)
-            g = np.where(small, g * u_small ** (1.0 / a), g)
-        return g
+        stream = int(stream)
+        x = ndtri(_to_uniform(self._bits(counter, stream, _weyl(_GAMMA_TRIES * n)
+                                         [::_GAMMA_TRIES])))
+        u = _to_uniform(self._bits(counter, stream + 1, _weyl((_GAMMA_TRIES + 1) * n)
+                                   [::_GAMMA_TRIES + 1]))
+        g, ok = _marsaglia_tsang(x, u, c, d)
+        rows, cols = np.nonzero(~ok)
+        for j in range(1, _GAMMA_TRIES):
+            if len(rows) == 0:
+                break
+            x = ndtri(_to_uniform(self._bits_at(counter, stream, rows, cols * _GAMMA_TRIES + j)))
+            u = _to_uniform(self._bits_at(counter, stream + 1, rows,
+                                          cols * (_GAMMA_TRIES + 1) + j))
+            gj, okj = _marsaglia_tsang(x, u, c[rows, cols], d[rows, cols])
+            g[rows[okj], cols[okj]] = gj[okj]
+            rows, cols = rows[~okj], cols[~okj]
+        if len(rows):
+            u = _to_uniform(self._bits_at(counter, stream + 1, rows,
+                                          cols * (_GAMMA_TRIES + 1) + _GAMMA_TRIES))
+            g[rows, cols] = gammaincinv(boosted[rows, cols], u)
+        if any_small:
+            u_small = _to_uniform(self._bits(counter, stream + 2, _weyl(n)))
+            g = np.where(small, g * u_small ** (1.0 / flat), g)
+        return g.reshape(a.shape)
+
+
+def _marsaglia_tsang(x: np.ndarray, u: np.ndarray, c: np.ndarray,
+                     d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One Marsaglia-Tsang proposal per entry: ``(d·v, accepted)``.
+
+    For normals ``x`` and uniforms ``u``: ``c = 1/√(9d)``, ``v = (1 + c·x)³`` (two products:
+    ``**3`` costs a ``pow`` call), accepted where ``v > 0`` and
+    ``log u < x²/2 + d - d·v + d·log v``.
+    """
+    t = 1.0 + c * x
+    v = t * t * t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (v > 0) & (np.log(u) < 0.5 * x * x + d - d * v + d * np.log(np.where(v > 0, v, 1.0)))
+    return d * v, ok
 
 
 def argmax_random_ties(scores: np.ndarray, u: np.ndarray, atol: float = 0.0) -> np.ndarray:

@@ -349,7 +349,8 @@ class EnsFOGambitTS(_Ensemble):
 
     treatment_posterior = FOGambitTS.treatment_posterior
     sample_arm_distributions = FOGambitTS.sample_arm_distributions
-    _update_treatment = FOGambitTS._update_treatment
+    _update_treatment = FOGambitTS._welford_treatment
+    _cell_psi = FOGambitTS._cell_psi
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -216,7 +216,11 @@ class FOGambitTS(_LinearGambitts):
     of its embeddings: prior ``μ₀ = treatment_mean``, ``κ₀``, ``ν₀`` (default ``d + 2``, so the
     prior mean of the covariance exists) and ``Ψ₀ = treatment_var · (ν₀ - d - 1) · I`` (so that
     ``E[Σ] = treatment_var · I``). At action time θ is drawn once and each arm's mean embedding
-    ``m̃ ~ N(m_n, Σ̃/κ_n)``, ``Σ̃ ~ IW(Ψ_n, ν_n)`` (Bartlett decomposition).
+    ``m̃ ~ N(m_n, Σ̃/κ_n)``, ``Σ̃ ~ IW(Ψ_n, ν_n)``, drawn directly from its marginal, the
+    multivariate Student-t ``t_{ν_n-d+1}(m_n, Ψ_n / (κ_n (ν_n - d + 1)))``: ``m̃ = m_n +
+    L z / √(κ_n g)`` with ``L Lᵀ = Ψ_n``, ``z ~ N(0, I)``, ``g ~ χ²(ν_n - d + 1)``. The factors
+    ``L`` are kept per (replicate, context, prompt) and only the updated cell's is recomputed,
+    so acting costs no matrix factorisation or inversion.
 
     Args:
         treatment_mean: prior mean of every cell's mean embedding.
@@ -255,9 +259,17 @@ class FOGambitTS(_LinearGambitts):
         self.t_count = np.zeros(shape)
         self.t_mean = np.zeros((*shape, d))
         self.t_scatter = np.zeros((*shape, d, d))  # Σ (z - z̄)(z - z̄)ᵀ, Welford
+        # Cholesky factor of each cell's Ψ_n (Ψ₀'s until the cell is first updated)
+        self.t_chol = np.broadcast_to(np.linalg.cholesky(psi0), (*shape, d, d)).copy()
 
     def _update_treatment(self, contexts: np.ndarray, actions: np.ndarray,
                           z: np.ndarray) -> None:
+        idx = self._welford_treatment(contexts, actions, z)
+        self.t_chol[idx] = np.linalg.cholesky(self._cell_psi(idx))
+
+    def _welford_treatment(self, contexts: np.ndarray, actions: np.ndarray,
+                           z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Add each replicate's embedding to its (context, prompt) cell; returns the cells."""
         idx = (np.arange(self.replicates), contexts, actions)
         n = self.t_count[idx] + 1.0
         delta = z - self.t_mean[idx]
@@ -265,24 +277,51 @@ class FOGambitTS(_LinearGambitts):
         self.t_scatter[idx] += delta[:, :, None] * (z - mean)[:, None, :]
         self.t_mean[idx] = mean
         self.t_count[idx] = n
+        return idx
+
+    def _cell_psi(self, idx: tuple[np.ndarray, ...]) -> np.ndarray:
+        """``Ψ_n`` of the cells ``idx`` (an index into the ``(R, C, K)`` statistics)."""
+        n, zbar, k0 = self.t_count[idx], self.t_mean[idx], self.treatment_kappa
+        dev = zbar - self.treatment_mean
+        return self.psi0 + self.t_scatter[idx] + (k0 * n / (k0 + n))[..., None, None] * (
+            dev[..., :, None] * dev[..., None, :])
 
     def treatment_posterior(self, contexts: np.ndarray) -> tuple[np.ndarray, ...]:
         """NIW posterior ``(m_n (R,K,d), κ_n (R,K), ν_n (R,K), Ψ_n (R,K,d,d))`` in each context."""
-        r = np.arange(self.replicates)
-        n, zbar, scatter = self.t_count[r, contexts], self.t_mean[r, contexts], \
-            self.t_scatter[r, contexts]
-        k0, mu0 = self.treatment_kappa, self.treatment_mean
+        idx = (np.arange(self.replicates), contexts)
+        n, zbar = self.t_count[idx], self.t_mean[idx]
+        k0 = self.treatment_kappa
         kappa_n = k0 + n
-        m_n = (k0 * mu0 + n[..., None] * zbar) / kappa_n[..., None]
-        dev = zbar - mu0
-        psi_n = self.psi0 + scatter + (k0 * n / kappa_n)[..., None, None] * (
-            dev[..., :, None] * dev[..., None, :])
-        return m_n, kappa_n, self.nu0 + n, psi_n
+        m_n = (k0 * self.treatment_mean + n[..., None] * zbar) / kappa_n[..., None]
+        return m_n, kappa_n, self.nu0 + n, self._cell_psi(idx)
 
     def _sample_arm_means(self, contexts: np.ndarray, counter: int, stream: int,
                           n_samples: int | None) -> np.ndarray:
-        """Draws of each arm's mean embedding, ``(R, [S,] K, d)``."""
-        return self.sample_arm_distributions(contexts, counter, stream, n_samples)[0]
+        """Draws of each arm's mean embedding, ``(R, [S,] K, d)``, from the NIW marginal.
+
+        The NIW posterior's marginal of the mean is the multivariate Student-t
+        ``t_ν'(m_n, Ψ_n/(κ_n ν'))`` with ``ν' = ν_n - d + 1``, i.e. ``m̃ = m_n + L z / √(κ_n g)``
+        with ``L Lᵀ = Ψ_n`` (cached), ``z ~ N(0, I_d)`` and ``g ~ χ²(ν')``: the same
+        distribution as the two-stage draw of :meth:`sample_arm_distributions`, at the cost of
+        ``d + 1`` random numbers per arm and no factorisation.
+        """
+        r = np.arange(self.replicates)
+        n, zbar, chol = self.t_count[r, contexts], self.t_mean[r, contexts], \
+            self.t_chol[r, contexts]
+        k0, d = self.treatment_kappa, self.d
+        kappa_n = k0 + n
+        m_n = (k0 * self.treatment_mean + n[..., None] * zbar) / kappa_n[..., None]
+        dof = self.nu0 + n - d + 1.0
+        if n_samples is not None:
+            m_n, kappa_n, chol = m_n[:, None], kappa_n[:, None], chol[:, None]
+            dof = np.broadcast_to(dof[:, None], (self.replicates, n_samples, self.n_actions))
+            lead: tuple[int, ...] = (n_samples, self.n_actions)
+        else:
+            lead = (self.n_actions,)
+        g = 2.0 * self.streams.gamma(counter, stream, np.ascontiguousarray(dof) / 2.0)
+        z = self.streams.normal(counter, stream + 4, (*lead, d))
+        step = np.einsum("...ij,...j->...i", chol, z)
+        return m_n + step / np.sqrt(kappa_n * g)[..., None]
 
     def sample_arm_distributions(self, contexts: np.ndarray, counter: int, stream: int,
                                  n_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
