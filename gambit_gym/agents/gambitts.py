@@ -217,10 +217,10 @@ class FOGambitTS(_LinearGambitts):
     prior mean of the covariance exists) and ``Ψ₀ = treatment_var · (ν₀ - d - 1) · I`` (so that
     ``E[Σ] = treatment_var · I``). At action time θ is drawn once and each arm's mean embedding
     ``m̃ ~ N(m_n, Σ̃/κ_n)``, ``Σ̃ ~ IW(Ψ_n, ν_n)``, drawn directly from its marginal, the
-    multivariate Student-t ``t_{ν_n-d+1}(m_n, Ψ_n / (κ_n (ν_n - d + 1)))``: ``m̃ = m_n +
-    L z / √(κ_n g)`` with ``L Lᵀ = Ψ_n``, ``z ~ N(0, I)``, ``g ~ χ²(ν_n - d + 1)``. The factors
-    ``L`` are kept per (replicate, context, prompt) and only the updated cell's is recomputed,
-    so acting costs no matrix factorisation or inversion.
+    multivariate Student-t ``t_{ν_n-d+1}(m_n, Ψ_n / (κ_n (ν_n - d + 1)))``. Since the score
+    ``θᵀφ(c, m̃)`` is linear in ``m̃``, acting draws each arm's score directly from its scalar
+    Student-t given θ (two random numbers per arm); ``Ψ_n`` is kept per (replicate, context,
+    prompt) and only the updated cell's is recomputed, so acting factorises and inverts nothing.
 
     Args:
         treatment_mean: prior mean of every cell's mean embedding.
@@ -259,13 +259,13 @@ class FOGambitTS(_LinearGambitts):
         self.t_count = np.zeros(shape)
         self.t_mean = np.zeros((*shape, d))
         self.t_scatter = np.zeros((*shape, d, d))  # Σ (z - z̄)(z - z̄)ᵀ, Welford
-        # Cholesky factor of each cell's Ψ_n (Ψ₀'s until the cell is first updated)
-        self.t_chol = np.broadcast_to(np.linalg.cholesky(psi0), (*shape, d, d)).copy()
+        # each cell's Ψ_n (Ψ₀ until the cell is first updated), kept so acting recomputes none
+        self.t_psi = np.broadcast_to(psi0, (*shape, d, d)).copy()
 
     def _update_treatment(self, contexts: np.ndarray, actions: np.ndarray,
                           z: np.ndarray) -> None:
         idx = self._welford_treatment(contexts, actions, z)
-        self.t_chol[idx] = np.linalg.cholesky(self._cell_psi(idx))
+        self.t_psi[idx] = self._cell_psi(idx)
 
     def _welford_treatment(self, contexts: np.ndarray, actions: np.ndarray,
                            z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -295,33 +295,61 @@ class FOGambitTS(_LinearGambitts):
         m_n = (k0 * self.treatment_mean + n[..., None] * zbar) / kappa_n[..., None]
         return m_n, kappa_n, self.nu0 + n, self._cell_psi(idx)
 
+    def _mean_posterior(self, contexts: np.ndarray,
+                        n_samples: int | None) -> tuple[np.ndarray, ...]:
+        """``(m_n, κ_n, ν', Ψ_n)`` of every arm in each replicate's context, ``ν' = ν_n - d + 1``.
+
+        With ``n_samples``, all but ``Ψ_n`` get a sample axis: ``m_n (R,1,K,d)``, ``κ_n (R,1,K)``
+        and ``ν' (R,S,K)``; otherwise ``(R,K,d)``, ``(R,K)``, ``(R,K)``. ``Ψ_n`` is ``(R,K,d,d)``.
+        """
+        idx = (np.arange(self.replicates), contexts)
+        n, psi = self.t_count[idx], self.t_psi[idx]
+        k0 = self.treatment_kappa
+        kappa_n = k0 + n
+        m_n = (k0 * self.treatment_mean + n[..., None] * self.t_mean[idx]) / kappa_n[..., None]
+        dof = self.nu0 + n - self.d + 1.0
+        if n_samples is not None:
+            m_n, kappa_n = m_n[:, None], kappa_n[:, None]
+            dof = np.broadcast_to(dof[:, None], (self.replicates, n_samples, self.n_actions))
+        return m_n, kappa_n, np.ascontiguousarray(dof), psi
+
     def _sample_arm_means(self, contexts: np.ndarray, counter: int, stream: int,
                           n_samples: int | None) -> np.ndarray:
         """Draws of each arm's mean embedding, ``(R, [S,] K, d)``, from the NIW marginal.
 
         The NIW posterior's marginal of the mean is the multivariate Student-t
         ``t_ν'(m_n, Ψ_n/(κ_n ν'))`` with ``ν' = ν_n - d + 1``, i.e. ``m̃ = m_n + L z / √(κ_n g)``
-        with ``L Lᵀ = Ψ_n`` (cached), ``z ~ N(0, I_d)`` and ``g ~ χ²(ν')``: the same
-        distribution as the two-stage draw of :meth:`sample_arm_distributions`, at the cost of
-        ``d + 1`` random numbers per arm and no factorisation.
+        with ``L Lᵀ = Ψ_n``, ``z ~ N(0, I_d)`` and ``g ~ χ²(ν')``: the same distribution as the
+        two-stage draw of :meth:`sample_arm_distributions`, with ``d + 1`` random numbers per
+        arm and no inversion. (Acting needs less still: see :meth:`_sample_arm_scores`.)
         """
-        r = np.arange(self.replicates)
-        n, zbar, chol = self.t_count[r, contexts], self.t_mean[r, contexts], \
-            self.t_chol[r, contexts]
-        k0, d = self.treatment_kappa, self.d
-        kappa_n = k0 + n
-        m_n = (k0 * self.treatment_mean + n[..., None] * zbar) / kappa_n[..., None]
-        dof = self.nu0 + n - d + 1.0
-        if n_samples is not None:
-            m_n, kappa_n, chol = m_n[:, None], kappa_n[:, None], chol[:, None]
-            dof = np.broadcast_to(dof[:, None], (self.replicates, n_samples, self.n_actions))
-            lead: tuple[int, ...] = (n_samples, self.n_actions)
-        else:
-            lead = (self.n_actions,)
-        g = 2.0 * self.streams.gamma(counter, stream, np.ascontiguousarray(dof) / 2.0)
-        z = self.streams.normal(counter, stream + 4, (*lead, d))
+        m_n, kappa_n, dof, psi = self._mean_posterior(contexts, n_samples)
+        chol = np.linalg.cholesky(psi if n_samples is None else psi[:, None])
+        g = 2.0 * self.streams.gamma(counter, stream, dof / 2.0)
+        z = self.streams.normal(counter, stream + 4, (*dof.shape[1:], self.d))
         step = np.einsum("...ij,...j->...i", chol, z)
         return m_n + step / np.sqrt(kappa_n * g)[..., None]
+
+    def _sample_arm_scores(self, theta: np.ndarray, contexts: np.ndarray, counter: int,
+                           stream: int, n_samples: int | None) -> np.ndarray:
+        """Thompson scores ``θᵀφ(c, m̃_k)`` ``(R, [S,] K)`` for θ ``(R, [S,] p)``.
+
+        Why not draw ``m̃_k`` first: the score is linear in ``m̃_k``, whose NIW marginal is
+        ``t_ν'(m_n, Ψ_n/(κ_n ν'))``, so given θ the score is the scalar Student-t
+        ``θᵀφ(c, m_n) + √(θ_zᵀ Ψ_n θ_z / (κ_n g)) ξ`` with ``g ~ χ²(ν')``, ``ξ ~ N(0, 1)``,
+        independent across arms: the same decisions in distribution as scoring the drawn
+        means, with 2 random numbers per arm instead of ``d + 1`` (or a Wishart draw).
+        """
+        m_n, kappa_n, dof, psi = self._mean_posterior(contexts, n_samples)
+        tz = theta[..., :self.d]
+        if n_samples is None:
+            quad = np.einsum("rkij,ri,rj->rk", psi, tz, tz)
+        else:
+            quad = np.einsum("rkij,rsi,rsj->rsk", psi, tz, tz)
+        g = 2.0 * self.streams.gamma(counter, stream, dof / 2.0)
+        xi = self.streams.normal(counter, stream + 4, dof.shape[1:])
+        spread = np.sqrt(np.maximum(quad, 0.0) / (kappa_n * g)) * xi
+        return self._score(theta, contexts, m_n) + spread
 
     def sample_arm_distributions(self, contexts: np.ndarray, counter: int, stream: int,
                                  n_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -354,16 +382,15 @@ class FOGambitTS(_LinearGambitts):
     def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
         contexts = gambit_contexts(obs)
         theta = self.model.sample(self.streams, counter, STREAM_ACT)
-        means = self._sample_arm_means(contexts, counter, STREAM_TREAT, None)
-        return self._score(theta, contexts, means).argmax(axis=-1)
+        return self._sample_arm_scores(theta, contexts, counter, STREAM_TREAT,
+                                       None).argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
         contexts = gambit_contexts(obs)
 
         def draw(c: int, s: int, n: int) -> np.ndarray:
             theta = self.model.sample(self.streams, c, s, n)
-            means = self._sample_arm_means(contexts, c, s + 8, n)
-            return self._score(theta, contexts, means)
+            return self._sample_arm_scores(theta, contexts, c, s + 8, n)
 
         chunk = max(1, 200_000 // (self.replicates * self.n_actions * self.d * self.d))
         return mc_probabilities(draw, counter, n_samples, self.n_actions, self.replicates, chunk)
