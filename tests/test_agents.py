@@ -88,6 +88,25 @@ def test_linear_gambitts_nig_posterior_equals_closed_form(name):
     assert agent.model.b[0] == pytest.approx(b, rel=1e-6)
 
 
+@pytest.mark.parametrize("noise_var", [None, 2.5])
+def test_bayes_linreg_rank_one_downdates_equal_the_direct_inverse(noise_var):
+    from gambit_gym.agents._batched import BayesLinReg
+
+    rng = np.random.default_rng(1)
+    p, r = 6, 4
+    model = BayesLinReg(r, rng.normal(size=p), rng.uniform(0.1, 2.0, size=p), noise_var)
+    for _ in range(BayesLinReg.REFRESH_EVERY - 1):  # downdates only, no exact re-inversion
+        model.update(rng.normal(size=(r, p)) * 3.0, rng.normal(size=r) * 10.0 + 70.0)
+    for i in range(r):
+        np.testing.assert_allclose(model.cov[i], np.linalg.inv(model.B[i]), rtol=1e-9,
+                                   atol=1e-13)
+        np.testing.assert_allclose(model.mu[i], np.linalg.solve(model.B[i], model.S[i]),
+                                   rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(model.cov, np.swapaxes(model.cov, -1, -2))
+    np.testing.assert_allclose(model.chol @ np.swapaxes(model.chol, -1, -2), model.cov,
+                               rtol=1e-12, atol=1e-15)
+
+
 def test_pogambitts_known_noise_and_release_compat_posteriors():
     env_noise = 2.0
     agent, data, _ = rollout(make("poGAMBITTS", noise=env_noise), steps=80)

@@ -276,11 +276,18 @@ class BayesLinReg:
         self.chol = np.linalg.cholesky(self.cov)
 
     def update(self, phi: np.ndarray, y: np.ndarray) -> None:
-        """Add one observation per replicate: features ``(R, p)``, targets ``(R,)``."""
+        """Add one observation per replicate: features ``(R, p)``, targets ``(R,)``.
+
+        ``B⁻¹`` follows by a Sherman-Morrison rank-one downdate (an exact re-inversion every
+        :attr:`REFRESH_EVERY` updates bounds rounding drift). The downdate subtracts the outer
+        product of one vector with itself, so ``B⁻¹`` stays exactly symmetric between
+        re-inversions and needs no re-symmetrising.
+        """
         scale = 1.0 if self.noise_var is None else 1.0 / self.noise_var
+        cphi = np.matmul(self.cov, phi[:, :, None])[:, :, 0]  # B⁻¹φ, before this update
+        q = np.einsum("rp,rp->r", phi, cphi)
         if self.noise_var is None:
             err = y - np.einsum("rp,rp->r", phi, self.mu)
-            q = np.einsum("rp,rpq,rq->r", phi, self.cov, phi)
             self.b = self.b + 0.5 * err * err / (1.0 + q)
             self.a = self.a + 0.5
         self.B += scale * phi[:, :, None] * phi[:, None, :]
@@ -288,13 +295,11 @@ class BayesLinReg:
         self.n += 1
         if self.n % self.REFRESH_EVERY == 0:
             self._refresh_cov()  # exact inverse now and then bounds rounding drift
-        else:  # Sherman-Morrison rank-one downdate of B⁻¹ (O(p²), no batched inverse)
-            cphi = np.einsum("rpq,rq->rp", self.cov, phi)
-            denom = 1.0 / scale + np.einsum("rp,rp->r", phi, cphi)
-            cov = self.cov - cphi[:, :, None] * cphi[:, None, :] / denom[:, None, None]
-            self.cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+        else:  # (B + sφφᵀ)⁻¹ = B⁻¹ - (B⁻¹φ)(B⁻¹φ)ᵀ / (1/s + φᵀB⁻¹φ): O(p²), no inverse
+            w = cphi / np.sqrt(1.0 / scale + q)[:, None]
+            self.cov -= w[:, :, None] * w[:, None, :]
             self.chol = np.linalg.cholesky(self.cov)
-        self.mu = np.einsum("rpq,rq->rp", self.cov, self.S)
+        self.mu = np.matmul(self.cov, self.S[:, :, None])[:, :, 0]
 
     def sample_noise_var(self, streams: CounterStreams, counter: int, stream: int,
                          shape: tuple[int, ...] = ()) -> np.ndarray:

@@ -19,6 +19,9 @@ from gambit_gym.envs import counter_rng
 
 _INDEX = np.uint64(0x632BE59BD9B4E019)
 _GAMMA_TRIES = 3
+_GOLDEN_INT = int(counter_rng._GOLDEN)
+_STREAM_INT = int(counter_rng._STREAM)
+_MASK64 = (1 << 64) - 1
 
 
 def _mix_twice(x: np.ndarray) -> None:
@@ -44,9 +47,8 @@ def _weyl(n: int) -> np.ndarray:
 
 
 def _offset(counter: int, stream: int) -> np.uint64:
-    """The (counter, stream) part of a draw's pre-hash value."""
-    with np.errstate(over="ignore"):
-        return np.uint64(counter) * counter_rng._GOLDEN + np.uint64(stream) * counter_rng._STREAM
+    """The (counter, stream) part of a draw's pre-hash value (Python ints: no errstate)."""
+    return np.uint64((int(counter) * _GOLDEN_INT + int(stream) * _STREAM_INT) & _MASK64)
 
 
 def _to_uniform(h: np.ndarray) -> np.ndarray:
@@ -156,15 +158,8 @@ class CounterStreams:
                                    [::_GAMMA_TRIES + 1]))
         g, ok = _marsaglia_tsang(x, u, c, d)
         rows, cols = np.nonzero(~ok)
-        for j in range(1, _GAMMA_TRIES):
-            if len(rows) == 0:
-                break
-            x = ndtri(_to_uniform(self._bits_at(counter, stream, rows, cols * _GAMMA_TRIES + j)))
-            u = _to_uniform(self._bits_at(counter, stream + 1, rows,
-                                          cols * (_GAMMA_TRIES + 1) + j))
-            gj, okj = _marsaglia_tsang(x, u, c[rows, cols], d[rows, cols])
-            g[rows[okj], cols[okj]] = gj[okj]
-            rows, cols = rows[~okj], cols[~okj]
+        if len(rows):  # the rejected entries' remaining proposals, all in one pass
+            rows, cols = self._retry_gamma(counter, stream, g, rows, cols, c, d)
         if len(rows):
             u = _to_uniform(self._bits_at(counter, stream + 1, rows,
                                           cols * (_GAMMA_TRIES + 1) + _GAMMA_TRIES))
@@ -173,6 +168,24 @@ class CounterStreams:
             u_small = _to_uniform(self._bits(counter, stream + 2, _weyl(n)))
             g = np.where(small, g * u_small ** (1.0 / flat), g)
         return g.reshape(a.shape)
+
+    def _retry_gamma(self, counter: int, stream: int, g: np.ndarray, rows: np.ndarray,
+                     cols: np.ndarray, c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Later proposals of the entries ``(rows, cols)`` whose first one was rejected.
+
+        Writes each entry's first accepted proposal into ``g``; returns the entries with none.
+        """
+        more = _GAMMA_TRIES - 1
+        rr, cc = np.repeat(rows, more), np.repeat(cols, more)
+        jj = np.tile(np.arange(1, _GAMMA_TRIES), len(rows))
+        x = ndtri(_to_uniform(self._bits_at(counter, stream, rr, cc * _GAMMA_TRIES + jj)))
+        u = _to_uniform(self._bits_at(counter, stream + 1, rr, cc * (_GAMMA_TRIES + 1) + jj))
+        gj, okj = _marsaglia_tsang(x, u, c[rr, cc], d[rr, cc])
+        gj, okj = gj.reshape(-1, more), okj.reshape(-1, more)
+        hit = okj.any(axis=1)
+        first = okj.argmax(axis=1)
+        g[rows[hit], cols[hit]] = gj[hit, first[hit]]
+        return rows[~hit], cols[~hit]
 
 
 def _marsaglia_tsang(x: np.ndarray, u: np.ndarray, c: np.ndarray,
