@@ -253,6 +253,14 @@ def test_lazy_gamma_proposals_equal_hashing_every_proposal():
                                        rtol=1e-13)
 
 
+def test_fused_gamma_and_normal_equal_separate_draws():
+    s = CounterStreams(replicate_keys(2, 5))
+    a = np.random.default_rng(4).uniform(0.2, 30.0, size=(5, 7))
+    g, z = s.gamma_and_normal(9, 16, a, 20, (7, 3))
+    np.testing.assert_array_equal(g, s.gamma(9, 16, a))
+    np.testing.assert_array_equal(z, s.normal(9, 20, (7, 3)))
+
+
 def test_replicate_streams_do_not_depend_on_the_batch():
     batch = CounterStreams(replicate_keys(10, 4)).normal(5, 16, (3,))
     single = CounterStreams(replicate_keys(12, 1)).normal(5, 16, (3,))

@@ -314,8 +314,14 @@ class BayesLinReg:
                n_samples: int | None = None) -> np.ndarray:
         """Posterior draws of θ: ``(R, p)``, or ``(R, n_samples, p)``."""
         shape = () if n_samples is None else (n_samples,)
-        v = self.sample_noise_var(streams, counter, stream, shape)
-        z = streams.normal(counter, stream + 4, (*shape, self.p))
+        if self.noise_var is None:  # v and z in one hashing pass (same numbers as apart)
+            a = np.broadcast_to(self.a.reshape(-1, *([1] * len(shape))), (len(self.a), *shape))
+            g, z = streams.gamma_and_normal(counter, stream, np.ascontiguousarray(a), stream + 4,
+                                            (*shape, self.p))
+            v = self.b.reshape(-1, *([1] * len(shape))) / g
+        else:
+            v = np.ones((self.mu.shape[0], *shape))
+            z = streams.normal(counter, stream + 4, (*shape, self.p))
         if n_samples is None:
-            return self.mu + np.sqrt(v)[:, None] * np.einsum("rpq,rq->rp", self.chol, z)
+            return self.mu + np.sqrt(v)[:, None] * np.matmul(self.chol, z[:, :, None])[:, :, 0]
         return self.mu[:, None] + np.sqrt(v)[..., None] * np.einsum("rpq,rsq->rsp", self.chol, z)

@@ -19,6 +19,8 @@ from gambit_gym.envs import counter_rng
 
 _INDEX = np.uint64(0x632BE59BD9B4E019)
 _GAMMA_TRIES = 3
+_S11 = np.uint64(11)
+_LATER = np.arange(1, _GAMMA_TRIES)  # the indices of a draw's later gamma proposals
 _GOLDEN_INT = int(counter_rng._GOLDEN)
 _STREAM_INT = int(counter_rng._STREAM)
 _MASK64 = (1 << 64) - 1
@@ -52,8 +54,12 @@ def _offset(counter: int, stream: int) -> np.uint64:
 
 
 def _to_uniform(h: np.ndarray) -> np.ndarray:
-    """Uniforms in (0, 1) from hashes (the top 53 bits)."""
-    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * (2.0 ** -53)
+    """Uniforms in (0, 1) from hashes (the top 53 bits); overwrites ``h``."""
+    h >>= _S11
+    u = h.astype(np.float64)
+    u += 0.5
+    u *= 2.0 ** -53
+    return u
 
 
 def replicate_keys(seed: int | None, replicates: int) -> np.ndarray:
@@ -90,28 +96,28 @@ class CounterStreams:
 
     def _hash(self, counter: int, stream: int, shape: tuple[int, ...]) -> np.ndarray:
         n = int(np.prod(shape)) if shape else 1
-        return self._bits(counter, stream, _weyl(n)).reshape((self.replicates, *shape))
+        x = np.add(self.keys[:, None], _weyl(n) + _offset(counter, stream))
+        _mix_twice(x)  # == counter_rng.hash64, in place (about twice as fast)
+        return x.reshape((self.replicates, *shape))
 
-    def _bits(self, counter: int, stream: int, weyl: np.ndarray) -> np.ndarray:
-        """Hashes ``(R, m)`` of every replicate at draw indices given as ``index · _INDEX``."""
-        with np.errstate(over="ignore"):
-            x = self.keys[:, None] + weyl[None, :]
-            x += _offset(counter, stream)
-            _mix_twice(x)  # == counter_rng.hash64, in place (about twice as fast)
-        return x
+    def _uniforms(self, counter: int, parts: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+        """Uniforms ``(R, m_i)`` for each ``(stream, weyl_i)``, hashed in one pass.
 
-    def _bits_at(self, counter: int, stream: int, rows: np.ndarray,
-                 index: np.ndarray) -> np.ndarray:
-        """Hashes ``(m,)`` of replicates ``rows`` at flat draw indices ``index`` (both ``(m,)``).
-
-        Equal to ``self._hash(counter, stream, shape)[rows, index]`` for the flattened shape, so
-        a sampler can draw a few extra entries (e.g. rejected proposals) without hashing all.
+        ``weyl_i`` holds the draw indices times ``_INDEX`` (slices of :func:`_weyl`). The
+        numbers are those of separate calls; one pass spares the per-call numpy overhead,
+        which dominates at small R·K.
         """
-        with np.errstate(over="ignore"):
-            x = self.keys[rows] + index.astype(np.uint64) * _INDEX
-            x += _offset(counter, stream)
-            _mix_twice(x)
-        return x
+        r = self.replicates
+        sizes = [r * len(weyl) for _, weyl in parts]
+        x = np.empty(sum(sizes), dtype=np.uint64)
+        blocks = np.split(x, np.cumsum(sizes)[:-1])  # each part's (R, m_i), contiguous
+        for block, (stream, weyl) in zip(blocks, parts):
+            # uint64 array arithmetic wraps silently (only numpy scalars warn on overflow)
+            np.add(self.keys[:, None], weyl + _offset(counter, stream),
+                   out=block.reshape(r, len(weyl)))
+        _mix_twice(x)
+        u = _to_uniform(x)
+        return [b.reshape(r, -1) for b in np.split(u, np.cumsum(sizes)[:-1])]
 
     def uniform(self, counter: int, stream: int, shape: tuple[int, ...] = ()) -> np.ndarray:
         """Uniform draws in (0, 1), ``(R, *shape)`` float64."""
@@ -138,54 +144,94 @@ class CounterStreams:
         distribution. Only the first proposal is hashed for every entry; later ones are hashed
         just for the entries that need them (the numbers are the same as hashing them all).
         """
+        return self._gamma(counter, stream, shape_param, [])[0]
+
+    def gamma_and_normal(self, counter: int, stream: int, shape_param: np.ndarray,
+                         normal_stream: int, normal_shape: tuple[int, ...] = ()
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """``(gamma(counter, stream, shape_param), normal(counter, normal_stream, shape))``.
+
+        The same numbers as the two calls, hashed in one pass (most Thompson draws need a
+        variance and a normal; at small R·K the per-call overhead is most of the cost).
+        """
+        n = int(np.prod(normal_shape)) if normal_shape else 1
+        g, (u,) = self._gamma(counter, stream, shape_param, [(int(normal_stream), _weyl(n))])
+        return g, ndtri(u).reshape((self.replicates, *normal_shape))
+
+    def _gamma(self, counter: int, stream: int, shape_param: np.ndarray,
+               extra: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """:meth:`gamma`, plus the uniforms of the ``extra`` parts (see :meth:`_uniforms`)."""
         a = np.asarray(shape_param, dtype=np.float64)
         if a.shape[:1] != (self.replicates,):
             raise ValueError(f"shape_param must have leading axis R={self.replicates}, "
                              f"got shape {a.shape}")
-        if np.any(a <= 0):
-            raise ValueError("gamma shape parameters must be > 0")
         flat = a.reshape(self.replicates, -1)
+        lowest = flat.min()
+        if not lowest > 0:
+            raise ValueError("gamma shape parameters must be > 0")
         n = flat.shape[1]
-        small = flat < 1.0
-        any_small = bool(small.any())
-        boosted = np.where(small, flat + 1.0, flat) if any_small else flat
+        small = flat < 1.0 if lowest < 1.0 else None
+        boosted = flat if small is None else np.where(small, flat + 1.0, flat)
         d = boosted - 1.0 / 3.0
         c = 1.0 / np.sqrt(9.0 * d)
         stream = int(stream)
-        x = ndtri(_to_uniform(self._bits(counter, stream, _weyl(_GAMMA_TRIES * n)
-                                         [::_GAMMA_TRIES])))
-        u = _to_uniform(self._bits(counter, stream + 1, _weyl((_GAMMA_TRIES + 1) * n)
-                                   [::_GAMMA_TRIES + 1]))
-        g, ok = _marsaglia_tsang(x, u, c, d)
-        rows, cols = np.nonzero(~ok)
-        if len(rows):  # the rejected entries' remaining proposals, all in one pass
-            rows, cols = self._retry_gamma(counter, stream, g, rows, cols, c, d)
-        if len(rows):
-            u = _to_uniform(self._bits_at(counter, stream + 1, rows,
-                                          cols * (_GAMMA_TRIES + 1) + _GAMMA_TRIES))
-            g[rows, cols] = gammaincinv(boosted[rows, cols], u)
-        if any_small:
-            u_small = _to_uniform(self._bits(counter, stream + 2, _weyl(n)))
+        parts = [(stream, _weyl(_GAMMA_TRIES * n)[::_GAMMA_TRIES]),
+                 (stream + 1, _weyl((_GAMMA_TRIES + 1) * n)[::_GAMMA_TRIES + 1])]
+        if small is not None:
+            parts.append((stream + 2, _weyl(n)))
+        x, u, *rest = self._uniforms(counter, parts + extra)
+        g, ok = _marsaglia_tsang(ndtri(x), u, c, d)
+        g_flat = g.reshape(-1)  # a view: retries write into g
+        rejected = np.flatnonzero(~ok)
+        if len(rejected):  # the rejected entries' later proposals, all in one pass
+            rejected = self._retry_gamma(counter, stream, g_flat, rejected, n, c, d)
+        if len(rejected):  # every proposal rejected (about 1e-4): exact inverse CDF
+            u = self._uniforms_at(counter, stream + 1, rejected // n,
+                                  (rejected % n) * (_GAMMA_TRIES + 1) + _GAMMA_TRIES)
+            g_flat[rejected] = gammaincinv(boosted.reshape(-1)[rejected], u)
+        if small is not None:
+            u_small = rest.pop(0)
             g = np.where(small, g * u_small ** (1.0 / flat), g)
-        return g.reshape(a.shape)
+        return g.reshape(a.shape), rest
 
-    def _retry_gamma(self, counter: int, stream: int, g: np.ndarray, rows: np.ndarray,
-                     cols: np.ndarray, c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Later proposals of the entries ``(rows, cols)`` whose first one was rejected.
+    def _retry_gamma(self, counter: int, stream: int, g_flat: np.ndarray, entries: np.ndarray,
+                     n: int, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Later proposals of the flat ``entries`` (of ``(R, n)``) whose first was rejected.
 
-        Writes each entry's first accepted proposal into ``g``; returns the entries with none.
+        Writes each entry's first accepted proposal into ``g_flat``; returns the entries with
+        none. Both streams' proposals are hashed in one pass: this runs on most calls (with
+        R·K draws at a rejection rate of a few percent), so its fixed cost matters.
         """
-        more = _GAMMA_TRIES - 1
-        rr, cc = np.repeat(rows, more), np.repeat(cols, more)
-        jj = np.tile(np.arange(1, _GAMMA_TRIES), len(rows))
-        x = ndtri(_to_uniform(self._bits_at(counter, stream, rr, cc * _GAMMA_TRIES + jj)))
-        u = _to_uniform(self._bits_at(counter, stream + 1, rr, cc * (_GAMMA_TRIES + 1) + jj))
-        gj, okj = _marsaglia_tsang(x, u, c[rr, cc], d[rr, cc])
-        gj, okj = gj.reshape(-1, more), okj.reshape(-1, more)
+        rows, cols = np.divmod(entries, n)
+        index = np.empty((2, len(entries), _GAMMA_TRIES - 1), dtype=np.int64)
+        np.add((cols * _GAMMA_TRIES)[:, None], _LATER, out=index[0])
+        np.add((cols * (_GAMMA_TRIES + 1))[:, None], _LATER, out=index[1])
+        pre = index.astype(np.uint64)
+        pre *= _INDEX
+        pre[0] += _offset(counter, stream)
+        pre[1] += _offset(counter, stream + 1)
+        pre += self.keys[rows][None, :, None]
+        _mix_twice(pre)
+        uniforms = _to_uniform(pre)
+        gj, okj = _marsaglia_tsang(ndtri(uniforms[0]), uniforms[1], c.reshape(-1)[entries, None],
+                                   d.reshape(-1)[entries, None])
         hit = okj.any(axis=1)
         first = okj.argmax(axis=1)
-        g[rows[hit], cols[hit]] = gj[hit, first[hit]]
-        return rows[~hit], cols[~hit]
+        g_flat[entries[hit]] = gj[hit, first[hit]]
+        return entries[~hit]
+
+    def _uniforms_at(self, counter: int, stream: int, rows: np.ndarray,
+                     index: np.ndarray) -> np.ndarray:
+        """Uniforms ``(m,)`` of replicates ``rows`` at flat draw indices ``index``.
+
+        Entry ``j`` equals ``self.uniform(counter, stream, shape)[rows[j]]`` at flat index
+        ``index[j]``: a few entries drawn without hashing all.
+        """
+        pre = index.astype(np.uint64) * _INDEX
+        pre += self.keys[rows]
+        pre += _offset(counter, stream)
+        _mix_twice(pre)
+        return _to_uniform(pre)
 
 
 def _marsaglia_tsang(x: np.ndarray, u: np.ndarray, c: np.ndarray,
@@ -194,13 +240,24 @@ def _marsaglia_tsang(x: np.ndarray, u: np.ndarray, c: np.ndarray,
 
     For normals ``x`` and uniforms ``u``: ``c = 1/√(9d)``, ``v = (1 + c·x)³`` (two products:
     ``**3`` costs a ``pow`` call), accepted where ``v > 0`` and
-    ``log u < x²/2 + d - d·v + d·log v``.
+    ``log u < x²/2 + d - d·v + d·log v`` (in place, to spare temporaries).
     """
-    t = 1.0 + c * x
-    v = t * t * t
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ok = (v > 0) & (np.log(u) < 0.5 * x * x + d - d * v + d * np.log(np.where(v > 0, v, 1.0)))
-    return d * v, ok
+    t = c * x
+    t += 1.0
+    v = t * t
+    v *= t
+    pos = v > 0
+    rhs = np.log(np.where(pos, v, 1.0))  # log v, or 0 where v <= 0 (rejected anyway)
+    rhs *= d
+    dv = d * v
+    rhs -= dv
+    rhs += d
+    x2 = x * x
+    x2 *= 0.5
+    rhs += x2
+    ok = np.log(u) < rhs
+    ok &= pos
+    return dv, ok
 
 
 def argmax_random_ties(scores: np.ndarray, u: np.ndarray, atol: float = 0.0) -> np.ndarray:

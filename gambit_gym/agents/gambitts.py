@@ -325,8 +325,9 @@ class FOGambitTS(_LinearGambitts):
         """
         m_n, kappa_n, dof, psi = self._mean_posterior(contexts, n_samples)
         chol = np.linalg.cholesky(psi if n_samples is None else psi[:, None])
-        g = 2.0 * self.streams.gamma(counter, stream, dof / 2.0)
-        z = self.streams.normal(counter, stream + 4, (*dof.shape[1:], self.d))
+        half, z = self.streams.gamma_and_normal(counter, stream, dof / 2.0, stream + 4,
+                                                (*dof.shape[1:], self.d))
+        g = 2.0 * half
         step = np.einsum("...ij,...j->...i", chol, z)
         return m_n + step / np.sqrt(kappa_n * g)[..., None]
 
@@ -342,12 +343,14 @@ class FOGambitTS(_LinearGambitts):
         """
         m_n, kappa_n, dof, psi = self._mean_posterior(contexts, n_samples)
         tz = theta[..., :self.d]
-        if n_samples is None:
-            quad = np.einsum("rkij,ri,rj->rk", psi, tz, tz)
+        if n_samples is None:  # θ_zᵀΨθ_z as (R,K,d²)·(R,d²): one batched matmul
+            outer = (tz[:, :, None] * tz[:, None, :]).reshape(self.replicates, -1, 1)
+            quad = np.matmul(psi.reshape(self.replicates, self.n_actions, -1), outer)[..., 0]
         else:
             quad = np.einsum("rkij,rsi,rsj->rsk", psi, tz, tz)
-        g = 2.0 * self.streams.gamma(counter, stream, dof / 2.0)
-        xi = self.streams.normal(counter, stream + 4, dof.shape[1:])
+        half, xi = self.streams.gamma_and_normal(counter, stream, dof / 2.0, stream + 4,
+                                                 dof.shape[1:])
+        g = 2.0 * half
         spread = np.sqrt(np.maximum(quad, 0.0) / (kappa_n * g)) * xi
         return self._score(theta, contexts, m_n) + spread
 

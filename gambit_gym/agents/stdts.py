@@ -93,8 +93,9 @@ class StdTS(BatchedAgent):
             alpha_n = np.broadcast_to(alpha_n, (self.replicates, *shape))
         else:
             shape = (self.n_actions,)
-        var = beta_n / self.streams.gamma(counter, stream, np.ascontiguousarray(alpha_n))
-        z = self.streams.normal(counter, stream + 4, shape)
+        g, z = self.streams.gamma_and_normal(counter, stream, np.ascontiguousarray(alpha_n),
+                                             stream + 4, shape)
+        var = beta_n / g
         return m_n + np.sqrt(var / nu_n) * z
 
     def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
