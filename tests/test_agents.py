@@ -89,7 +89,7 @@ def test_linear_gambitts_nig_posterior_equals_closed_form(name):
 
 
 @pytest.mark.parametrize("noise_var", [None, 2.5])
-def test_bayes_linreg_rank_one_downdates_equal_the_direct_inverse(noise_var):
+def test_bayes_linreg_rank_one_square_root_updates_equal_the_direct_inverse(noise_var):
     from gambit_gym.agents._batched import BayesLinReg
 
     rng = np.random.default_rng(1)
@@ -102,9 +102,12 @@ def test_bayes_linreg_rank_one_downdates_equal_the_direct_inverse(noise_var):
                                    atol=1e-13)
         np.testing.assert_allclose(model.mu[i], np.linalg.solve(model.B[i], model.S[i]),
                                    rtol=1e-9, atol=1e-9)
-    np.testing.assert_array_equal(model.cov, np.swapaxes(model.cov, -1, -2))
-    np.testing.assert_allclose(model.chol @ np.swapaxes(model.chol, -1, -2), model.cov,
-                               rtol=1e-12, atol=1e-15)
+    for i in range(r):  # the square root the draws use: root rootᵀ = B⁻¹
+        np.testing.assert_allclose(model.root[i] @ model.root[i].T, np.linalg.inv(model.B[i]),
+                                   rtol=1e-9, atol=1e-13)
+    model.update(np.ones((r, p)), np.full(r, 70.0))  # the exact refresh
+    np.testing.assert_allclose(model.root, np.linalg.cholesky(np.linalg.inv(model.B)),
+                               rtol=1e-10, atol=1e-14)
 
 
 def test_pogambitts_known_noise_and_release_compat_posteriors():

@@ -242,6 +242,12 @@ class BayesLinReg:
     ``b`` uses the prediction-error recursion ``b += (y - φᵀμ)² / (2(1 + φᵀB⁻¹φ))``, which equals
     the closed form ``b0 + (yᵀy + μ0ᵀB0μ0 - μᵀBμ)/2`` without its cancellation.
 
+    Why a square root and not ``B⁻¹``: posterior draws need a factor ``L`` with
+    ``L Lᵀ = B⁻¹``, and a Cholesky factorisation per step costs more than the rest of the
+    update. ``root`` is such a factor, kept by Potter's rank-one square-root update (O(p²) per
+    observation, no factorisation); it is not triangular. Every :attr:`REFRESH_EVERY` updates it
+    is recomputed exactly as the Cholesky factor of ``B⁻¹``, which bounds rounding drift.
+
     Args:
         replicates: R.
         mu0: prior mean ``(p,)``.
@@ -253,7 +259,7 @@ class BayesLinReg:
             mean is dropped at the first update).
     """
 
-    REFRESH_EVERY = 64  #: updates between exact re-inversions of ``B``
+    REFRESH_EVERY = 64  #: updates between exact recomputations of ``root`` from ``B``
 
     def __init__(self, replicates: int, mu0: np.ndarray, precision0: np.ndarray,
                  noise_var: float | None, a0: float = 1.0, b0: float = 10.0,
@@ -261,45 +267,64 @@ class BayesLinReg:
         p = len(mu0)
         self.p = p
         self.noise_var = noise_var
-        self.B = np.broadcast_to(np.diag(precision0), (replicates, p, p)).copy()
+        self._B = np.broadcast_to(np.diag(precision0), (replicates, p, p)).copy()
+        # scaled features not yet added to B (B is read only at refreshes: one matmul then)
+        self._pending = np.empty((replicates, self.REFRESH_EVERY, p))
+        self._n_pending = 0
         self.S = np.zeros((replicates, p)) if zero_s0 else np.broadcast_to(
             precision0 * mu0, (replicates, p)).copy()
         self.mu = np.broadcast_to(np.asarray(mu0, dtype=np.float64), (replicates, p)).copy()
         self.a = np.full(replicates, float(a0))
         self.b = np.full(replicates, float(b0))
         self.n = 0
-        self._refresh_cov()
+        self._refresh_root()
 
-    def _refresh_cov(self) -> None:
+    @property
+    def B(self) -> np.ndarray:
+        """The posterior precision ``(R, p, p)``."""
+        if self._n_pending:
+            rows = self._pending[:, :self._n_pending]
+            self._B += np.matmul(np.swapaxes(rows, -1, -2), rows)
+            self._n_pending = 0
+        return self._B
+
+    @property
+    def cov(self) -> np.ndarray:
+        """``B⁻¹`` ``(R, p, p)``, as ``root rootᵀ``."""
+        cov = np.matmul(self.root, np.swapaxes(self.root, -1, -2))
+        return 0.5 * (cov + np.swapaxes(cov, -1, -2))
+
+    def _refresh_root(self) -> None:
         cov = np.linalg.inv(self.B)
-        self.cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
-        self.chol = np.linalg.cholesky(self.cov)
+        self.root = np.linalg.cholesky(0.5 * (cov + np.swapaxes(cov, -1, -2)))
 
     def update(self, phi: np.ndarray, y: np.ndarray) -> None:
         """Add one observation per replicate: features ``(R, p)``, targets ``(R,)``.
 
-        ``B⁻¹`` follows by a Sherman-Morrison rank-one downdate (an exact re-inversion every
-        :attr:`REFRESH_EVERY` updates bounds rounding drift). The downdate subtracts the outer
-        product of one vector with itself, so ``B⁻¹`` stays exactly symmetric between
-        re-inversions and needs no re-symmetrising.
+        With ``w = rootᵀφ`` and ``c = root·w = B⁻¹φ``, the new precision ``B + sφφᵀ`` has inverse
+        ``B⁻¹ - ccᵀ/δ`` (Sherman-Morrison, ``δ = 1/s + wᵀw``), whose square root is
+        ``root - γ c wᵀ`` with ``γ = 1/(δ + √(δ/s))`` (Potter): O(p²), no factorisation.
         """
         scale = 1.0 if self.noise_var is None else 1.0 / self.noise_var
-        cphi = np.matmul(self.cov, phi[:, :, None])[:, :, 0]  # B⁻¹φ, before this update
-        q = np.einsum("rp,rp->r", phi, cphi)
+        w = np.matmul(phi[:, None, :], self.root)[:, 0, :]
+        c = np.matmul(self.root, w[:, :, None])[:, :, 0]  # B⁻¹φ, before this update
+        q = np.einsum("rp,rp->r", w, w)
         if self.noise_var is None:
             err = y - np.einsum("rp,rp->r", phi, self.mu)
             self.b = self.b + 0.5 * err * err / (1.0 + q)
             self.a = self.a + 0.5
-        self.B += scale * phi[:, :, None] * phi[:, None, :]
+        np.multiply(phi, np.sqrt(scale), out=self._pending[:, self._n_pending])
+        self._n_pending += 1
         self.S += scale * y[:, None] * phi
         self.n += 1
         if self.n % self.REFRESH_EVERY == 0:
-            self._refresh_cov()  # exact inverse now and then bounds rounding drift
-        else:  # (B + sφφᵀ)⁻¹ = B⁻¹ - (B⁻¹φ)(B⁻¹φ)ᵀ / (1/s + φᵀB⁻¹φ): O(p²), no inverse
-            w = cphi / np.sqrt(1.0 / scale + q)[:, None]
-            self.cov -= w[:, :, None] * w[:, None, :]
-            self.chol = np.linalg.cholesky(self.cov)
-        self.mu = np.matmul(self.cov, self.S[:, :, None])[:, :, 0]
+            self._refresh_root()  # exact now and then: bounds rounding drift
+        else:
+            delta = 1.0 / scale + q
+            gamma = 1.0 / (delta + np.sqrt(delta / scale))
+            self.root -= (gamma[:, None] * c)[:, :, None] * w[:, None, :]
+        back = np.matmul(self.S[:, None, :], self.root)  # (rootᵀS)ᵀ
+        self.mu = np.matmul(self.root, np.swapaxes(back, -1, -2))[:, :, 0]
 
     def sample_noise_var(self, streams: CounterStreams, counter: int, stream: int,
                          shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -323,5 +348,5 @@ class BayesLinReg:
             v = np.ones((self.mu.shape[0], *shape))
             z = streams.normal(counter, stream + 4, (*shape, self.p))
         if n_samples is None:
-            return self.mu + np.sqrt(v)[:, None] * np.matmul(self.chol, z[:, :, None])[:, :, 0]
-        return self.mu[:, None] + np.sqrt(v)[..., None] * np.einsum("rpq,rsq->rsp", self.chol, z)
+            return self.mu + np.sqrt(v)[:, None] * np.matmul(self.root, z[:, :, None])[:, :, 0]
+        return self.mu[:, None] + np.sqrt(v)[..., None] * np.einsum("rpq,rsq->rsp", self.root, z)
