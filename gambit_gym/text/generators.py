@@ -35,6 +35,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import json
+import math
 import os
 import re
 import socket
@@ -341,13 +342,21 @@ class HFGenerator(BaseGenerator):
         sampling: sampling settings.
         dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``,
             ``"float16"``.
+        shared_prefix: for Llama-architecture models (SmolLM2 is one), sample with
+            :class:`~gambit_gym.text.fast_decode.SharedPrefixSampler` (each distinct query's
+            cache computed once and shared by its copies; 3x faster on a CPU than
+            ``generate``); other models, or False, use ``transformers``' ``generate``.
+        spare: with ``shared_prefix``, draw this fraction of extra drafts per query and use
+            them in place of drafts the post-processing rejects (i.i.d. draws, so taking the
+            first accepted ones is rejection sampling, unbiased); it saves re-running the
+            query for redraws. Skipped rejected drafts are counted in ``rejections``.
     """
 
     name = "hf"
 
     def __init__(self, path: str | os.PathLike, device: str | None = "auto",
                  batch_size: int = 32, sampling: SamplingConfig | None = None,
-                 dtype: str = "auto") -> None:
+                 dtype: str = "auto", shared_prefix: bool = True, spare: float = 0.3) -> None:
         super().__init__(sampling)
         self.path = Path(path)
         if not self.path.exists():
@@ -357,14 +366,22 @@ class HFGenerator(BaseGenerator):
         self.device_request = device or "auto"
         self.batch_size = int(batch_size)
         self.dtype = dtype
+        if spare < 0:
+            raise ValueError(f"spare must be >= 0, got {spare}")
+        self.shared_prefix = bool(shared_prefix)
+        self.spare = float(spare)
+        self._sampler: Any = None
         self._model: Any = None
         self._tok: Any = None
         self.device: str | None = None
 
     def _params(self) -> dict[str, Any]:
-        return {"model": self.path.name, "batch_size": self.batch_size,
-                "device": self.device or self.device_request, "dtype": self.dtype,
-                **self._versions()}
+        params = {"model": self.path.name, "batch_size": self.batch_size,
+                  "device": self.device or self.device_request, "dtype": self.dtype,
+                  "decoder": "shared-prefix v1" if self.shared_prefix else "generate"}
+        if self.shared_prefix:
+            params["spare"] = self.spare
+        return {**params, **self._versions()}
 
     @staticmethod
     def _versions() -> dict[str, str]:
@@ -409,6 +426,10 @@ class HFGenerator(BaseGenerator):
             tok.pad_token = tok.eos_token
         model.to(self.device).eval()
         self._tok, self._model = tok, model
+        from gambit_gym.text import fast_decode
+
+        if self.shared_prefix and fast_decode.supports(model):
+            self._sampler = fast_decode.SharedPrefixSampler(model)
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": self.system}] if self.system else []
@@ -431,8 +452,76 @@ class HFGenerator(BaseGenerator):
             size += len(unit[1])
         return batches
 
+    def _render(self, prompt: str) -> str:
+        tok = self._tok
+        if tok.chat_template:
+            return tok.apply_chat_template(self._messages(prompt), tokenize=False,
+                                           add_generation_prompt=True)
+        return (self.system + "\n\n" if self.system else "") + prompt + "\n\n"
+
     def _draft(self, prompts: list[str], seed: int) -> list[str]:
-        """Sample raw drafts.
+        """Sample raw drafts (shared-prefix sampler where it applies, else ``generate``)."""
+        self.load()
+        if self._sampler is not None:
+            return self._draft_shared(prompts, seed)
+        return self._draft_generate(prompts, seed)
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self._tok.eos_token_id}
+        cfg = getattr(self._model, "generation_config", None)
+        extra = getattr(cfg, "eos_token_id", None)
+        ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
+        return {int(i) for i in ids if i is not None}
+
+    def _draft_shared(self, prompts: list[str], seed: int) -> list[str]:
+        """Drafts from :class:`~gambit_gym.text.fast_decode.SharedPrefixSampler`.
+
+        Distinct queries are packed into batches of at most ``batch_size`` rows; every query
+        of a batch gets the same number of drafts (its copies plus ``spare``), batch ``b`` is
+        seeded with ``derive_seed(seed, b)``. For each query the accepted drafts are returned
+        first, in sampling order.
+        """
+        import torch
+
+        tok = self._tok
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(p, []).append(i)
+        cap = max(1, self.batch_size)
+        units = []  # (query, indices, drafts per query)
+        for p, idx in groups.items():
+            for s in range(0, len(idx), cap):
+                part = idx[s:s + cap]
+                units.append((p, part, min(cap, len(part) + math.ceil(len(part) * self.spare))))
+        batches: list[list[tuple[str, list[int], int]]] = []
+        for unit in sorted(units, key=lambda u: -u[2]):  # similar sizes share a batch
+            if not batches or (len(batches[-1]) + 1) * batches[-1][0][2] > cap:
+                batches.append([])
+            batches[-1].append(unit)
+        out: list[str] = [""] * len(prompts)
+        echo_extra = [self.system] if self.system else []
+        for b, batch in enumerate(batches):
+            ids = [torch.tensor(tok(self._render(p), add_special_tokens=False)["input_ids"])
+                   for p, _, _ in batch]
+            n = batch[0][2]
+            drafts = self._sampler.sample(ids, n, self.sampling.max_new_tokens,
+                                          self.sampling.temperature, self.sampling.top_p,
+                                          self._eos_ids(), derive_seed(seed, b))
+            for (p, idx, _), rows in zip(batch, drafts):
+                texts = tok.batch_decode(rows, skip_special_tokens=True)
+                ok = [not is_degenerate(m) if (m := clean_message(t, [p, *echo_extra])) else False
+                      for t in texts]
+                order = ([j for j, k in enumerate(ok) if k]
+                         + [j for j, k in enumerate(ok) if not k])
+                chosen = order[:len(idx)]
+                # rejected drafts handed back are counted by generate(); count the skipped ones
+                self.rejections += sum(1 for j in order[len(idx):] if not ok[j])
+                for i, j in zip(idx, chosen):
+                    out[i] = texts[j]
+        return out
+
+    def _draft_generate(self, prompts: list[str], seed: int) -> list[str]:
+        """Sample raw drafts with ``transformers``' ``generate``.
 
         Identical queries share one prompt pass (prefill): the key/value cache of each distinct
         query is computed once and copied to its replicates, which is what makes large
@@ -441,16 +530,10 @@ class HFGenerator(BaseGenerator):
         import torch
         from transformers import DynamicCache
 
-        self.load()
         tok, model = self._tok, self._model
         out: list[str] = [""] * len(prompts)
         for b, batch in enumerate(self._batches(prompts)):
-            if tok.chat_template:
-                texts = [tok.apply_chat_template(self._messages(p), tokenize=False,
-                                                 add_generation_prompt=True) for p, _ in batch]
-            else:
-                texts = [(self.system + "\n\n" if self.system else "") + p + "\n\n"
-                         for p, _ in batch]
+            texts = [self._render(p) for p, _ in batch]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             ids = enc["input_ids"].to(self.device)
             mask = enc["attention_mask"].to(self.device)
@@ -510,15 +593,17 @@ class SmolLM2Generator(HFGenerator):
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         batch_size: queries per batch (use 1000s on a GPU).
         sampling: sampling settings.
-        dtype: as in :class:`HFGenerator`.
+        dtype, shared_prefix, spare: as in :class:`HFGenerator`.
     """
 
     name = "smollm2"
 
     def __init__(self, device: str | None = "auto", batch_size: int = 32,
-                 sampling: SamplingConfig | None = None, dtype: str = "auto") -> None:
+                 sampling: SamplingConfig | None = None, dtype: str = "auto",
+                 shared_prefix: bool = True, spare: float = 0.3) -> None:
         super().__init__(smollm2_gguf_path(), device=device, batch_size=batch_size,
-                         sampling=sampling, dtype=dtype)
+                         sampling=sampling, dtype=dtype, shared_prefix=shared_prefix,
+                         spare=spare)
 
     def _params(self) -> dict[str, Any]:
         params = super()._params()
