@@ -266,7 +266,6 @@ class BaseGenerator:
         result: list[str | None] = [None] * len(prompts)
         fallback: list[str] = [""] * len(prompts)
         todo = list(range(len(prompts)))
-        echo_extra = [self.system] if self.system else []
         for attempt in range(self.sampling.max_attempts):
             if not todo:
                 break
@@ -277,8 +276,8 @@ class BaseGenerator:
                 )
             still = []
             for i, r in zip(todo, raw):
-                msg = clean_message(r, [prompts[i], *echo_extra])
-                if msg and not is_degenerate(msg):
+                msg, ok = self._clean(r, prompts[i])
+                if ok:
                     result[i] = msg
                 else:
                     self.rejections += 1
@@ -290,6 +289,11 @@ class BaseGenerator:
             self.unresolved += 1
             result[i] = fallback[i] or "Time for a short walk today."
         return [str(r) for r in result]
+
+    def _clean(self, raw: str, prompt: str) -> tuple[str, bool]:
+        """``(cleaned message, accepted)`` for one raw draft of the query ``prompt``."""
+        msg = clean_message(raw, [prompt, *([self.system] if self.system else [])])
+        return msg, bool(msg) and not is_degenerate(msg)
 
     def metadata(self) -> dict[str, Any]:
         """Name, version and parameters of this generator (no secrets)."""
@@ -435,13 +439,20 @@ class HFGenerator(BaseGenerator):
         msgs = [{"role": "system", "content": self.system}] if self.system else []
         return msgs + [{"role": "user", "content": prompt}]
 
-    def _batches(self, prompts: list[str]) -> list[list[tuple[str, list[int]]]]:
-        """Group identical queries and pack the groups into batches of ``batch_size``."""
+    def _query_units(self, prompts: list[str]) -> list[tuple[str, list[int]]]:
+        """Identical queries grouped and split into parts of at most ``batch_size``.
+
+        Returns ``(query, indices into prompts)`` in first-seen order.
+        """
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(prompts):
             groups.setdefault(p, []).append(i)
-        units = [(p, idx[s:s + self.batch_size]) for p, idx in groups.items()
-                 for s in range(0, len(idx), self.batch_size)]
+        return [(p, idx[s:s + self.batch_size]) for p, idx in groups.items()
+                for s in range(0, len(idx), self.batch_size)]
+
+    def _batches(self, prompts: list[str]) -> list[list[tuple[str, list[int]]]]:
+        """Group identical queries and pack the groups into batches of ``batch_size``."""
+        units = self._query_units(prompts)
         batches: list[list[tuple[str, list[int]]]] = []
         size = 0
         for unit in units:
@@ -484,22 +495,15 @@ class HFGenerator(BaseGenerator):
         import torch
 
         tok = self._tok
-        groups: dict[str, list[int]] = {}
-        for i, p in enumerate(prompts):
-            groups.setdefault(p, []).append(i)
-        cap = max(1, self.batch_size)
-        units = []  # (query, indices, drafts per query)
-        for p, idx in groups.items():
-            for s in range(0, len(idx), cap):
-                part = idx[s:s + cap]
-                units.append((p, part, min(cap, len(part) + math.ceil(len(part) * self.spare))))
+        cap = self.batch_size
+        units = [(p, idx, min(cap, len(idx) + math.ceil(len(idx) * self.spare)))
+                 for p, idx in self._query_units(prompts)]  # (query, indices, drafts)
         batches: list[list[tuple[str, list[int], int]]] = []
         for unit in sorted(units, key=lambda u: -u[2]):  # similar sizes share a batch
             if not batches or (len(batches[-1]) + 1) * batches[-1][0][2] > cap:
                 batches.append([])
             batches[-1].append(unit)
         out: list[str] = [""] * len(prompts)
-        echo_extra = [self.system] if self.system else []
         for b, batch in enumerate(batches):
             ids = [torch.tensor(tok(self._render(p), add_special_tokens=False)["input_ids"])
                    for p, _, _ in batch]
@@ -509,8 +513,7 @@ class HFGenerator(BaseGenerator):
                                           self._eos_ids(), derive_seed(seed, b))
             for (p, idx, _), rows in zip(batch, drafts):
                 texts = tok.batch_decode(rows, skip_special_tokens=True)
-                ok = [not is_degenerate(m) if (m := clean_message(t, [p, *echo_extra])) else False
-                      for t in texts]
+                ok = [self._clean(t, p)[1] for t in texts]
                 order = ([j for j, k in enumerate(ok) if k]
                          + [j for j, k in enumerate(ok) if not k])
                 chosen = order[:len(idx)]
