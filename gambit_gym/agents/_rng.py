@@ -186,8 +186,8 @@ class CounterStreams:
         if len(rejected):  # the rejected entries' later proposals, all in one pass
             rejected = self._retry_gamma(counter, stream, g_flat, rejected, n, c, d)
         if len(rejected):  # every proposal rejected (about 1e-4): exact inverse CDF
-            u = self._uniforms_at(counter, stream + 1, rejected // n,
-                                  (rejected % n) * (_GAMMA_TRIES + 1) + _GAMMA_TRIES)
+            u = self._uniforms_at(counter, (stream + 1,), rejected // n,
+                                  ((rejected % n) * (_GAMMA_TRIES + 1) + _GAMMA_TRIES)[None])[0]
             g_flat[rejected] = gammaincinv(boosted.reshape(-1)[rejected], u)
         if small is not None:
             u_small = rest.pop(0)
@@ -206,13 +206,7 @@ class CounterStreams:
         index = np.empty((2, len(entries), _GAMMA_TRIES - 1), dtype=np.int64)
         np.add((cols * _GAMMA_TRIES)[:, None], _LATER, out=index[0])
         np.add((cols * (_GAMMA_TRIES + 1))[:, None], _LATER, out=index[1])
-        pre = index.astype(np.uint64)
-        pre *= _INDEX
-        pre[0] += _offset(counter, stream)
-        pre[1] += _offset(counter, stream + 1)
-        pre += self.keys[rows][None, :, None]
-        _mix_twice(pre)
-        uniforms = _to_uniform(pre)
+        uniforms = self._uniforms_at(counter, (stream, stream + 1), rows[:, None], index)
         gj, okj = _marsaglia_tsang(ndtri(uniforms[0]), uniforms[1], c.reshape(-1)[entries, None],
                                    d.reshape(-1)[entries, None])
         hit = okj.any(axis=1)
@@ -220,16 +214,20 @@ class CounterStreams:
         g_flat[entries[hit]] = gj[hit, first[hit]]
         return entries[~hit]
 
-    def _uniforms_at(self, counter: int, stream: int, rows: np.ndarray,
+    def _uniforms_at(self, counter: int, streams: tuple[int, ...], rows: np.ndarray,
                      index: np.ndarray) -> np.ndarray:
-        """Uniforms ``(m,)`` of replicates ``rows`` at flat draw indices ``index``.
+        """Uniforms of replicates ``rows`` at flat draw indices ``index``, for several streams.
 
-        Entry ``j`` equals ``self.uniform(counter, stream, shape)[rows[j]]`` at flat index
-        ``index[j]``: a few entries drawn without hashing all.
+        ``index`` is ``(len(streams), ...)`` and ``rows`` broadcasts against ``index[0]``;
+        entry ``[s, j...]`` equals ``self.uniform(counter, streams[s], shape)[rows[j...]]`` at
+        flat index ``index[s, j...]``: a few entries drawn without hashing all, every stream in
+        one pass.
         """
-        pre = index.astype(np.uint64) * _INDEX
+        pre = index.astype(np.uint64)
+        pre *= _INDEX
+        for block, stream in zip(pre, streams):
+            block += _offset(counter, stream)
         pre += self.keys[rows]
-        pre += _offset(counter, stream)
         _mix_twice(pre)
         return _to_uniform(pre)
 

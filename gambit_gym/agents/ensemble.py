@@ -351,6 +351,7 @@ class EnsFOGambitTS(_Ensemble):
     sample_arm_distributions = FOGambitTS.sample_arm_distributions
     _update_treatment = FOGambitTS._welford_treatment
     _cell_psi = FOGambitTS._cell_psi
+    _cell_mean = FOGambitTS._cell_mean
 
     def __post_init__(self) -> None:
         super().__post_init__()

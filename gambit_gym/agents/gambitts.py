@@ -286,13 +286,17 @@ class FOGambitTS(_LinearGambitts):
         return self.psi0 + self.t_scatter[idx] + (k0 * n / (k0 + n))[..., None, None] * (
             dev[..., :, None] * dev[..., None, :])
 
+    def _cell_mean(self, idx: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """``(m_n, κ_n, n)`` of the cells ``idx`` (an index into the ``(R, C, K)`` statistics)."""
+        n, k0 = self.t_count[idx], self.treatment_kappa
+        kappa_n = k0 + n
+        m_n = (k0 * self.treatment_mean + n[..., None] * self.t_mean[idx]) / kappa_n[..., None]
+        return m_n, kappa_n, n
+
     def treatment_posterior(self, contexts: np.ndarray) -> tuple[np.ndarray, ...]:
         """NIW posterior ``(m_n (R,K,d), κ_n (R,K), ν_n (R,K), Ψ_n (R,K,d,d))`` in each context."""
         idx = (np.arange(self.replicates), contexts)
-        n, zbar = self.t_count[idx], self.t_mean[idx]
-        k0 = self.treatment_kappa
-        kappa_n = k0 + n
-        m_n = (k0 * self.treatment_mean + n[..., None] * zbar) / kappa_n[..., None]
+        m_n, kappa_n, n = self._cell_mean(idx)
         return m_n, kappa_n, self.nu0 + n, self._cell_psi(idx)
 
     def _mean_posterior(self, contexts: np.ndarray,
@@ -303,10 +307,8 @@ class FOGambitTS(_LinearGambitts):
         and ``ν' (R,S,K)``; otherwise ``(R,K,d)``, ``(R,K)``, ``(R,K)``. ``Ψ_n`` is ``(R,K,d,d)``.
         """
         idx = (np.arange(self.replicates), contexts)
-        n, psi = self.t_count[idx], self.t_psi[idx]
-        k0 = self.treatment_kappa
-        kappa_n = k0 + n
-        m_n = (k0 * self.treatment_mean + n[..., None] * self.t_mean[idx]) / kappa_n[..., None]
+        m_n, kappa_n, n = self._cell_mean(idx)
+        psi = self.t_psi[idx]
         dof = self.nu0 + n - self.d + 1.0
         if n_samples is not None:
             m_n, kappa_n = m_n[:, None], kappa_n[:, None]
