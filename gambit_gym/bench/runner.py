@@ -22,7 +22,6 @@ import gymnasium as gym
 import numpy as np
 
 from gambit_gym.agents.base import resolve
-from gambit_gym.bench.allocator import keep_freed_memory
 from gambit_gym.bench.result import RunResult
 
 
@@ -106,9 +105,6 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
             agent's randomisation; costs time).
         n_propensity_samples: Monte Carlo samples per decision for propensities.
 
-    The first call asks glibc's malloc to keep freed memory for reuse (see
-    :mod:`gambit_gym.bench.allocator`; ``GAMBIT_GYM_MALLOC=system`` opts out).
-
     Returns:
         a :class:`RunResult` with ``regret``, ``rewards``, ``actions``, ``contexts`` and (if
         asked) ``propensities``, each ``(R, T)``.
@@ -130,7 +126,6 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
         result.agent = label
         return result
     make_kwargs = {"horizon": horizon, **env_kwargs}
-    keep_freed_memory()  # per-step temporaries reuse heap memory (see bench.allocator)
     start = time.perf_counter()
     envs, native = _make_envs(env_id, replicates, make_kwargs)
     batched = native and all(hasattr(agent_obj, m) for m in
