@@ -21,9 +21,7 @@ _INDEX = np.uint64(0x632BE59BD9B4E019)
 _GAMMA_TRIES = 3
 _S11 = np.uint64(11)
 _LATER = np.arange(1, _GAMMA_TRIES)  # the indices of a draw's later gamma proposals
-_GOLDEN_INT = int(counter_rng._GOLDEN)
-_STREAM_INT = int(counter_rng._STREAM)
-_MASK64 = (1 << 64) - 1
+_offset = counter_rng._offset  # the (counter, stream) part of a pre-hash value
 
 
 def _mix_twice(x: np.ndarray) -> None:
@@ -46,11 +44,6 @@ def _weyl(n: int) -> np.ndarray:
         out = np.arange(n, dtype=np.uint64) * _INDEX
     out.setflags(write=False)
     return out
-
-
-def _offset(counter: int, stream: int) -> np.uint64:
-    """The (counter, stream) part of a draw's pre-hash value (Python ints: no errstate)."""
-    return np.uint64((int(counter) * _GOLDEN_INT + int(stream) * _STREAM_INT) & _MASK64)
 
 
 def _to_uniform(h: np.ndarray) -> np.ndarray:

@@ -51,9 +51,16 @@ def hash64(keys: np.ndarray | int, counter: int, stream: int) -> np.ndarray | in
     if isinstance(keys, int):
         x = (keys + counter * 0x9E3779B97F4A7C15 + stream * 0xD1B54A32D192ED03) & _MASK
         return _mix_int(x)
-    with np.errstate(over="ignore"):
-        x = keys + np.uint64(counter) * _GOLDEN + np.uint64(stream) * _STREAM
-        return _mix(x)
+    return _mix(keys + _offset(counter, stream))
+
+
+def _offset(counter: int, stream: int) -> np.uint64:
+    """The (counter, stream) part of the pre-hash value, wrapped in Python ints.
+
+    (uint64 *array* arithmetic wraps silently; only numpy scalar products warn.)
+    """
+    return np.uint64((int(counter) * 0x9E3779B97F4A7C15 + int(stream) * 0xD1B54A32D192ED03)
+                     & _MASK)
 
 
 def uniform(keys: np.ndarray | int, counter: int, stream: int) -> np.ndarray | float:
@@ -61,6 +68,17 @@ def uniform(keys: np.ndarray | int, counter: int, stream: int) -> np.ndarray | f
     h = hash64(keys, counter, stream)
     if isinstance(h, int):
         return ((h >> 11) + 0.5) * (2.0 ** -53)
+    return ((h >> _S11).astype(np.float64) + 0.5) * (2.0 ** -53)
+
+
+def uniforms(keys: np.ndarray, draws: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Uniforms ``(len(draws), R)`` for several ``(counter, stream)`` pairs in one pass.
+
+    Row ``i`` equals ``uniform(keys, *draws[i])``; one hashing pass over all of them spares
+    the per-call overhead, which dominates an env step at a few hundred replicates.
+    """
+    offsets = np.array([_offset(c, s) for c, s in draws], dtype=np.uint64)
+    h = _mix(offsets[:, None] + keys[None, :])
     return ((h >> _S11).astype(np.float64) + 0.5) * (2.0 ** -53)
 
 

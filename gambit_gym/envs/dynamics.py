@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.special import ndtri
 
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import GambitConfig
@@ -219,19 +220,23 @@ def step_dynamics(
     """
     if isinstance(keys, int):  # one episode: Python scalars avoid numpy's per-call overhead
         offsets, counts = tables.cells_py[actions][contexts]
-        row_reward = tables.row_reward_py
-    else:
-        offsets = tables.offsets[actions, contexts]
-        counts = tables.counts[actions, contexts]
-        row_reward = tables.row_reward
-    u = counter_rng.uniform(keys, t, counter_rng.STREAM_ROW)
-    rows = offsets + counter_rng.floor_index(u * counts)
-    rewards = row_reward[rows]
+        u = counter_rng.uniform(keys, t, counter_rng.STREAM_ROW)
+        rows = offsets + int(u * counts)
+        rewards = tables.row_reward_py[rows]
+        if noise_sd:
+            rewards = rewards + noise_sd * counter_rng.normal(keys, t, counter_rng.STREAM_NOISE)
+        u_next = counter_rng.uniform(keys, t + 1, counter_rng.STREAM_CONTEXT)
+        return rows, rewards, int(u_next * N_CONTEXTS)
+    draws = ((t, counter_rng.STREAM_ROW), (t + 1, counter_rng.STREAM_CONTEXT))
     if noise_sd:
-        rewards = rewards + noise_sd * counter_rng.normal(keys, t, counter_rng.STREAM_NOISE)
-    next_contexts = counter_rng.floor_index(
-        counter_rng.uniform(keys, t + 1, counter_rng.STREAM_CONTEXT) * N_CONTEXTS)
-    return rows, rewards, next_contexts
+        draws += ((t, counter_rng.STREAM_NOISE),)
+    u = counter_rng.uniforms(keys, draws)  # the same numbers as one call per draw
+    rows = tables.offsets[actions, contexts] + (u[0] * tables.counts[actions, contexts]
+                                                ).astype(np.int64)
+    rewards = tables.row_reward[rows]
+    if noise_sd:
+        rewards = rewards + noise_sd * ndtri(u[2])
+    return rows, rewards, (u[1] * N_CONTEXTS).astype(np.int64)
 
 
 def context_id_of(context: object) -> int:

@@ -141,10 +141,11 @@ class GambitVectorEnv(gym.vector.VectorEnv):
                 f"{acts.dtype} array of shape {acts.shape}"
             )
         k = self.config.n_actions
-        if acts.min() < 0 or acts.max() >= k:
+        acts = acts.astype(np.int64, copy=False)
+        if (acts.view(np.uint64) >= k).any():  # one pass: negatives read as unsigned are >= k
             raise ValueError(f"actions must be in 0..{k - 1}, got values "
                              f"{acts.min()}..{acts.max()}")
-        return acts.astype(np.int64, copy=False)
+        return acts
 
     def expected_rewards(self, context: Any) -> np.ndarray:
         """The oracle: expected reward of every action in a context, ``(K,)``."""
