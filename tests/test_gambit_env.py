@@ -169,6 +169,10 @@ def test_vector_env_rejects_bad_actions():
     for bad in (np.array([0, 1]), np.array([0.0, 1.0, 2.0]), np.array([0, 1, 99])):
         with pytest.raises(ValueError, match="actions"):
             vec.step(bad)
+    for bad in (np.array([0, -1, 2]), np.array([0, 1, 5], dtype=np.int32)):
+        with pytest.raises(ValueError, match=r"in 0\.\.4, got values"):
+            vec.step(bad)
+    vec.step(np.array([0, 4, 2], dtype=np.int32))  # any integer dtype in range is fine
 
 
 def test_simulator_and_oracle_access():
