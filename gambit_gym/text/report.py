@@ -108,9 +108,13 @@ def render_report(bank: Any, stats: dict[str, Any] | None = None, samples: int =
         f"- prompt library: {meta.get('prompt_library', {}).get('name', '?')} "
         f"v{meta.get('prompt_library', {}).get('version', '?')}, seed {meta.get('seed', '?')}",
         "",
-        "Rebuild or extend it with `gambit-gym build-bank --generator smollm2 --per-pair N "
-        "--out FILE --seed 0` (resumable; `--device cuda` and `--batch-size 2048` on a GPU), "
-        "then `gambit-gym bank-report --bank FILE`.",
+        "Build a bank with `gambit-gym build-bank --generator smollm2 --per-pair N "
+        "--out FILE --seed 0` (`--device cuda --batch-size 2048` on a GPU), then "
+        "`gambit-gym bank-report --bank FILE`. A build keeps its chunks in `FILE.chunks` and "
+        "resumes from them only with the same settings (they are its fingerprint); this "
+        f"bank's were batch size {gen.get('batch_size', '?')}, "
+        f"`--max-new-tokens {gen.get('sampling', {}).get('max_new_tokens', '?')}`, dtype "
+        f"{gen.get('dtype', '?')} and decoder {gen.get('decoder', '?')!r}.",
         "",
         "## Do the prompts move the scores?",
         "",
