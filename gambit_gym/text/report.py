@@ -167,13 +167,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gambit-gym bank-report``."""
-    from gambit_gym.text.bank import load_bank
+    from gambit_gym.text.bank import default_bank_path, load_bank
 
     bank = load_bank(args.bank)
     stats = bank_statistics(bank)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(bank, stats, samples=args.samples), encoding="utf-8")
+    name = Path(args.bank).name if args.bank else f"shipped: {default_bank_path().name}"
+    out.write_text(render_report(bank, stats, samples=args.samples,
+                                 title=f"Response bank report ({name})"), encoding="utf-8")
     print(f"wrote {out}: {stats['n_pass']} of {len(stats['dimensions'])} dimensions have "
           "high > low")
     return 0
