@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_STREAM = np.uint64(0xD1B54A32D192ED03)
+_GOLDEN = 0x9E3779B97F4A7C15  # Weyl increments of the counter and the stream (Python ints:
+_STREAM = 0xD1B54A32D192ED03  # products are wrapped by hand, so numpy never warns)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
@@ -49,18 +49,17 @@ def hash64(keys: np.ndarray | int, counter: int, stream: int) -> np.ndarray | in
     numpy's per-call overhead); both paths give bit-identical results.
     """
     if isinstance(keys, int):
-        x = (keys + counter * 0x9E3779B97F4A7C15 + stream * 0xD1B54A32D192ED03) & _MASK
-        return _mix_int(x)
-    return _mix(keys + _offset(counter, stream))
+        return _mix_int((keys + counter * _GOLDEN + stream * _STREAM) & _MASK)
+    with np.errstate(over="ignore"):  # a numpy scalar key takes scalar maths, which warns
+        return _mix(keys + _offset(counter, stream))
 
 
 def _offset(counter: int, stream: int) -> np.uint64:
-    """The (counter, stream) part of the pre-hash value, wrapped in Python ints.
+    """The (counter, stream) part of the pre-hash value, wrapped to 64 bits in Python ints.
 
-    (uint64 *array* arithmetic wraps silently; only numpy scalar products warn.)
+    Added to uint64 *arrays*, it wraps silently; only numpy scalar products warn.
     """
-    return np.uint64((int(counter) * 0x9E3779B97F4A7C15 + int(stream) * 0xD1B54A32D192ED03)
-                     & _MASK)
+    return np.uint64((int(counter) * _GOLDEN + int(stream) * _STREAM) & _MASK)
 
 
 def uniform(keys: np.ndarray | int, counter: int, stream: int) -> np.ndarray | float:
