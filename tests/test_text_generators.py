@@ -187,3 +187,21 @@ def test_smollm2_real_model_generates_messages():
     meta = gen.metadata()
     assert meta["model"] == "SmolLM2-135M-Instruct" and "transformers_version" in meta
     assert os.environ.get("OPENAI_API_KEY", "unset-key") not in str(meta)
+
+
+def test_hf_generator_records_the_dtype_it_runs_in():
+    """"auto" is bfloat16 on CUDA and float32 on a CPU: the metadata (a build's resume
+    fingerprint) holds the resolved dtype, so a CPU build is not resumed on a GPU in bfloat16."""
+    from gambit_gym.text.generators import SmolLM2Generator
+
+    assert SmolLM2Generator(device="cpu").metadata()["dtype"] == "float32"
+    assert SmolLM2Generator(device="cpu", dtype="bfloat16").metadata()["dtype"] == "bfloat16"
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        SmolLM2Generator(device="cpu", dtype="fp32")
+    # so a build started with "auto" on a CPU resumes with --dtype float32 (e.g. on a GPU),
+    # and not in bfloat16
+    from gambit_gym.text.builder import output_settings
+
+    auto = output_settings(SmolLM2Generator(device="cpu").metadata())
+    assert auto == output_settings(SmolLM2Generator(device="cpu", dtype="float32").metadata())
+    assert auto != output_settings(SmolLM2Generator(device="cpu", dtype="bfloat16").metadata())

@@ -483,6 +483,8 @@ def _int_list(text: str | None) -> list[int] | None:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``gambit-gym build-bank``."""
+    from gambit_gym.text.generators import DTYPES
+
     parser.add_argument("--generator", default="smollm2",
                         help="smollm2 | hf:PATH | ollama:MODEL | openai:MODEL (default smollm2)")
     parser.add_argument("--per-pair", type=int, default=100, help="messages per cell")
@@ -491,6 +493,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32,
                         help="generation batch (use ~2048 on a GPU)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--dtype", default="auto", choices=list(DTYPES),
+                        help="model precision for smollm2/hf: auto = bfloat16 on CUDA, float32 "
+                             "on a CPU (part of the resume fingerprint: to resume a CPU build "
+                             "on a GPU, pass float32)")
     parser.add_argument("--embedder", default="minilm", help="minilm (default) | vae")
     parser.add_argument("--prompt-library", default=None, help="a prompt library JSON file")
     parser.add_argument("--prompts", default=None, help="prompt id subset, e.g. 0-3,10")
@@ -540,7 +546,7 @@ def run(args: argparse.Namespace) -> int:
     http = HTTPConfig(timeout=args.timeout, concurrency=args.concurrency)
     gen = make_generator(args.generator, device=args.device, batch_size=args.batch_size,
                          sampling=sampling, http=http, base_url=args.base_url,
-                         api_key_env=args.api_key_env)
+                         api_key_env=args.api_key_env, dtype=args.dtype)
     bank = build_bank(gen, None if args.texts_only else args.embedder, library,
                       per_pair=args.per_pair, out=args.out, seed=args.seed,
                       batch_size=args.batch_size, device=args.device,

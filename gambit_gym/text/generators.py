@@ -332,6 +332,10 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+#: The ``dtype`` values of :class:`HFGenerator`.
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 class HFGenerator(BaseGenerator):
     """A local Hugging Face causal LM (a model folder, or a ``.gguf`` file) via transformers.
 
@@ -369,6 +373,8 @@ class HFGenerator(BaseGenerator):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device_request = device or "auto"
         self.batch_size = int(batch_size)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.dtype = dtype
         if spare < 0:
             raise ValueError(f"spare must be >= 0, got {spare}")
@@ -379,9 +385,21 @@ class HFGenerator(BaseGenerator):
         self._tok: Any = None
         self.device: str | None = None
 
+    def compute_dtype(self) -> str:
+        """The dtype the model runs in: ``dtype``, with ``"auto"`` resolved for the device.
+
+        Recorded in the metadata (and so in a build's resume fingerprint) resolved, because
+        ``"auto"`` means bfloat16 on CUDA and float32 on a CPU: a build started on a CPU must
+        not be resumed on a GPU in another precision without saying so.
+        """
+        if self.dtype != "auto":
+            return self.dtype
+        device = self.device or resolve_device(self.device_request)
+        return "bfloat16" if device.startswith("cuda") else "float32"
+
     def _params(self) -> dict[str, Any]:
         params = {"model": self.path.name, "batch_size": self.batch_size,
-                  "device": self.device or self.device_request, "dtype": self.dtype,
+                  "device": self.device or self.device_request, "dtype": self.compute_dtype(),
                   "decoder": "shared-prefix v1" if self.shared_prefix else "generate"}
         if self.shared_prefix:
             params["spare"] = self.spare
@@ -413,10 +431,7 @@ class HFGenerator(BaseGenerator):
             raise ImportError(f"loading {self.path.name} needs the 'gguf' package: "
                               f"{LLM_INSTALL_HINT}")
         self.device = resolve_device(self.device_request)
-        if self.dtype == "auto":
-            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        else:
-            dtype = getattr(torch, self.dtype)
+        dtype = getattr(torch, self.compute_dtype())
         kwargs: dict[str, Any] = {}
         src = str(self.path)
         if self.path.suffix == ".gguf":
@@ -844,7 +859,7 @@ class OpenAICompatibleGenerator(_HTTPGenerator):
 def make_generator(spec: str, *, device: str | None = "auto", batch_size: int = 32,
                    sampling: SamplingConfig | None = None, http: HTTPConfig | None = None,
                    base_url: str | None = None, api_key_env: str | None = "OPENAI_API_KEY",
-                   ) -> BaseGenerator:
+                   dtype: str = "auto") -> BaseGenerator:
     """Build a generator from a command-line spec.
 
     Args:
@@ -855,12 +870,15 @@ def make_generator(spec: str, *, device: str | None = "auto", batch_size: int = 
         http: for the HTTP backends.
         base_url: server URL for the HTTP backends (their default when None).
         api_key_env: for ``openai:``, the environment variable with the key.
+        dtype: for the local backends (see :class:`HFGenerator`).
     """
     kind, _, arg = spec.partition(":")
     if kind == "smollm2" and not arg:
-        return SmolLM2Generator(device=device, batch_size=batch_size, sampling=sampling)
+        return SmolLM2Generator(device=device, batch_size=batch_size, sampling=sampling,
+                                dtype=dtype)
     if kind == "hf" and arg:
-        return HFGenerator(arg, device=device, batch_size=batch_size, sampling=sampling)
+        return HFGenerator(arg, device=device, batch_size=batch_size, sampling=sampling,
+                           dtype=dtype)
     if kind == "ollama" and arg:
         kw = {"base_url": base_url} if base_url else {}
         return OllamaGenerator(arg, sampling=sampling, http=http, **kw)
