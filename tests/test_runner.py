@@ -122,3 +122,20 @@ def test_study_fig5_pogambitts_not_above_stdts_at_low_and_high_noise():
         po = _final("GambitIHS-v0", "poGAMBITTS", r=64, t=1000, noise_level=level)
         std = _final("GambitIHS-v0", "StdTS", r=64, t=1000, noise_level=level)
         assert po.mean() <= std.mean()
+
+
+def test_study_fig3_regret_grows_as_the_working_dimension_drifts_from_optimism():
+    # On the shipped bank |corr. with optimism| is 1 (optimism), 0.56 (encouragement) and
+    # 0.06 (clarity); docs/study_reproduction.md has all five at R = 250.
+    correct = _final("GambitIHS-1D-v0", "poGAMBITTS")
+    close = _final("GambitIHS-Misspec-Encouragement-v0", "poGAMBITTS")
+    far = _final("GambitIHS-Misspec-Clarity-v0", "poGAMBITTS")
+    assert _below(correct, close) and _below(close, far)
+
+
+def test_study_fig4_pogambitts_regret_grows_far_less_with_k_than_stdts():
+    po = {k: _final("GambitIHS-v0", "poGAMBITTS", n_prompts=k) for k in (3, 40)}
+    std = {k: _final("GambitIHS-v0", "StdTS", n_prompts=k) for k in (3, 40)}
+    assert _below(po[40], std[40])
+    growth_po, growth_std = po[40].mean() / po[3].mean(), std[40].mean() / std[3].mean()
+    assert growth_po < 0.6 * growth_std
