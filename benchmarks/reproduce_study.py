@@ -276,28 +276,30 @@ NOTES = """## How these numbers differ from the study's, and why
 SPEED = """## Speed (measured by hand)
 
 The study's Fig. 4 block for the linear agents: StdTS, StdTS-Contextual, poGAMBITTS and
-foGAMBITTS x K in {{3, 5, 15, 30, 40}} x R replicates x T = 1000 on `GambitIHS-v0`, through
+foGAMBITTS x K in {{3, 5, 15, 30, 40}} x R = 250 x T = 1000 on `GambitIHS-v0`, through
 `gambit_gym.bench.run` on the native vector env with propensities off and no progress bar (as
-a user runs it; `propensities=True` adds Monte Carlo propensities and their cost). Machine: 2
-CPU cores shared with a message-generation job that has priority, everything run under
-`nice -n 19`, so wall times depend on that job's load; CPU seconds are the steadier figure.
+a user runs it; `propensities=True` adds Monte Carlo propensities and their cost). Machine: a
+2-core virtual machine (AMD EPYC, 24 GB), idle (the bank build stopped). Its timings vary by
+about ±10% from run to run even when idle (the same code measured 32-36 s in one hour), so
+compare rows measured together.
 
-    nice -n 19 python benchmarks/bench_agents.py --replicates 250 --horizon 1000 --skip-ensemble
+    python benchmarks/bench_agents.py --replicates 250 --horizon 1000 --skip-ensemble --workers 2
 
 {speed_rows}
 
-Target: at most 30 s at R = 250. Measured on the idle machine after the shipped bank was
-rebuilt (14,400 messages), the block takes 36 s, over the target; the same code on the earlier
-2,880-message bank takes 31 s, and the 23.6 s row was an earlier run. The Thompson gamma draws
-(counter-based streams) are now the largest cost. The study reports 50-70 minutes per
-experiment on a 16-core node. The earlier "about 495 s at R = 50" was wall time on the loaded
-machine (the same code spent 40 s of CPU on it). What made the difference: gamma proposals
-hashed only where needed (the counter-based streams' gamma sampler hashed every proposal of
-every draw), several random streams hashed in one pass, foGAMBITTS scoring each arm from the
-exact Student-t marginal of its Normal-Inverse-Wishart posterior (two random numbers per arm,
-no Wishart draw, no inversion), and the Bayesian linear regression keeping a square root of its
-covariance by Potter's rank-one update instead of a Cholesky factorisation per step. Each run
-also pays a one-off start-up (imports, bank load) of about 0.5 s.
+Target: at most 30 s on a 2-core CPU. **Met on both cores**: the block's 20 runs spread over
+2 worker processes (as `gambit-gym bench` spreads a suite over the cores) take 17.1 s. In
+one process, on one core, the block takes 32.4 s; the code before this release's last
+changes took 36.6 s in the same hour on the same bank. What changed: the env step hashes
+its row, next-context and noise uniforms in one pass, the gamma sampler takes Marsaglia and
+Tsang's squeeze before any logarithm (about 90% of proposals need none), and the random
+streams are split by slices. Earlier: gamma proposals hashed only where needed, foGAMBITTS
+scoring each arm from the exact Student-t marginal of its Normal-Inverse-Wishart posterior,
+and the Bayesian linear regression keeping a square root of its covariance by Potter's
+rank-one update (about 120 s for the block before those). The largest remaining cost is the
+Thompson draws themselves (the inverse normal CDF and the hashing of the counter-based
+streams). Each process also pays a one-off start-up (imports, bank load) of about 1.5 s. The
+study reports 50-70 minutes per experiment on a 16-core node.
 
 ens-poGAMBITTS (60 members, 64 hidden, batch 100) on this CPU:
 {ens_line}
@@ -306,24 +308,20 @@ machine lacks.
 """
 
 SPEED_ROWS = [
-    "| run | R | wall | CPU | StdTS | StdTS-Contextual | poGAMBITTS | foGAMBITTS |",
-    "|---|---|---|---|---|---|---|---|",
-    "| now, load average about 3 | 250 | 23.6 s | 23.6 s | 5.0 s | 4.8 s | 4.2 s | 9.6 s |",
-    "| now, idle, 14,400-msg bank | 250 | 36.0 s | 35.8 s | 8.1 s | 6.4 s | 6.9 s | 13.7 s |",
-    "| now, idle, earlier 2,880-msg bank | 250 | 30.7 s | 30.7 s | — | — | — | — |",
-    "| now, both cores held by the other job | 250 | 798 s | 39.8 s | — | — | — | — |",
-    "| now, both cores held by the other job | 50 | 482 s | 20.5 s | 4.8 s | 3.9 s | 3.5 s "
-    "| 8.3 s |",
-    "| before, light load (T = 200, x5) | 250 | about 120 s | about 120 s | 15 s | 15 s | 11 s "
-    "| 79 s |",
-    "| before, both cores held by the other job (and a second benchmark) | 50 | 1600 s | 39.7 s "
-    "| — | — | — | — |",
+    "| run | wall | CPU | StdTS | StdTS-Contextual | poGAMBITTS | foGAMBITTS |",
+    "|---|---|---|---|---|---|---|",
+    "| 2 worker processes (`--workers 2`) | 17.1 s | 32.3 s (workers) | — | — | — | — |",
+    "| one process | 32.4 s | 32.4 s | 7.0 s | 6.0 s | 6.2 s | 13.2 s |",
+    "| one process, code before this release's last changes, same bank, same hour | 36.6 s "
+    "| 36.5 s | 7.8 s | 7.5 s | 5.9 s | 15.4 s |",
+    "| one process, before the agent speed-ups of the previous release (T = 200, x5) "
+    "| about 120 s | about 120 s | 15 s | 15 s | 11 s | 79 s |",
 ]
-ENS_LINE = """10 replicates x 200 steps took 6.1 s wall (7.2 s CPU) at light load; a run of
-25 x 1000 got 64 s of CPU in 16 minutes while the other job held both cores and was stopped,
-so no R = 250 figure is given. Training 250 x 60 MLPs on batches of 100 every step is
-compute-bound: expect tens of minutes on 2 cores."""
-
+ENS_LINE = """250 replicates x 1000 steps took 933 s wall (1702 s of CPU over the 2 cores) on
+the idle machine (`python benchmarks/bench_agents.py --skip-linear --ens-device cpu`; mean
+regret at T 60.3);
+10 x 200 takes about 6 s. Training 250 x 60 MLPs on batches of 100 at every step is
+compute-bound, so a GPU is where this agent belongs at the study's size."""
 
 if __name__ == "__main__":
     main(parse_args())
