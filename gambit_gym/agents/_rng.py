@@ -242,19 +242,19 @@ def _marsaglia_tsang(x: np.ndarray, u: np.ndarray, c: np.ndarray,
     v *= t
     dv = d * v
     x2 = x * x
-    ok = x2 * x2
-    ok *= -0.0331
-    ok += 1.0
-    ok = u < ok  # the squeeze; it never accepts where v <= 0 (there x⁴ > 36)
+    squeeze = x2 * x2
+    squeeze *= -0.0331
+    squeeze += 1.0
+    ok = u < squeeze  # it never accepts where v <= 0 (there x⁴ > 36)
     unsure = np.flatnonzero(~ok & (v > 0))
     if len(unsure):
-        shape = ok.shape
-        xs, us, ds, vs = (np.broadcast_to(a, shape).reshape(-1)[unsure] for a in (x, u, d, v))
+        x2s, us, ds, vs = (np.broadcast_to(a, ok.shape).reshape(-1)[unsure]
+                           for a in (x2, u, d, v))
         rhs = np.log(vs)
         rhs -= vs
         rhs += 1.0
         rhs *= ds
-        rhs += 0.5 * xs * xs
+        rhs += 0.5 * x2s
         ok.reshape(-1)[unsure] = np.log(us) < rhs
     return dv, ok
 
