@@ -169,6 +169,17 @@ def test_cli_build_bank(server, tmp_path, capsys):
     assert rc == 2 and "unknown generator" in capsys.readouterr().err
 
 
+def test_build_bar_moves_within_a_chunk(server, tmp_path, capsys):
+    gen = _gen(server)
+    server.bad_replies = 2
+    build_bank(gen, None, per_pair=2, out=tmp_path / "bar.parquet", seed=3, prompt_ids=[0, 1],
+               texts_only=True, reps_per_chunk=1)
+    err = capsys.readouterr().err
+    # two chunks of 2 prompts x 12 contexts; chunk 1's bar grows by its 2 redraws
+    assert "chunk 1/2" in err and "/26 [" in err and "chunk 2/2" in err and "/24 [" in err
+    assert "generating" in err and "48/48" in err and gen.on_progress is None
+
+
 # ------------------------------------------------------------------ bad files
 @pytest.fixture(scope="module")
 def good_bank(tmp_path_factory):

@@ -154,6 +154,23 @@ def test_rejected_drafts_are_redrawn_and_counted():
         assert gen.rejections == 2 and all(len(m.split()) > 5 for m in out)
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_progress_reports_every_draft_and_redraw(concurrency):
+    with FakeLLMServer() as srv:
+        srv.bad_replies = 3
+        gen = OllamaGenerator("tiny", base_url=srv.url,
+                              http=HTTPConfig(timeout=5, concurrency=concurrency))
+        events = []
+        gen.on_progress = lambda drafted, queued: events.append((drafted, queued))
+        out = gen.generate([f"Right now the user is at home ({i})." for i in range(6)], seed=0)
+        n_requests = len(srv.requests)
+    assert gen.rejections == 3 and not any(is_degenerate(m) for m in out)
+    # the first attempt queues all six queries, the second the three rejected ones
+    assert [q for _, q in events if q] == [6, 3]
+    # each draft is reported as it comes back, not once per attempt
+    assert [d for d, _ in events if d] == [1] * 9 == [1] * n_requests
+
+
 @pytest.mark.parametrize("spec,kwargs,err,pattern", [
     ("gpt", {}, ValueError, "unknown generator"),
     ("ollama:", {}, ValueError, "unknown generator"),
@@ -181,9 +198,13 @@ def test_smollm2_real_model_generates_messages():
     gen = SmolLM2Generator(device="cpu", batch_size=2,
                            sampling=SamplingConfig(max_new_tokens=40, system=lib.system))
     prompts = [lib.render(0, 0), lib.render(1, 5)]
+    events = []
+    gen.on_progress = lambda drafted, queued: events.append((drafted, queued))
     out = gen.generate(prompts, seed=7)
     assert len(out) == 2 and all(isinstance(m, str) and m for m in out)
     assert all(not is_degenerate(m) or gen.unresolved for m in out)
+    drafted, queued = (sum(e[i] for e in events) for i in (0, 1))
+    assert drafted == queued >= 2 and queued - 2 <= gen.rejections
     meta = gen.metadata()
     assert meta["model"] == "SmolLM2-135M-Instruct" and "transformers_version" in meta
     assert os.environ.get("OPENAI_API_KEY", "unset-key") not in str(meta)

@@ -35,6 +35,8 @@ class FakeLLMServer:
         fail_next: HTTP status codes to answer, one per request, before answering normally.
         delay: seconds to wait before answering.
         require_key: when set, requests without ``Authorization: Bearer <key>`` get 401.
+        bad_replies: this many successful answers are a degenerate message ("ok ok"), which
+            the generators' post-processing rejects and draws again.
     """
 
     def __init__(self, delay: float = 0.0, require_key: str | None = None) -> None:
@@ -43,6 +45,7 @@ class FakeLLMServer:
         self.fail_next: list[int] = []
         self.delay = delay
         self.require_key = require_key
+        self.bad_replies = 0
         self.lock = threading.Lock()
         server = self
 
@@ -56,6 +59,8 @@ class FakeLLMServer:
                     server.requests.append(body)
                     server.headers.append(dict(self.headers))
                     code = server.fail_next.pop(0) if server.fail_next else 200
+                    bad = code == 200 and server.bad_replies > 0
+                    server.bad_replies -= bad
                 if server.delay:
                     time.sleep(server.delay)
                 if server.require_key is not None:
@@ -67,11 +72,11 @@ class FakeLLMServer:
                                                 else "server exploded"}})
                     return
                 if self.path == "/api/generate":
-                    text = reply_text(body["prompt"], body["options"]["seed"])
+                    text = "ok ok" if bad else reply_text(body["prompt"], body["options"]["seed"])
                     self._send(200, {"model": body["model"], "response": text, "done": True})
                 elif self.path == "/v1/chat/completions":
                     prompt = body["messages"][-1]["content"]
-                    text = reply_text(prompt, body["seed"])
+                    text = "ok ok" if bad else reply_text(prompt, body["seed"])
                     self._send(200, {"choices": [{"index": 0, "message": {
                         "role": "assistant", "content": text}}]})
                 else:

@@ -23,10 +23,12 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,8 +198,9 @@ def generate_chunks(
             items = plan.items(k)
             before_rej = generator.rejections
             before_unres = getattr(generator, "unresolved", 0)
-            texts = generator.generate([rendered[p][c] for p, c, _ in items],
-                                       derive_seed(seed, k))
+            with _chunk_bar(generator, bar, k, plan.n_chunks):
+                texts = generator.generate([rendered[p][c] for p, c, _ in items],
+                                           derive_seed(seed, k))
             rec = {"chunk": k, "reps": list(plan.reps(k)),
                    "rejections": int(generator.rejections - before_rej),
                    "unresolved": int(getattr(generator, "unresolved", 0) - before_unres),
@@ -211,6 +214,38 @@ def generate_chunks(
         if bar is not None:
             bar.close()
     return [done[k] for k in sorted(done)]
+
+
+@contextlib.contextmanager
+def _chunk_bar(generator: Any, outer: Any, k: int, n_chunks: int) -> Iterator[None]:
+    """A second bar, in drafts, that moves while chunk ``k`` is generated.
+
+    It hooks the generator's ``on_progress`` (when it has one): its total grows as each
+    attempt queues the queries still without an accepted message, so redraws of rejected
+    drafts are counted and its ETA is the chunk's. Without an outer bar, nothing is shown.
+    """
+    if outer is None or not hasattr(generator, "on_progress"):
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    inner = tqdm(total=0, unit="draft", desc=f"chunk {k + 1}/{n_chunks}", leave=False,
+                 dynamic_ncols=True, file=sys.stderr)
+
+    def advance(drafted: int, queued: int) -> None:
+        if queued:
+            inner.total += queued
+            inner.refresh()
+        if drafted:
+            inner.update(drafted)
+
+    previous = generator.on_progress
+    generator.on_progress = advance
+    try:
+        yield
+    finally:
+        generator.on_progress = previous
+        inner.close()
 
 
 def _rows(chunks: list[dict[str, Any]]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:

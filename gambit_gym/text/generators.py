@@ -42,7 +42,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -226,7 +226,13 @@ class BaseGenerator:
     """Shared ``generate``: raw drafts from the backend, cleaning, rejection and redraws.
 
     Subclasses implement :meth:`_draft` (raw outputs for a list of queries and one seed) and
-    :meth:`_params`.
+    :meth:`_params`, and call :meth:`_report` as drafts come back.
+
+    Attributes:
+        on_progress: optional ``callback(drafted, queued)``: ``queued`` queries were just
+            handed to the backend (each attempt of :meth:`generate` queues the queries still
+            without an accepted message), ``drafted`` more of them came back. The bank builder
+            uses it to move its bar within a chunk, which on a CPU takes many minutes.
     """
 
     name = "base"
@@ -235,6 +241,12 @@ class BaseGenerator:
         self.sampling = sampling or SamplingConfig()
         self.rejections = 0
         self.unresolved = 0
+        self.on_progress: Callable[[int, int], None] | None = None
+
+    def _report(self, drafted: int = 0, queued: int = 0) -> None:
+        """Tell :attr:`on_progress`, if set, that drafts were queued or came back."""
+        if self.on_progress is not None:
+            self.on_progress(drafted, queued)
 
     @property
     def system(self) -> str | None:
@@ -269,6 +281,7 @@ class BaseGenerator:
         for attempt in range(self.sampling.max_attempts):
             if not todo:
                 break
+            self._report(queued=len(todo))
             raw = self._draft([prompts[i] for i in todo], derive_seed(seed, attempt))
             if len(raw) != len(todo):
                 raise GenerationError(
@@ -536,6 +549,7 @@ class HFGenerator(BaseGenerator):
                 self.rejections += sum(1 for j in order[len(idx):] if not ok[j])
                 for i, j in zip(idx, chosen):
                     out[i] = texts[j]
+            self._report(drafted=sum(len(idx) for _, idx, _ in batch))
         return out
 
     def _draft_generate(self, prompts: list[str], seed: int) -> list[str]:
@@ -577,6 +591,7 @@ class HFGenerator(BaseGenerator):
             flat = [i for _, idx in batch for i in idx]
             for i, text in zip(flat, decoded):
                 out[i] = text
+            self._report(drafted=len(flat))
         return out
 
 
@@ -737,10 +752,17 @@ class _HTTPGenerator(BaseGenerator):
 
     def _draft(self, prompts: list[str], seed: int) -> list[str]:
         seeds = [derive_seed(seed, i) for i in range(len(prompts))]
+        out: list[str] = []
         if self.http.concurrency == 1 or len(prompts) <= 1:
-            return [self._one(p, s) for p, s in zip(prompts, seeds)]
+            for p, s in zip(prompts, seeds):
+                out.append(self._one(p, s))
+                self._report(drafted=1)
+            return out
         with ThreadPoolExecutor(self.http.concurrency) as pool:
-            return list(pool.map(self._one, prompts, seeds))
+            for text in pool.map(self._one, prompts, seeds):  # in order, as they complete
+                out.append(text)
+                self._report(drafted=1)
+        return out
 
     def _params(self) -> dict[str, Any]:
         return {"model": self.model, "base_url": self.base_url,
