@@ -1,0 +1,63 @@
+"""How hard a GAMBIT env is for an agent that models one working dimension linearly.
+
+A misspecified env (the outcome depends on optimism, the agent sees another dimension) is hard
+or easy depending on how the working dimension *ranks* the prompts, more than on its overall
+correlation with optimism. :func:`ranking_floor` measures that directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["cell_means", "ranking_floor"]
+
+
+def _tables(env: Any) -> Any:
+    if isinstance(env, str):
+        env = gym.make(env)
+    return env.unwrapped.tables
+
+
+def cell_means(env: Any, dim: int = 0) -> np.ndarray:
+    """Mean of working dimension ``dim`` over each (context, action) cell of the env's bank.
+
+    Args:
+        env: an env id or a made GAMBIT env.
+        dim: index into the env's working dimensions.
+
+    Returns:
+        ``(12, K)`` float64 array.
+    """
+    tables = _tables(env)
+    cum = np.concatenate([[0.0], np.cumsum(tables.working[:, dim], dtype=np.float64)])
+    return ((cum[tables.offsets + tables.counts] - cum[tables.offsets]) / tables.counts).T
+
+
+def ranking_floor(env: Any, dim: int = 0) -> float:
+    """Expected regret per step of the best a reward model linear in one working dim can do.
+
+    Such a model (working dim, context one-hots, intercept) scores action k in context c as
+    ``theta * m[c, k]`` (``m``: :func:`cell_means`), so once learned it sends the action with
+    the highest ``m`` in every context, or the lowest when ``theta < 0``. The sign of ``theta``
+    is that of a least-squares fit of the cells' true expected rewards on ``m`` within contexts
+    (what the model converges to when it sees every cell). The floor is the regret of that
+    ranking averaged over the 12 contexts, which the envs draw uniformly. It is 0 when the
+    dimension's extreme prompt is the best prompt in every context, whatever its correlation
+    with the outcome's dimension; multiply by the horizon to compare with cumulative regret.
+
+    Args:
+        env: an env id or a made GAMBIT env.
+        dim: index into the env's working dimensions.
+    """
+    if isinstance(env, str):
+        env = gym.make(env)
+    tables = _tables(env)
+    m = cell_means(env, dim)
+    expected = tables.expected
+    mc, ec = m - m.mean(1, keepdims=True), expected - expected.mean(1, keepdims=True)
+    sign = 1.0 if (mc * ec).sum() >= 0 else -1.0
+    pick = (sign * m).argmax(axis=1)
+    return float((tables.optimal_reward - expected[np.arange(len(pick)), pick]).mean())
