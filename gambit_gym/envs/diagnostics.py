@@ -15,10 +15,9 @@ import numpy as np
 __all__ = ["cell_means", "ranking_floor"]
 
 
-def _tables(env: Any) -> Any:
-    if isinstance(env, str):
-        env = gym.make(env)
-    return env.unwrapped.tables
+def _made(env: Any) -> Any:
+    """The env itself, or a new one when given an id."""
+    return gym.make(env) if isinstance(env, str) else env
 
 
 def cell_means(env: Any, dim: int = 0) -> np.ndarray:
@@ -31,7 +30,7 @@ def cell_means(env: Any, dim: int = 0) -> np.ndarray:
     Returns:
         ``(12, K)`` float64 array.
     """
-    tables = _tables(env)
+    tables = _made(env).unwrapped.tables
     cum = np.concatenate([[0.0], np.cumsum(tables.working[:, dim], dtype=np.float64)])
     return ((cum[tables.offsets + tables.counts] - cum[tables.offsets]) / tables.counts).T
 
@@ -52,9 +51,8 @@ def ranking_floor(env: Any, dim: int = 0) -> float:
         env: an env id or a made GAMBIT env.
         dim: index into the env's working dimensions.
     """
-    if isinstance(env, str):
-        env = gym.make(env)
-    tables = _tables(env)
+    env = _made(env)
+    tables = env.unwrapped.tables
     m = cell_means(env, dim)
     expected = tables.expected
     mc, ec = m - m.mean(1, keepdims=True), expected - expected.mean(1, keepdims=True)
