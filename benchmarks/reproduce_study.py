@@ -281,9 +281,9 @@ NOTES = """## How these numbers differ from the study's, and why
   that dim is highest (or lowest). Its regret therefore has a floor set by how that ranking
   picks prompts, not by the correlation across all 480 cells: a dim weakly correlated with
   optimism costs almost nothing when its extreme prompt is the best one in every context
-  (severity in our bank: its least severe prompt, the high-emotiveness one, is also the most
-  optimistic in every context). The table shows the floor beside the correlations; it orders
-  the regrets where |correlation| does not.
+  (severity and formality in our bank: the least severe and the least formal prompt is the
+  high-emotiveness one, which is also the most optimistic in every context). The table shows
+  the floor beside the correlations; it orders the regrets where |correlation| does not.
 - **High noise.** At noise levels 3-4 both agents are far from converged at T = 1000 and, with
   small R, their intervals overlap; the study's claim there is about means.
 - **Regret** is expected (pseudo-)regret from the env's `info["regret"]`, exact over the bank
@@ -297,7 +297,7 @@ The study's Fig. 4 block for the linear agents: StdTS, StdTS-Contextual, poGAMBI
 foGAMBITTS x K in {{3, 5, 15, 30, 40}} x R = 250 x T = 1000 on `GambitIHS-v0`, through
 `gambit_gym.bench.run` on the native vector env with propensities off and no progress bar (as
 a user runs it; `propensities=True` adds Monte Carlo propensities and their cost). Machine: a
-2-core virtual machine (AMD EPYC, 24 GB), idle (the bank build stopped). Its timings vary by
+2-core virtual machine (AMD EPYC, 24 GB), idle (no bank build running). Its timings vary by
 about ±10% from run to run even when idle (the same code measured 32-36 s in one hour), so
 compare rows measured together.
 
@@ -306,9 +306,11 @@ compare rows measured together.
 {speed_rows}
 
 Target: at most 30 s on a 2-core CPU. **Met on both cores**: the block's 20 runs spread over
-2 worker processes (as `gambit-gym bench` spreads a suite over the cores) take 17.1 s. In
-one process, on one core, the block takes 32.4 s; the code before this release's last
-changes took 36.6 s in the same hour on the same bank. What changed: the env step hashes
+2 worker processes (as `gambit-gym bench` spreads a suite over the cores) take 18.5 s on this
+release's 48,000-message bank (17.1 s on the previous 28,800-message one; a step costs the same
+whatever the bank's size, so the difference is the machine's noise). In one process, on one
+core, the block takes 30.9 s (32.4 s); the code before the previous release's last changes
+took 36.6 s in the same hour on the 28,800-message bank. What changed: the env step hashes
 its row, next-context and noise uniforms in one pass, the gamma sampler takes Marsaglia and
 Tsang's squeeze before any logarithm (about 90% of proposals need none), and the random
 streams are split by slices. Earlier: gamma proposals hashed only where needed, foGAMBITTS
@@ -328,9 +330,13 @@ machine lacks.
 SPEED_ROWS = [
     "| run | wall | CPU | StdTS | StdTS-Contextual | poGAMBITTS | foGAMBITTS |",
     "|---|---|---|---|---|---|---|",
-    "| 2 worker processes (`--workers 2`) | 17.1 s | 32.3 s (workers) | — | — | — | — |",
-    "| one process | 32.4 s | 32.4 s | 7.0 s | 6.0 s | 6.2 s | 13.2 s |",
-    "| one process, code before this release's last changes, same bank, same hour | 36.6 s "
+    "| 2 worker processes (`--workers 2`), 48,000-message bank | 18.5 s | 34.7 s (workers) "
+    "| — | — | — | — |",
+    "| one process, 48,000-message bank | 30.9 s | 30.9 s | 7.9 s | 7.1 s | 4.8 s | 11.1 s |",
+    "| 2 worker processes, 28,800-message bank | 17.1 s | 32.3 s (workers) | — | — | — | — |",
+    "| one process, 28,800-message bank | 32.4 s | 32.4 s | 7.0 s | 6.0 s | 6.2 s | 13.2 s |",
+    "| one process, code before the previous release's last changes, 28,800-message bank, "
+    "same hour | 36.6 s "
     "| 36.5 s | 7.8 s | 7.5 s | 5.9 s | 15.4 s |",
     "| one process, before the agent speed-ups of the previous release (T = 200, x5) "
     "| about 120 s | about 120 s | 15 s | 15 s | 11 s | 79 s |",
