@@ -497,7 +497,7 @@ def build_bank(
         bank.save(out)
     if progress:
         print(f"build-bank: {len(texts)} messages ({meta['rejections']} drafts rejected) in "
-              f"{gen_seconds:.0f} s of generation -> {out}", file=sys.stderr)
+              f"{gen_seconds:.0f} s of generation in this run -> {out}", file=sys.stderr)
     if not keep_chunks:
         for f in chunk_dir.glob("*"):
             f.unlink()
