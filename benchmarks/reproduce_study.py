@@ -89,13 +89,13 @@ def optimism_correlations() -> dict[str, dict[str, float]]:
     bank = load_bank(None)
     opt = bank.scores[:, bank.dimension_index(("optimism",))[0]]
     cell = bank.prompt_ids.astype(np.int64) * 12 + bank.context_ids
+    n = np.bincount(cell)
+    keep = n > 0
+    mo = np.bincount(cell, opt)[keep] / n[keep]
     out = {}
     for dim, env_id in MISSPEC:
         x = bank.scores[:, bank.dimension_index((dim,))[0]]
-        n = np.bincount(cell)
-        keep = n > 0
         mx = np.bincount(cell, x)[keep] / n[keep]
-        mo = np.bincount(cell, opt)[keep] / n[keep]
         out[dim] = {"messages": float(np.corrcoef(x, opt)[0, 1]),
                     "cell_means": float(np.corrcoef(mx, mo)[0, 1]),
                     "ranking_floor": ranking_floor(env_id)}

@@ -23,6 +23,9 @@ def _made(env: Any) -> Any:
 def cell_means(env: Any, dim: int = 0) -> np.ndarray:
     """Mean of working dimension ``dim`` over each (context, action) cell of the env's bank.
 
+    A view of the env simulator's ``mean_embedding_table`` (the exact cell means poGAMBITTS
+    acts on).
+
     Args:
         env: an env id or a made GAMBIT env.
         dim: index into the env's working dimensions.
@@ -30,9 +33,7 @@ def cell_means(env: Any, dim: int = 0) -> np.ndarray:
     Returns:
         ``(12, K)`` float64 array.
     """
-    tables = _made(env).unwrapped.tables
-    cum = np.concatenate([[0.0], np.cumsum(tables.working[:, dim], dtype=np.float64)])
-    return ((cum[tables.offsets + tables.counts] - cum[tables.offsets]) / tables.counts).T
+    return _made(env).unwrapped.simulator.mean_embedding_table[:, :, dim]
 
 
 def ranking_floor(env: Any, dim: int = 0) -> float:
