@@ -39,6 +39,29 @@ def test_batched_equals_single_replicate(name, kwargs):
         np.testing.assert_array_equal(batch[r], single[0])
 
 
+@pytest.mark.parametrize("name, kwargs", [("ens-poGAMBITTS", SMALL), ("ens-foGAMBITTS", FO_SMALL)])
+def test_training_in_chunks_of_replicates_equals_one_pass(name, kwargs):
+    whole = make(name, device="cpu", train_chunk=5, **kwargs)
+    actions, _ = _drive(whole, 5, 30, seed=3)
+    assert whole._train_chunk == 5 and whole.train_steps > 20
+    for chunk in (1, 2):
+        chunked = make(name, device="cpu", train_chunk=chunk, **kwargs)
+        chunked_actions, _ = _drive(chunked, 5, 30, seed=3)
+        np.testing.assert_array_equal(chunked_actions, actions)
+        for key, value in whole.params.items():
+            torch.testing.assert_close(chunked.params[key], value, rtol=0, atol=1e-12)
+            # Adam's moments too: the chunks' gradients landed where one pass puts them
+            torch.testing.assert_close(chunked.optimizer.state[chunked.params[key]]["exp_avg"],
+                                       whole.optimizer.state[value]["exp_avg"], rtol=0,
+                                       atol=1e-12)
+
+
+def test_cpu_default_trains_in_chunks_at_the_study_sizes():
+    agent = make("ens-poGAMBITTS", device="cpu")
+    agent.reset_batch(gym.make("GambitIHS-v0").unwrapped.describe(), 0, 250)
+    assert 1 < agent._train_chunk < 250
+
+
 def test_one_persistent_optimiser_and_anchored_prior():
     agent = make("ens-poGAMBITTS", device="cpu", **SMALL)
     _drive(agent, 2, 25, seed=0)
@@ -72,7 +95,8 @@ def test_uniform_during_burn_in():
 @pytest.mark.parametrize("kwargs, match", [({"n_members": 0}, "n_members"),
                                            ({"lr": -1.0}, "lr must be"),
                                            ({"dtype": "float16"}, "dtype"),
-                                           ({"n_sim_draws": 0}, "n_sim_draws")])
+                                           ({"n_sim_draws": 0}, "n_sim_draws"),
+                                           ({"train_chunk": 0}, "train_chunk")])
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make("ens-poGAMBITTS", **kwargs)
