@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -121,6 +122,30 @@ gen = OllamaGenerator("tiny", base_url=sys.argv[1], http=HTTPConfig(timeout=5, c
 build_bank(gen, None, per_pair=8, out=sys.argv[2], seed=3, prompt_ids=[0, 1],
            reps_per_chunk=1, texts_only=True, progress=False)
 """
+
+
+def test_generation_time_adds_up_over_sittings(tmp_path, capsys):
+    # each reply takes 50 ms; with one request at a time a chunk of 12 takes >= 0.6 s
+    with FakeLLMServer(delay=0.05) as srv:
+        gen = OllamaGenerator("tiny", base_url=srv.url,
+                              http=HTTPConfig(timeout=5, retries=1, concurrency=1))
+        out = tmp_path / "t.parquet"
+        kwargs = dict(per_pair=3, out=out, seed=1, prompt_ids=[0], reps_per_chunk=1,
+                      texts_only=True)
+        assert build_bank(gen, None, max_chunks=2, progress=False, **kwargs) is None
+        first = [json.loads(f.read_text())["seconds"]
+                 for f in sorted(chunk_dir_for(out).glob("chunk_*.json"))]
+        assert len(first) == 2 and all(s >= 0.6 for s in first)
+        capsys.readouterr()
+        build_bank(gen, None, progress=True, **kwargs)
+    meta = read_texts_file(out)[4]
+    assert meta["untimed_chunks"] == 0
+    assert sum(first) + 0.6 <= meta["generation_seconds"] < sum(first) + 30
+    closing = capsys.readouterr().err.strip().splitlines()[-1]
+    found = re.search(r"in (\d+) s of generation in all, (\d+) s in this run", closing)
+    assert found, closing
+    in_all, this_run = int(found[1]), int(found[2])
+    assert in_all == round(meta["generation_seconds"]) and 1 <= this_run < in_all
 
 
 def test_killed_build_resumes_to_the_same_rows(tmp_path):

@@ -152,7 +152,8 @@ def generate_chunks(
             what exists then.
 
     Returns:
-        The chunk records (``chunk``, ``reps``, ``rejections``, ``unresolved``, ``rows``).
+        The chunk records (``chunk``, ``reps``, ``rejections``, ``unresolved``, ``seconds`` of
+        generation, ``rows``).
     """
     chunk_dir = Path(chunk_dir)
     chunk_dir.mkdir(parents=True, exist_ok=True)
@@ -198,12 +199,14 @@ def generate_chunks(
             items = plan.items(k)
             before_rej = generator.rejections
             before_unres = getattr(generator, "unresolved", 0)
+            started = time.perf_counter()
             with _chunk_bar(generator, bar, k, plan.n_chunks):
                 texts = generator.generate([rendered[p][c] for p, c, _ in items],
                                            derive_seed(seed, k))
             rec = {"chunk": k, "reps": list(plan.reps(k)),
                    "rejections": int(generator.rejections - before_rej),
                    "unresolved": int(getattr(generator, "unresolved", 0) - before_unres),
+                   "seconds": round(time.perf_counter() - started, 3),
                    "rows": [[p, c, r, t] for (p, c, r), t in zip(items, texts)]}
             _write_json_atomic(chunk_dir / f"chunk_{k:05d}.json", rec)
             done[k] = rec
@@ -290,6 +293,9 @@ def _metadata(generator_meta: dict[str, Any], library: PromptLibrary, plan: Chun
         "reps_per_chunk": int(plan.reps_per_chunk),
         "rejections": int(sum(c["rejections"] for c in chunks)),
         "unresolved": int(sum(c.get("unresolved", 0) for c in chunks)),
+        # over every sitting of a resumed build; chunks written before this field count 0
+        "generation_seconds": round(sum(c.get("seconds", 0.0) for c in chunks), 1),
+        "untimed_chunks": sum("seconds" not in c for c in chunks),
         "builder": f"gambit_gym.text.builder (gambit-gym {__version__})",
     }
 
@@ -497,7 +503,8 @@ def build_bank(
         bank.save(out)
     if progress:
         print(f"build-bank: {len(texts)} messages ({meta['rejections']} drafts rejected) in "
-              f"{gen_seconds:.0f} s of generation in this run -> {out}", file=sys.stderr)
+              f"{meta['generation_seconds']:.0f} s of generation in all, {gen_seconds:.0f} s "
+              f"in this run -> {out}", file=sys.stderr)
     if not keep_chunks:
         for f in chunk_dir.glob("*"):
             f.unlink()

@@ -32,6 +32,7 @@ builder records the count in the bank's metadata.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib.util
 import json
@@ -751,15 +752,14 @@ class _HTTPGenerator(BaseGenerator):
         raise NotImplementedError
 
     def _draft(self, prompts: list[str], seed: int) -> list[str]:
+        """One request per query, ``http.concurrency`` at a time, answers in query order."""
         seeds = [derive_seed(seed, i) for i in range(len(prompts))]
         out: list[str] = []
-        if self.http.concurrency == 1 or len(prompts) <= 1:
-            for p, s in zip(prompts, seeds):
-                out.append(self._one(p, s))
-                self._report(drafted=1)
-            return out
-        with ThreadPoolExecutor(self.http.concurrency) as pool:
-            for text in pool.map(self._one, prompts, seeds):  # in order, as they complete
+        with contextlib.ExitStack() as stack:
+            mapper: Any = map
+            if self.http.concurrency > 1 and len(prompts) > 1:
+                mapper = stack.enter_context(ThreadPoolExecutor(self.http.concurrency)).map
+            for text in mapper(self._one, prompts, seeds):  # in order, as they complete
                 out.append(text)
                 self._report(drafted=1)
         return out
