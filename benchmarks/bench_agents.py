@@ -11,7 +11,9 @@
 Wall and CPU seconds are both printed: on a shared machine the CPU time (all threads of
 this process) is the steadier figure.
 2. ens-poGAMBITTS, R × T (study sizes: 60 members, 64 hidden, batch 100), on the given device
-   (target: at most 60 s on one H100-class GPU at R = 250, T = 1000).
+   (target: at most 60 s on one H100-class GPU at R = 250, T = 1000). On a GPU machine,
+   ``bash benchmarks/gpu_check.sh run`` runs this with ``--ens-device cuda`` after the CUDA
+   tests (see that script for the wheels to carry).
 
 Usage::
 
