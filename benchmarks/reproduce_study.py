@@ -341,17 +341,18 @@ SPEED_ROWS = [
     "| one process, before the agent speed-ups of the previous release (T = 200, x5) "
     "| about 120 s | about 120 s | 15 s | 15 s | 11 s | 79 s |",
 ]
-ENS_LINE = """250 replicates x 1000 steps took 347 s wall (685 s of CPU over the 2 cores) on
+ENS_LINE = """250 replicates x 1000 steps took 276 s wall (546 s of CPU over the 2 cores) on
 the idle machine (`python benchmarks/bench_agents.py --skip-linear --ens-device cpu`; mean
-regret at T 60.6); the previous release took 933 s. What changed: on a CPU the members are
-trained a few replicates at a time (the agent's `train_chunk`; their objectives are
-independent, so the gradients are the same), instead of allocating the
-replicates x members x batch x hidden activations (384 MB) at every step; in the same hour,
-250 x 200 took 107 s in one pass and 48 s in chunks (x2.2), with the same decisions.
-10 x 200 takes about 6 s. Training 250 x 60 MLPs on batches of 100 at every step is
-bound by memory traffic on a CPU, so a GPU is where this agent belongs at the study's size;
-`benchmarks/gpu_check.sh` runs the GPU checks (the CUDA tests and this benchmark on CUDA) in
-one go on a GPU machine."""
+regret at T 60.6); the previous release took 933 s. What changed, measured in the same hour
+at 250 x 200 (100 training steps; same decisions throughout): autograd over all replicates at
+once 107 s; the members trained a few replicates at a time (the agent's `train_chunk`; their
+objectives are independent, so the gradients are the same) instead of allocating the
+replicates x members x batch x hidden activations (384 MB) at every step, 48 s; with the
+MLP's gradients written out instead of taken by autograd (a test checks them against
+autograd), 34 s. 10 x 200 takes about 5 s. Training 250 x 60 MLPs on batches of 100 at every
+step is bound by memory traffic on a CPU, so a GPU is where this agent belongs at the study's
+size; `benchmarks/gpu_check.sh` runs the GPU checks (the CUDA tests and this benchmark on
+CUDA) in one go on a GPU machine."""
 
 if __name__ == "__main__":
     main(parse_args())

@@ -56,6 +56,33 @@ def test_training_in_chunks_of_replicates_equals_one_pass(name, kwargs):
                                        atol=1e-12)
 
 
+@pytest.mark.parametrize("name, kwargs", [("ens-poGAMBITTS", SMALL), ("ens-foGAMBITTS", FO_SMALL)])
+def test_hand_written_gradients_equal_autograd(name, kwargs):
+    agent = make(name, device="cpu", **kwargs)
+    _drive(agent, 4, 20, seed=5)  # trained a while: weights away from their anchors
+    rng = np.random.default_rng(0)
+    m, b, d = agent.n_members, agent.batch_size, agent.d
+    for reps in (slice(0, 4), slice(1, 3)):
+        r = reps.stop - reps.start
+        x = torch.as_tensor(rng.normal(size=(r, b, d)))
+        target = torch.as_tensor(rng.normal(77.0, 10.0, size=(r, m, b)))
+        got = agent._chunk_gradients(x, target, reps)
+        # the objective written out independently: MLP by einsum, loss, anchored prior
+        theta = {k: v.detach()[reps].clone().requires_grad_(True)
+                 for k, v in agent.params.items()}
+        hid = torch.relu(torch.einsum("rbd,rmhd->rmbh", x, theta["w1"])
+                         + theta["b1"][:, :, None, :])
+        pred = agent.output_offset + agent.output_scale * (
+            torch.einsum("rmbh,rmh->rmb", hid, theta["w2"]) + theta["b2"][..., None])
+        loss = ((target - pred) ** 2).mean(dim=2).sum() / agent.sigma_w ** 2
+        for k, v in theta.items():
+            loss = loss + agent.prior_prec[k] * ((v - agent.anchors[k][reps]) ** 2).sum() \
+                / agent.n_seen
+        want = dict(zip(theta, torch.autograd.grad(loss, list(theta.values()))))
+        for k in theta:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-10, atol=1e-10)
+
+
 def test_cpu_default_trains_in_chunks_at_the_study_sizes():
     agent = make("ens-poGAMBITTS", device="cpu")
     agent.reset_batch(gym.make("GambitIHS-v0").unwrapped.describe(), 0, 250)

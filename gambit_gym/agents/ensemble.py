@@ -17,10 +17,12 @@ reward. Ensemble sampling (Lu and Van Roy, 2017), done as the method intends (se
   arm's embedding distribution from its Normal-Inverse-Wishart posterior (as foGAMBITTS) and
   averages over ``n_embedding_draws`` embeddings with common normals across prompts.
 
-All members of all replicates train as one batched torch program (batched matmuls), on CUDA
+All members of all replicates train as one batched torch program (batched matmuls, with the
+one-hidden-layer MLP's gradients written out; a test checks them against autograd), on CUDA
 when available, else CPU; on a CPU the replicates go through it a few at a time (their
-objectives are independent, so the gradients are the same), which halves the time per step by
-not allocating an ``R·M·B·H`` activation tensor at every step. Random numbers come from the
+objectives are independent, so the gradients are the same) rather than allocating an
+``R·M·B·H`` activation tensor at every step. Together these make a CPU training step about
+3.5 times faster than autograd over all replicates at once. Random numbers come from the
 counter-based streams in numpy, so a replicate makes the same draws alone or in a batch, on CPU
 or CUDA; results then agree up to floating-point error.
 """
@@ -151,18 +153,6 @@ class _Ensemble(BatchedAgent):
         return (z - self.z_mean) / self.z_sd
 
     # ------------------------------------------------------------------ the networks
-    def _forward_members(self, x: Any, weights: dict[str, Any]) -> Any:
-        """Members on their replicate's inputs: ``x (r, B, d)`` -> predictions ``(r, M, B)``.
-
-        ``weights`` holds ``w1, b1, w2, b2`` for the same ``r`` replicates.
-        """
-        r, m, h, b = x.shape[0], self.n_members, self.hidden, x.shape[1]
-        return self._mlp(x[:, None].expand(r, m, b, self.d).reshape(r * m, b, self.d),
-                         weights["w1"].reshape(r * m, h, self.d),
-                         weights["b1"].reshape(r * m, 1, h),
-                         weights["w2"].reshape(r * m, h, 1),
-                         weights["b2"].reshape(r * m, 1, 1)).reshape(r, m, b)
-
     def _mlp(self, x: Any, w1: Any, b1: Any, w2: Any, b2: Any) -> Any:
         """Batched MLP on the reward scale: ``x (G, N, d)`` -> ``(G, N)``.
 
@@ -230,7 +220,7 @@ class _Ensemble(BatchedAgent):
     def _train_step(self) -> None:
         """One Adam step of every member on a minibatch drawn from its replicate's buffer.
 
-        The members' objectives are independent, so the gradient of their sum is built up
+        The members' objectives are independent, so the gradient of their sum is built
         chunk by chunk of replicates (``_train_chunk`` replicates at a time): on a CPU a chunk's
         few-MB activations are reused from the allocator and the caches instead of allocating
         (and page-faulting) ``R·M·B·H`` tensors at every step; on CUDA one chunk holds every
@@ -249,22 +239,54 @@ class _Ensemble(BatchedAgent):
                 param.grad = torch.zeros_like(param)
         for r0 in range(0, self.replicates, self._train_chunk):
             reps = slice(r0, r0 + self._train_chunk)
-            # the chunk's weights as leaves of their own: backward then touches only the chunk
-            leaves = {name: param.detach()[reps].requires_grad_(True)
-                      for name, param in self.params.items()}
-            pred = self._forward_members(x[reps], leaves)  # (r, M, B)
-            target = y[reps][:, None, :] + eps[reps].permute(0, 2, 1)
-            data = ((target - pred) ** 2).mean(dim=2) * self._loss_scale  # (r, M)
-            prior = 0.0
-            for name, leaf in leaves.items():
-                diff = (leaf - self.anchors[name][reps]).reshape(*data.shape, -1)
-                prior = prior + self.prior_prec[name] * (diff ** 2).sum(dim=2)
-            # members are independent: the loss is the sum of their objectives
-            grads = torch.autograd.grad((data + prior / self.n_seen).sum(), list(leaves.values()))
-            for param, grad in zip(self.params.values(), grads):
-                param.grad[reps] = grad
+            target = y[reps][:, None, :] + eps[reps].permute(0, 2, 1)  # (r, M, B)
+            grads = self._chunk_gradients(x[reps], target, reps)
+            for name, param in self.params.items():
+                param.grad[reps] = grads[name]
         self.optimizer.step()
         self.train_steps += 1
+
+    def _chunk_gradients(self, x: Any, target: Any, reps: slice) -> dict[str, Any]:
+        """Gradients of the members' objectives (module docstring) for replicates ``reps``.
+
+        Written out for the one-hidden-layer MLP rather than taken by autograd: it needs a
+        third of the passes over the ``(r·M, B, H)`` activations (no graph, the ReLU in place,
+        the gradient of the hidden layer masked in one pass), which makes a training step about
+        twice as fast on a CPU. A test checks it against ``torch.autograd`` on the same loss.
+
+        Args:
+            x: ``(r, B, d)`` normalised embeddings of the minibatch.
+            target: ``(r, M, B)`` perturbed rewards ``ỹ_m``.
+            reps: the replicates.
+
+        Returns:
+            ``{w1, b1, w2, b2}`` shaped like ``params[name][reps]``.
+        """
+        torch = _torch()
+        p = {name: param.detach()[reps] for name, param in self.params.items()}
+        r, m, b = target.shape
+        h, d, g = self.hidden, self.d, r * m
+        w1, b1 = p["w1"].reshape(g, h, d), p["b1"].reshape(g, 1, h)
+        w2, b2 = p["w2"].reshape(g, h, 1), p["b2"].reshape(g, 1, 1)
+        xg = x[:, None].expand(r, m, b, d).reshape(g, b, d)
+        hid = torch.baddbmm(b1, xg, w1.transpose(1, 2)).clamp_min_(0.0)  # (G, B, H)
+        out = torch.baddbmm(b2, hid, w2)[..., 0]  # (G, B); prediction = offset + scale·out
+        pred = self.output_offset + self.output_scale * out
+        # d/d out of loss_scale · mean_b (target - pred)²
+        g_out = (pred - target.reshape(g, b)).mul_(
+            2.0 * self._loss_scale * self.output_scale / b)
+        g_w2 = torch.bmm(hid.transpose(1, 2), g_out[..., None])  # (G, H, 1)
+        g_pre = torch.ops.aten.threshold_backward(g_out[..., None] * w2.transpose(1, 2), hid,
+                                                  0.0)  # (G, B, H), zero where ReLU was off
+        grads = {"w1": torch.bmm(g_pre.transpose(1, 2), xg), "b1": g_pre.sum(dim=1),
+                 "w2": g_w2, "b2": g_out.sum(dim=1)}
+        out_grads = {}
+        for name, grad in grads.items():
+            # the anchored prior ‖θ - θ₀‖²·prec / n
+            prior = (p[name] - self.anchors[name][reps]) * (2.0 * self.prior_prec[name]
+                                                            / self.n_seen)
+            out_grads[name] = grad.reshape(p[name].shape) + prior
+        return out_grads
 
     # ------------------------------------------------------------------ acting
     def _arm_inputs(self, contexts: np.ndarray, counter: int, stream: int) -> tuple[Any, Any]:
@@ -317,7 +339,7 @@ class EnsPOGambitTS(_Ensemble):
         dtype: ``"float32"`` or ``"float64"``.
         train_chunk: replicates whose members train together in one forward/backward pass
             (default: all of them on CUDA; on a CPU as many as keep about 2M hidden
-            activations, which runs about twice as fast as one pass over every replicate).
+            activations, which runs about 2.5 times as fast as one pass over every replicate).
             The gradients, hence the decisions, do not depend on it beyond float error.
     """
 
