@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.agents._rng import CounterStreams, argmax_frequencies, replicate_keys
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, context_ids
@@ -83,8 +84,7 @@ class BatchedAgent:
             seed: base seed, or None for fresh entropy.
             replicates: R.
         """
-        if not isinstance(replicates, (int, np.integer)) or replicates < 1:
-            raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+        check_positive_int("replicates", replicates)
         self.spec = spec
         self.replicates = int(replicates)
         self.streams = CounterStreams(replicate_keys(seed, self.replicates))
@@ -195,10 +195,7 @@ def require_contexts(spec: EnvDescription, agent: str) -> None:
 
 def check_n_sim_draws(n_sim_draws: Any) -> None:
     """Raise a ValueError unless ``n_sim_draws`` is None or a positive integer."""
-    if n_sim_draws is not None and (not isinstance(n_sim_draws, (int, np.integer))
-                                    or n_sim_draws < 1):
-        raise ValueError(f"n_sim_draws must be a positive integer or None, got "
-                         f"{n_sim_draws!r}")
+    check_positive_int("n_sim_draws", n_sim_draws, allow_none=True)
 
 
 def require_simulator(spec: EnvDescription, agent: str) -> Any:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.agents._batched import (
     STREAM_ACT,
     STREAM_PERTURB,
@@ -80,11 +81,8 @@ class _Ensemble(BatchedAgent):
 
     def __post_init__(self) -> None:
         for name in ("n_members", "hidden", "batch_size", "buffer_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.burn_in, (int, np.integer)) or self.burn_in < 0:
-            raise ValueError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("burn_in", self.burn_in, minimum=0)
         check_positive("lr", self.lr)
         check_positive("prior_scale", self.prior_scale)
         check_positive("output_scale", self.output_scale)
@@ -92,10 +90,7 @@ class _Ensemble(BatchedAgent):
             check_positive("perturbation_sd", self.perturbation_sd, allow_zero=True)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if self.train_chunk is not None and (
-                not isinstance(self.train_chunk, (int, np.integer)) or self.train_chunk < 1):
-            raise ValueError(f"train_chunk must be a positive integer or None, got "
-                             f"{self.train_chunk!r}")
+        check_positive_int("train_chunk", self.train_chunk, allow_none=True)
 
     # ------------------------------------------------------------------ setup
     def _setup_ensemble(self, spec: EnvDescription, z_mean: np.ndarray,
@@ -418,10 +413,7 @@ class EnsFOGambitTS(_Ensemble):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.n_embedding_draws, (int, np.integer)) or \
-                self.n_embedding_draws < 1:
-            raise ValueError(f"n_embedding_draws must be a positive integer, got "
-                             f"{self.n_embedding_draws!r}")
+        check_positive_int("n_embedding_draws", self.n_embedding_draws)
         check_positive("treatment_kappa", self.treatment_kappa)
         check_positive("treatment_var", self.treatment_var)
 

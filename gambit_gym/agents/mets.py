@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.agents.mets_glm import GaussianStats, LaplaceStats
 from gambit_gym.agents.mets_posterior import (
@@ -78,9 +79,7 @@ class _MixedEffectAgent:
     n_effects: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_replicates, bool) or int(self.n_replicates) != self.n_replicates \
-                or self.n_replicates < 1:
-            raise ValueError(f"n_replicates must be a positive integer, got {self.n_replicates}")
+        check_positive_int("n_replicates", self.n_replicates)
         if self.sigma is not None and not self.sigma > 0:
             raise ValueError(f"sigma must be positive, got {self.sigma}")
         if self.likelihood not in LIKELIHOODS:
@@ -131,9 +130,7 @@ class _MixedEffectAgent:
         if replicates is None and not isinstance(specs, EnvDescription):
             replicates = len(specs)
         if replicates is not None:
-            if isinstance(replicates, bool) or int(replicates) != replicates or replicates < 1:
-                raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
-            self.n_replicates = int(replicates)
+            self.n_replicates = check_positive_int("replicates", replicates)
         R = self.n_replicates
         if isinstance(specs, EnvDescription):
             specs = [specs] * R

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.bench.result import RunResult
 
 ALGORITHMS: tuple[str, ...] = ("PPO", "A2C", "DQN")
@@ -103,10 +104,8 @@ class SB3Baseline:
         device = "cpu" if device is None else device
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-        if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-        if not isinstance(replicates, (int, np.integer)) or replicates < 1:
-            raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+        check_positive_int("horizon", horizon)
+        check_positive_int("replicates", replicates)
         env_kwargs = dict(env_kwargs or {})
         import stable_baselines3
         import torch

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from gambit_gym._validate import check_positive_int
+
 #: Population agents by name: the pooled models of :mod:`gambit_gym.agents.pooled`. Any other
 #: registered (single-user) agent name runs as one independent copy per user.
 POPULATION_AGENTS: dict[str, dict[str, Any]] = {
@@ -150,10 +152,8 @@ def _run_population(agent: Any, horizon: int, replicates: int, seed: int, n_user
                     agent_kwargs: dict[str, Any] | None) -> PopulationResult:
     from gambit_gym.envs.population import GambitPopulationEnv
 
-    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-    if not isinstance(replicates, (int, np.integer)) or replicates < 1:
-        raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+    check_positive_int("horizon", horizon)
+    check_positive_int("replicates", replicates)
     env_kwargs = dict(env_kwargs or {})
     start = time.perf_counter()
     env = GambitPopulationEnv(n_users=n_users, **{"horizon": int(horizon), **env_kwargs})

@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.agents.base import resolve
 from gambit_gym.bench.result import RunResult
 
@@ -109,10 +110,8 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
         a :class:`RunResult` with ``regret``, ``rewards``, ``actions``, ``contexts`` and (if
         asked) ``propensities``, each ``(R, T)``.
     """
-    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
-    if not isinstance(replicates, (int, np.integer)) or replicates < 1:
-        raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+    check_positive_int("horizon", horizon)
+    check_positive_int("replicates", replicates)
     if not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     horizon, replicates, seed = int(horizon), int(replicates), int(seed)

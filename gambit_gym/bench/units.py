@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.bench.result import RunResult
 from gambit_gym.bench.suites import Setting, Suite
 
@@ -76,8 +77,7 @@ def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None,
     Raises:
         ValueError: ``chunk`` is not a positive integer.
     """
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    check_positive_int("chunk", chunk)
     units = []
     for setting in suite.settings:
         for start in range(0, suite.replicates, chunk):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.envs.study import dimension_subset
 from gambit_gym.envs.study import outcome_facts as _facts
 
@@ -91,10 +92,9 @@ class GambitConfig:
                     f"prompt_ids must be distinct non-negative prompt indices, got {ids}"
                 )
             object.__setattr__(self, "prompt_ids", ids)
-        elif not isinstance(self.n_prompts, (int, np.integer)) or self.n_prompts < 1:
-            raise ValueError(f"n_prompts must be a positive integer, got {self.n_prompts!r}")
-        if not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {self.horizon!r}")
+        else:
+            check_positive_int("n_prompts", self.n_prompts)
+        check_positive_int("horizon", self.horizon)
         if isinstance(self.no_message_reward, str):
             if self.no_message_reward not in ("median", "min", "max"):
                 raise ValueError("no_message_reward must be 'median', 'min', 'max' or a number")

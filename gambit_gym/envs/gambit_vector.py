@@ -19,6 +19,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import make_config
 from gambit_gym.envs.dynamics import build_tables, initial_contexts, step_dynamics
@@ -44,8 +45,7 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         if preset == "live":
             raise ValueError("GambitIHS-Live-v0 has no native vector env; use "
                              "vectorization_mode='sync'")
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        check_positive_int("num_envs", num_envs)
         self.config = make_config(preset, **kwargs)
         self.num_envs = int(num_envs)
         self.render_mode = None

@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.agents.base import EnvDescription
 
 LINKS: tuple[str, ...] = ("linear", "logistic")
@@ -79,10 +80,7 @@ class MixedEffectConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_actions", "n_effects", "dim", "n_contexts", "horizon"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
         if self.n_actions < 2:
             raise ValueError(f"n_actions must be at least 2, got {self.n_actions}")
         if self.link not in LINKS:

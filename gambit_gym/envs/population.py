@@ -21,6 +21,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import GambitConfig, make_config
@@ -55,8 +56,7 @@ class PopulationConfig:
     population_seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_users, (int, np.integer)) or self.n_users < 1:
-            raise ValueError(f"n_users must be a positive integer, got {self.n_users!r}")
+        check_positive_int("n_users", self.n_users)
         if not np.isfinite(self.spread) or self.spread < 0:
             raise ValueError(f"spread must be a finite number >= 0, got {self.spread!r}")
         if self.gambit.outcome != "linear":
@@ -122,8 +122,7 @@ def make_population_config(n_users: int = 10, spread: float = 0.5, active: Sched
                            **gambit_kwargs: Any) -> PopulationConfig:
     """A validated :class:`PopulationConfig` from the env's keyword arguments."""
     gambit = make_config(preset, **gambit_kwargs)
-    if not isinstance(n_users, (int, np.integer)) or n_users < 1:
-        raise ValueError(f"n_users must be a positive integer, got {n_users!r}")
+    check_positive_int("n_users", n_users)
     return PopulationConfig(gambit=gambit, n_users=int(n_users), spread=float(spread),
                             schedule=parse_schedule(active, int(n_users), gambit.horizon),
                             population_seed=population_seed)
