@@ -5,12 +5,14 @@
 #                                        # machine's image lacks (gymnasium, pettingzoo,
 #                                        # stable-baselines3), into .whl/ (ignored by git)
 #   bash benchmarks/gpu_check.sh run     # there, with .whl carried: the CUDA tests, then
-#                                        # ens-poGAMBITTS at R = 250, T = 1000 on CUDA
-#                                        # (target: at most 60 s on one H100-class GPU)
+#                                        # ens-poGAMBITTS at R = 250: T = 200 on the CPU
+#                                        # (the reference), T = 1000 on CUDA (target: at
+#                                        # most 60 s on one H100-class GPU)
 #
-# `run` takes DEVICE (default cuda), R and T (default 250 and 1000) from the environment, so
-# that `DEVICE=cpu R=4 T=120 bash benchmarks/gpu_check.sh run` smoke-tests it on a CPU. The
-# image is expected to hold torch, numpy, scipy, pyarrow, pandas, tqdm and pytest.
+# `run` takes DEVICE (default cuda), R, T and T_CPU (default 250, 1000 and 200) from the
+# environment, so that `DEVICE=cpu R=4 T=120 T_CPU=120 bash benchmarks/gpu_check.sh run`
+# smoke-tests it on a CPU. The image is expected to hold torch, numpy, scipy, pyarrow, pandas,
+# tqdm and pytest. The CPU reference takes about 35 s on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=(gymnasium farama-notifications pettingzoo stable-baselines3)
@@ -46,6 +48,9 @@ print(f"torch {torch.__version__} on {name}")
 EOF
     # the CUDA tests (skipped, and reported as such, where no CUDA device is present)
     python3 -m pytest -q -rs -m cuda tests/test_agents_ensemble.py tests/test_sb3_baselines.py
+    # the reference, measured in the same run: the same agent on this machine's CPU, 250 x 200
+    python3 benchmarks/bench_agents.py --skip-linear --ens-device cpu \
+        --ens-replicates "${R:-250}" --ens-horizon "${T_CPU:-200}"
     python3 benchmarks/bench_agents.py --skip-linear --ens-device "$device" \
         --ens-replicates "${R:-250}" --ens-horizon "${T:-1000}"
     ;;
