@@ -84,9 +84,8 @@ class BatchedAgent:
             seed: base seed, or None for fresh entropy.
             replicates: R.
         """
-        check_positive_int("replicates", replicates)
         self.spec = spec
-        self.replicates = int(replicates)
+        self.replicates = check_positive_int("replicates", replicates)
         self.streams = CounterStreams(replicate_keys(seed, self.replicates))
         self.n_actions = int(spec.n_actions)
         self.t = 0
@@ -191,11 +190,6 @@ def require_contexts(spec: EnvDescription, agent: str) -> None:
     if spec.n_contexts != N_CONTEXTS:
         raise ValueError(f"{agent} needs an env with the {N_CONTEXTS} IHS contexts (a GambitIHS "
                          f"env); this env has n_contexts={spec.n_contexts}")
-
-
-def check_n_sim_draws(n_sim_draws: Any) -> None:
-    """Raise a ValueError unless ``n_sim_draws`` is None or a positive integer."""
-    check_positive_int("n_sim_draws", n_sim_draws, allow_none=True)
 
 
 def require_simulator(spec: EnvDescription, agent: str) -> Any:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from gambit_gym._validate import check_positive_int
 from gambit_gym.agents._batched import (
     CONTEXT_ONE_HOTS,
     N_CONTEXT_FEATURES,
@@ -33,7 +34,6 @@ from gambit_gym.agents._batched import (
     STREAM_TREAT,
     BatchedAgent,
     BayesLinReg,
-    check_n_sim_draws,
     check_positive,
     gambit_contexts,
     mc_probabilities,
@@ -167,7 +167,7 @@ class POGambitTS(_LinearGambitts):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_n_sim_draws(self.n_sim_draws)
+        check_positive_int("n_sim_draws", self.n_sim_draws, allow_none=True)
 
     def _setup(self, spec: EnvDescription) -> None:
         sim = require_simulator(spec, "poGAMBITTS")

@@ -110,11 +110,11 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
         a :class:`RunResult` with ``regret``, ``rewards``, ``actions``, ``contexts`` and (if
         asked) ``propensities``, each ``(R, T)``.
     """
-    check_positive_int("horizon", horizon)
-    check_positive_int("replicates", replicates)
+    horizon = check_positive_int("horizon", horizon)
+    replicates = check_positive_int("replicates", replicates)
     if not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    horizon, replicates, seed = int(horizon), int(replicates), int(seed)
+    seed = int(seed)
     env_kwargs = dict(env_kwargs or {})
     agent_kwargs = dict(agent_kwargs or {})
     label = _agent_label(agent)

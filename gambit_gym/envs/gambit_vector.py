@@ -45,9 +45,8 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         if preset == "live":
             raise ValueError("GambitIHS-Live-v0 has no native vector env; use "
                              "vectorization_mode='sync'")
-        check_positive_int("num_envs", num_envs)
+        self.num_envs = check_positive_int("num_envs", num_envs)
         self.config = make_config(preset, **kwargs)
-        self.num_envs = int(num_envs)
         self.render_mode = None
         self._tables = build_tables(self.config)
         self.simulator = simulator_for(self._tables)

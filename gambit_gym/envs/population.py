@@ -122,9 +122,9 @@ def make_population_config(n_users: int = 10, spread: float = 0.5, active: Sched
                            **gambit_kwargs: Any) -> PopulationConfig:
     """A validated :class:`PopulationConfig` from the env's keyword arguments."""
     gambit = make_config(preset, **gambit_kwargs)
-    check_positive_int("n_users", n_users)
-    return PopulationConfig(gambit=gambit, n_users=int(n_users), spread=float(spread),
-                            schedule=parse_schedule(active, int(n_users), gambit.horizon),
+    n_users = check_positive_int("n_users", n_users)
+    return PopulationConfig(gambit=gambit, n_users=n_users, spread=float(spread),
+                            schedule=parse_schedule(active, n_users, gambit.horizon),
                             population_seed=population_seed)
 
 
