@@ -14,7 +14,7 @@ LinTS and LinUCB keep one Bayesian linear model per action (``θ_a``, known nois
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -298,8 +298,11 @@ class Oracle(BatchedAgent):
     """Plays the action with the highest expected reward in each context (regret 0).
 
     Reads the env's oracle table ``describe().extra["expected_rewards"]`` ``(n_contexts, K)``;
-    ties are broken uniformly at random.
+    ties are broken uniformly at random. A reference, not a contender: it declares
+    ``reads_oracle = True``, without which the harness removes that table from the description.
     """
+
+    reads_oracle: ClassVar[bool] = True
 
     def _setup(self, spec: EnvDescription) -> None:
         table = spec.extra.get("expected_rewards")

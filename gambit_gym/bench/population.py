@@ -8,7 +8,8 @@
 
 Replicate ``r`` resets the env with seed ``seed + r`` (a new population of users unless the env
 has ``population_seed``) and the agent with the same seed. Regret comes from each user's
-``info["regret"]`` (the env owns every user's oracle).
+``info["regret"]`` (the env owns every user's oracle); agents see only the deployed-app part of
+each user's info (see :mod:`gambit_gym.bench.agent_view`).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def _run_population(agent: Any, horizon: int, replicates: int, seed: int, n_user
             current = {a: obs[a] for a in env.agents}
             chosen = population_agent.act(current)
             obs, rew, _, _, infos = env.step(chosen)
-            population_agent.update(current, chosen, rew, infos)
+            population_agent.update(current, chosen, rew, _agent_infos(current, rew, infos))
             for a, action in chosen.items():
                 i = index[a]
                 regret[r, i, t] = infos[a]["regret"]
@@ -184,3 +185,15 @@ def _run_population(agent: Any, horizon: int, replicates: int, seed: int, n_user
                             env_kwargs={"n_users": n_users, **env_kwargs},
                             agent_kwargs=dict(agent_kwargs or {}),
                             metadata={"env": "gambit_population_v0"})
+
+
+def _agent_infos(observations: dict[str, Any], rewards: dict[str, float],
+                 infos: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each user's step info as an agent may see it (no oracle fields)."""
+    from gambit_gym.bench.agent_view import agent_info, context_ids_of
+
+    out = {}
+    for a, info in infos.items():
+        ctx = context_ids_of(np.asarray(observations[a])[None]) if a in observations else None
+        out[a] = agent_info(info, rewards.get(a), None if ctx is None else int(ctx[0]))
+    return out

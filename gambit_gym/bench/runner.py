@@ -3,8 +3,13 @@
 Replicate ``r`` is the env reset with seed ``seed + r`` and the agent reset with seed ``seed + r``.
 Where the env id has a native vector env and the agent a batched form (``reset_batch`` /
 ``act_batch`` / ``update_batch``), all replicates advance in one call per step; otherwise R
-single envs and R copies of the agent are stepped in a loop (same numbers, slower). Regret comes
+single envs and R agent objects are stepped in a loop (same numbers, slower). Regret comes
 from the env's ``info["regret"]``, never from the agent.
+
+Fair by construction (see :mod:`gambit_gym.bench.agent_view`): every replicate has its own
+agent object (a class or factory is called per replicate, an instance is deep-copied per
+replicate), and agents receive only the deployed-app part of the step info (an
+:class:`~gambit_gym.bench.agent_view.AgentInfo` that raises on the oracle fields).
 
 >>> from gambit_gym.bench import run
 >>> result = run("GambitIHS-v0", "StdTS", horizon=20, replicates=4, seed=0, progress=False)
@@ -14,7 +19,6 @@ from the env's ``info["regret"]``, never from the agent.
 
 from __future__ import annotations
 
-import inspect
 import time
 from typing import Any
 
@@ -22,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from gambit_gym._validate import check_positive_int
-from gambit_gym.agents.base import resolve
+from gambit_gym.bench.agent_view import agent_description, agent_info, context_ids_of, make_factory
 from gambit_gym.bench.result import RunResult
 
 
@@ -32,23 +36,6 @@ def _agent_label(agent: Any) -> str:
     if isinstance(agent, type):
         return f"{agent.__module__}:{agent.__qualname__}"
     return f"{type(agent).__module__}:{type(agent).__qualname__}"
-
-
-def _build_agent(agent: Any, agent_kwargs: dict[str, Any], device: str | None) -> Any:
-    factory = resolve(agent) if isinstance(agent, str) else agent
-    if not callable(factory) or (not isinstance(factory, type) and hasattr(factory, "act")):
-        if agent_kwargs:
-            raise ValueError("agent_kwargs were given but the agent is an instance; pass its "
-                             "name, class or 'module:Class' path instead")
-        return factory
-    kwargs = dict(agent_kwargs)
-    if device is not None and "device" not in kwargs:
-        try:
-            if "device" in inspect.signature(factory).parameters:
-                kwargs["device"] = device
-        except (TypeError, ValueError):
-            pass
-    return factory(**kwargs)
 
 
 def _make_envs(env_id: str, replicates: int, env_kwargs: dict[str, Any]) -> tuple[Any, bool]:
@@ -67,15 +54,6 @@ def _describe(env: Any) -> Any:
     return target.describe()
 
 
-def _context_ids(obs: np.ndarray) -> np.ndarray | None:
-    from gambit_gym.text.contexts import context_ids
-
-    obs = np.asarray(obs)
-    if obs.ndim == 2 and obs.shape[1] == 2 and np.issubdtype(obs.dtype, np.integer):
-        return context_ids(obs)
-    return None
-
-
 def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
     if not enabled:
         return None
@@ -92,8 +70,9 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
 
     Args:
         env_id: a registered env id.
-        agent: a registered agent name, a ``"module:Class"`` path, a class, or an agent
-            instance (with no ``agent_kwargs``).
+        agent: a registered agent name, a ``"module:Class"`` path, a class or factory
+            (called once per replicate with ``agent_kwargs``), or an agent instance (with no
+            ``agent_kwargs``; deep-copied once per replicate, never itself stepped).
         horizon: T, decisions per replicate (passed to the env as ``horizon=`` unless
             ``env_kwargs`` sets it).
         replicates: R.
@@ -118,7 +97,8 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     env_kwargs = dict(env_kwargs or {})
     agent_kwargs = dict(agent_kwargs or {})
     label = _agent_label(agent)
-    agent_obj = _build_agent(agent, agent_kwargs, device)
+    make_agent = make_factory(agent, agent_kwargs, device)
+    agent_obj = make_agent()
     if getattr(agent_obj, "runner", None) == "sb3":
         result = agent_obj.run(env_id, horizon=horizon, replicates=replicates, seed=seed,
                                env_kwargs=env_kwargs, device=device)
@@ -135,8 +115,9 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
             out = _run_batched(envs, agent_obj, horizon, replicates, seed, propensities,
                                n_propensity_samples, bar)
         else:
-            out = _run_looped(envs, native, agent, agent_obj, agent_kwargs, device, horizon,
-                              replicates, seed, propensities, n_propensity_samples, bar)
+            agents = [agent_obj] + [make_agent() for _ in range(replicates - 1)]
+            out = _run_looped(envs, native, agents, horizon, seed, propensities,
+                              n_propensity_samples, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -169,10 +150,10 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
     regret, rewards, actions, props = _allocate(replicates, horizon, propensities)
     contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
     obs, _ = envs.reset(seed=seed)
-    agent.reset_batch(_describe(envs), seed, replicates)
+    agent.reset_batch(agent_description(_describe(envs), agent), seed, replicates)
     rows = np.arange(replicates)
     for t in range(horizon):
-        ctx = _context_ids(obs)
+        ctx = context_ids_of(obs)
         if ctx is None:
             contexts = None
         elif contexts is not None:
@@ -181,7 +162,7 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
             p = np.asarray(agent.action_probabilities_batch(obs, n_samples))
         a = np.asarray(agent.act_batch(obs), dtype=np.int64)
         next_obs, r, _, _, info = envs.step(a)
-        agent.update_batch(obs, a, r, info)
+        agent.update_batch(obs, a, r, agent_info(info, r, ctx))
         regret[:, t] = info["regret"]
         rewards[:, t] = r
         actions[:, t] = a
@@ -193,21 +174,18 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
     return regret, rewards, actions, props, contexts
 
 
-def _run_looped(envs: Any, native: bool, agent: Any, agent_obj: Any,
-                agent_kwargs: dict[str, Any], device: str | None, horizon: int,
-                replicates: int, seed: int, propensities: bool, n_samples: int,
-                bar: Any) -> tuple:
+def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: int,
+                propensities: bool, n_samples: int, bar: Any) -> tuple:
+    replicates = len(agents)
     regret, rewards, actions, props = _allocate(replicates, horizon, propensities)
     contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
-    if native:  # a native vector env but an agent without a batched form: R agent copies
+    if native:  # a native vector env but an agent without a batched form: R agent objects
         obs, _ = envs.reset(seed=seed)
         desc = _describe(envs)
-        agents = [agent_obj] + [_build_agent(agent, agent_kwargs, device)
-                                for _ in range(replicates - 1)]
         for r, ag in enumerate(agents):
-            ag.reset(desc, seed + r)
+            ag.reset(agent_description(desc, ag), seed + r)
         for t in range(horizon):
-            ctx = _context_ids(obs)
+            ctx = context_ids_of(obs)
             contexts = None if ctx is None or contexts is None else contexts
             if contexts is not None:
                 contexts[:, t] = ctx
@@ -217,7 +195,9 @@ def _run_looped(envs: Any, native: bool, agent: Any, agent_obj: Any,
             a = np.array([ag.act(obs[r]) for r, ag in enumerate(agents)], dtype=np.int64)
             next_obs, rew, _, _, info = envs.step(a)
             for r, ag in enumerate(agents):
-                ag.update(obs[r], int(a[r]), float(rew[r]), _row(info, r))
+                ag.update(obs[r], int(a[r]), float(rew[r]),
+                          agent_info(_row(info, r), float(rew[r]),
+                                     None if ctx is None else int(ctx[r])))
             regret[:, t], rewards[:, t], actions[:, t] = info["regret"], rew, a
             if props is not None:
                 props[:, t] = [p[r][a[r]] for r in range(replicates)]
@@ -225,17 +205,15 @@ def _run_looped(envs: Any, native: bool, agent: Any, agent_obj: Any,
             if bar is not None:
                 bar.update(1)
         return regret, rewards, actions, props, contexts
-    agents = [agent_obj] + [_build_agent(agent, agent_kwargs, device)
-                            for _ in range(replicates - 1)]
     observations = []
     for r, (env, ag) in enumerate(zip(envs, agents)):
         o, _ = env.reset(seed=seed + r)
-        ag.reset(_describe(env), seed + r)
+        ag.reset(agent_description(_describe(env), ag), seed + r)
         observations.append(o)
     for t in range(horizon):
         for r, (env, ag) in enumerate(zip(envs, agents)):
             o = observations[r]
-            ctx = _context_ids(np.asarray(o)[None])
+            ctx = context_ids_of(np.asarray(o)[None])
             if ctx is None:
                 contexts = None
             elif contexts is not None:
@@ -244,7 +222,8 @@ def _run_looped(envs: Any, native: bool, agent: Any, agent_obj: Any,
                 p = np.asarray(ag.action_probabilities(o, n_samples))
             a = int(ag.act(o))
             next_o, rew, _, _, info = env.step(a)
-            ag.update(o, a, float(rew), info)
+            ag.update(o, a, float(rew),
+                      agent_info(info, float(rew), None if ctx is None else int(ctx[0])))
             regret[r, t], rewards[r, t], actions[r, t] = info["regret"], rew, a
             if props is not None:
                 props[r, t] = p[a]
