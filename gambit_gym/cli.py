@@ -29,7 +29,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
                    "export a run's logged decisions in Open Bandit Pipeline's layout"),
 }
 
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ImportError, IndexError)
+USER_ERRORS = (ValueError, KeyError, ImportError, IndexError, OSError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of a user error.
+
+    An ``OSError`` raised by the system carries ``(errno, strerror)`` as its args and the file
+    as ``filename``; print those (``No such file or directory: missing/x.md``), never the bare
+    errno.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        return f"{exc.strerror}{where}"
+    return str(exc.args[0]) if exc.args else str(exc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gambit-gym: interrupted", file=sys.stderr)
         return 130
     except USER_ERRORS as exc:
-        message = exc.args[0] if exc.args else str(exc)
+        message = _one_line(exc)
         print(f"gambit-gym {args.command}: error: {message}", file=sys.stderr)
         return 2
 

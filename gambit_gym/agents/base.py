@@ -111,10 +111,14 @@ def _import_path(path: str) -> Callable[..., Any]:
         raise ImportError(
             f"cannot import module {module_name!r} for agent {path!r}: {exc}"
         ) from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise AttributeError(f"module {module_name!r} has no attribute {attr!r}") from None
+    target = getattr(module, attr, None)
+    if target is None:
+        raise ValueError(f"module {module_name!r} has no attribute {attr!r} (agent {path!r}); "
+                         f"check the class name after the ':'")
+    if not callable(target):
+        raise ValueError(f"agent {path!r} names a {type(target).__name__}, not an agent class "
+                         "or factory")
+    return target
 
 
 _BUILTIN_LOADED = False

@@ -13,7 +13,11 @@ from gambit_gym.bench.units import DEFAULT_CHUNK
 
 
 def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"give at least one name (comma-separated), got "
+                                         f"{text!r}; leave the option out to run them all")
+    return names
 
 
 def _json_dict(text: str) -> dict:

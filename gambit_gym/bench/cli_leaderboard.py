@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from gambit_gym._paths import output_file
 from gambit_gym.bench.leaderboard import FORMATS, Leaderboard
 from gambit_gym.bench.store import ResultStore
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     board = Leaderboard.from_store(ResultStore(args.store, create=False), suite=args.suite)
     text = board.render(args.format)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        output_file(args.output, what="--output").write_text(text, encoding="utf-8")
     else:
         print(text, end="")
     return 0

@@ -112,6 +112,8 @@ def from_records(records: list[UnitRecord], **kwargs: Any) -> dict[str, Any]:
 def save(feedback: dict[str, Any], path: str | Path) -> Path:
     """Write a feedback dict as ``.npz`` (scalars as 0-d arrays); see :func:`load`."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give a file name such as {path}/run.npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in feedback.items()})

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gambit_gym._paths import inside, output_dir, safe_filename
 from gambit_gym.bench import suites as suite_defs
 from gambit_gym.bench.analysis import SettingStats, summarise
 from gambit_gym.bench.store import ResultStore
@@ -84,16 +85,26 @@ def plot_suite(stats: list[SettingStats], suite: str, *, with_reference: bool = 
     return fig
 
 
+def figure_name(suite: str, fmt: str) -> str:
+    """The file name of a suite's figure: the suite's name reduced to a safe file name.
+
+    Suite names come from the store, which may come from someone else; a name such as
+    ``../../x`` or ``/etc/x`` must not become a path out of the output folder.
+    """
+    return f"{safe_filename(suite, what='suite name')}.{fmt}"
+
+
 def plot_store(store: ResultStore, out_dir: str | Path, *, suite: str | None = None,
                formats: tuple[str, ...] = FIGURE_FORMATS,
                with_reference: bool = False) -> list[Path]:
     """Write one figure per suite in the store, in each of ``formats``.
 
     Returns:
-        The files written (``<out_dir>/<suite>.<fmt>``).
+        The files written (``<out_dir>/<suite>.<fmt>``, the suite's name made a safe file name
+        by :func:`figure_name`).
 
     Raises:
-        ValueError: no results, or an unknown format.
+        ValueError: no results, an unknown format, or an output folder that cannot be written.
     """
     bad = [f for f in formats if f not in FIGURE_FORMATS]
     if bad:
@@ -104,8 +115,7 @@ def plot_store(store: ResultStore, out_dir: str | Path, *, suite: str | None = N
     import matplotlib.pyplot as plt
 
     names = [suite] if suite else list(store.suites())
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     written = []
     for name in names:
         records = store.records(suite=name)
@@ -113,7 +123,7 @@ def plot_store(store: ResultStore, out_dir: str | Path, *, suite: str | None = N
             continue
         fig = plot_suite(summarise(records), name, with_reference=with_reference)
         for fmt in formats:
-            path = out / f"{name}.{fmt}"
+            path = inside(out, figure_name(name, fmt))
             fig.savefig(path, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
             written.append(path)
         plt.close(fig)

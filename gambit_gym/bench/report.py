@@ -12,10 +12,12 @@ import datetime as _dt
 import html
 import json
 from pathlib import Path
+from urllib.parse import quote
 
+from gambit_gym._paths import inside, output_dir
 from gambit_gym.bench.analysis import summarise
 from gambit_gym.bench.leaderboard import Leaderboard
-from gambit_gym.bench.plots import plot_store
+from gambit_gym.bench.plots import figure_name, plot_store
 from gambit_gym.bench.store import ResultStore
 
 _CSS = """
@@ -37,15 +39,17 @@ def _when(t: float | None) -> str:
 def write_report(store: ResultStore, out_dir: str | Path) -> Path:
     """Write the report; returns the path of ``index.html``.
 
+    Every file lands inside ``out_dir``: figure names come from :func:`figure_name` (a suite
+    name from the store is never used as a path), and links are built from those names.
+
     Raises:
-        ValueError: the store holds no results.
+        ValueError: the store holds no results, or ``out_dir`` cannot be written.
     """
     esc = html.escape
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     overall = Leaderboard.from_store(store)
     for fmt in ("md", "csv", "json"):
-        (out / f"leaderboard.{fmt}").write_text(overall.render(fmt), encoding="utf-8")
+        inside(out, f"leaderboard.{fmt}").write_text(overall.render(fmt), encoding="utf-8")
     figures = plot_store(store, out / "figures")
     info = store.info()
     suites = store.suites()
@@ -69,9 +73,10 @@ def write_report(store: ResultStore, out_dir: str | Path) -> Path:
         parts.append(f"<h2 id=\"suite-{esc(name)}\">Suite <code>{esc(name)}</code></h2>")
         if definition.get("description"):
             parts.append(f"<p>{esc(definition['description'])}</p>")
-        png = f"figures/{name}.png"
-        if (out / png).is_file():
-            parts.append(f"<p><a href=\"figures/{esc(name)}.svg\"><img src=\"{esc(png)}\" "
+        png = f"figures/{quote(figure_name(name, 'png'))}"
+        svg = f"figures/{quote(figure_name(name, 'svg'))}"
+        if inside(out, f"figures/{figure_name(name, 'png')}").is_file():
+            parts.append(f"<p><a href=\"{esc(svg)}\"><img src=\"{esc(png)}\" "
                          f"alt=\"cumulative regret, suite {esc(name)}\"></a></p>")
         parts.append(Leaderboard.from_stats(stats).to_html(full_page=False))
         parts.append("<table class=\"meta\"><thead><tr><th>panel</th><th>agent</th>"
@@ -91,9 +96,9 @@ def write_report(store: ResultStore, out_dir: str | Path) -> Path:
     parts += [f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows]
     parts.append("</tbody></table>")
     parts.append("<p>Figures: " + ", ".join(
-        f"<a href=\"figures/{esc(p.name)}\">{esc(p.name)}</a>" for p in figures) + "</p>")
+        f"<a href=\"figures/{esc(quote(p.name))}\">{esc(p.name)}</a>" for p in figures) + "</p>")
     parts.append("</body></html>\n")
-    index = out / "index.html"
+    index = inside(out, "index.html")
     tmp = index.with_suffix(".html.tmp")
     tmp.write_text("\n".join(parts), encoding="utf-8")
     tmp.replace(index)
