@@ -93,7 +93,8 @@ def test_same_seed_same_problem_other_seed_other_problem():
 @pytest.mark.parametrize(
     ("kwargs", "error", "pattern"),
     [
-        ({"n_actoins": 5}, TypeError, "valid arguments: n_actions"),
+        ({"n_actoins": 5}, TypeError,
+         "got an unexpected keyword argument 'n_actoins'; valid keyword arguments: n_actions"),
         ({"n_actions": 1}, ValueError, "at least 2"),
         ({"n_effects": 0}, ValueError, "n_effects"),
         ({"dim": 2.5}, ValueError, "dim"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gambit_gym._validate import check_positive_int
+from gambit_gym._validate import check_positive_int, unexpected_kwargs_error
 from gambit_gym.envs.study import dimension_subset
 from gambit_gym.envs.study import outcome_facts as _facts
 
@@ -168,22 +168,26 @@ def valid_kwargs(preset: str) -> tuple[str, ...]:
     return USER_KWARGS + PRESET_KWARGS.get(preset, ()) + ("render_mode",)
 
 
-def make_config(preset: str, **kwargs: Any) -> GambitConfig:
+def make_config(preset: str, owner: str = "GambitEnv.__init__", /, **kwargs: Any) -> GambitConfig:
     """Build a validated config from a preset name and a user's kwargs.
 
+    Args:
+        preset: a key of :data:`PRESETS`.
+        owner: the callable named in an unknown-kwarg error, as Python would name it.
+        **kwargs: the user's env kwargs (see :func:`valid_kwargs`).
+
     Raises:
-        ValueError: an unknown preset or kwarg (the message lists the valid ones), or a bad
-            value.
+        ValueError: an unknown preset, or a bad value.
+        TypeError: an unknown kwarg, in Python's wording ("got an unexpected keyword
+            argument 'x'"), listing the valid ones.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; valid presets: {sorted(PRESETS)}")
     allowed = set(valid_kwargs(preset)) - {"render_mode", "generator", "embedder", "device"}
-    unknown = sorted(set(kwargs) - allowed)
+    unknown = [k for k in kwargs if k not in allowed]
     if unknown:
-        raise TypeError(
-            f"unknown keyword argument(s) {unknown} for the {preset!r} GAMBIT env; valid: "
-            f"{list(valid_kwargs(preset))}"
-        )
+        raise unexpected_kwargs_error(owner, unknown, valid_kwargs(preset),
+                                      f" (GAMBIT preset {preset!r})")
     known = {f.name for f in fields(GambitConfig)}
     values = {**PRESETS[preset], **{k: v for k, v in kwargs.items() if k in known}}
     if values.get("noise_level") is None:

@@ -8,9 +8,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from gambit_gym._validate import unexpected_kwargs_error
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.envs import counter_rng
-from gambit_gym.envs.config import GambitConfig, make_config
+from gambit_gym.envs.config import GambitConfig, make_config, valid_kwargs
 from gambit_gym.envs.dynamics import (
     GambitSimulator,
     GambitTables,
@@ -18,6 +19,12 @@ from gambit_gym.envs.dynamics import (
     context_id_of,
     initial_contexts,
     step_dynamics,
+)
+from gambit_gym.envs.render import (
+    RENDER_MODES,
+    check_render_mode,
+    notification_card,
+    notification_text,
 )
 from gambit_gym.text.contexts import ALL_CONTEXTS, CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS
 
@@ -98,8 +105,12 @@ class GambitEnv(gym.Env):
     ## Arguments
     ``noise_level`` (0-4, the study's ladder) or ``noise_sd``; ``n_prompts`` (K) or
     ``prompt_ids``; ``horizon``; ``bank`` (a bank file); ``no_message_reward`` (Optional env);
-    ``generator``, ``embedder``, ``device`` (Live env). Unknown kwargs raise a TypeError that
-    lists the valid ones.
+    ``generator``, ``embedder``, ``device`` (Live env); ``render_mode``: ``"ansi"`` (the
+    notification as text: context, prompt, message, reward) or ``"rgb_array"`` (an image of
+    the notification card with the style scores as bars). Unknown kwargs raise Python's
+    ``TypeError`` ("GambitEnv.__init__() got an unexpected keyword argument 'x'"), listing the
+    valid ones, so builders that retry without a kwarg (SB3's ``make_vec_env``, torchrl's
+    ``GymEnv``) work.
 
     >>> import gymnasium as gym, gambit_gym
     >>> env = gym.make("GambitIHS-v0")
@@ -112,16 +123,19 @@ class GambitEnv(gym.Env):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(self, preset: str = "3d", render_mode: str | None = None,
                  generator: Any = None, embedder: Any = None, device: str | None = None,
                  **kwargs: Any) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or "
-                             f"None, got {render_mode!r}")
-        if not preset.startswith("live") and (generator is not None or embedder is not None):
-            raise TypeError("generator= and embedder= are only accepted by GambitIHS-Live-v0")
+        check_render_mode("GambitEnv", render_mode, self.metadata["render_modes"])
+        if not preset.startswith("live"):
+            for name, value in (("generator", generator), ("embedder", embedder),
+                                ("device", device)):
+                if value is not None:
+                    raise unexpected_kwargs_error(
+                        "GambitEnv.__init__", [name], valid_kwargs(preset),
+                        f" (GAMBIT preset {preset!r}; {name}= is for GambitIHS-Live-v0)")
         self.config: GambitConfig = make_config(preset, **kwargs)
         self.render_mode = render_mode
         self._tables = build_tables(self.config)
@@ -135,7 +149,7 @@ class GambitEnv(gym.Env):
         self._key = 0
         self._t = 0
         self._context = 0
-        self._last_text = ""
+        self._last: tuple[Any, ...] | None = None  # what the last step showed, for render()
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None,
@@ -145,7 +159,7 @@ class GambitEnv(gym.Env):
         self._key = counter_rng.new_key(self.np_random)
         self._t = 0
         self._context = initial_contexts(self._key)
-        self._last_text = ""
+        self._last = None
         return self._tables.observations[self._context].copy(), {
             "context": dict(_CONTEXT_DICTS[self._context])}
 
@@ -176,14 +190,29 @@ class GambitEnv(gym.Env):
         }
         self._t += 1
         self._context = next_ctx
-        self._last_text = info["text"]
+        self._last = (info["context"], info["prompt"], info["text"], float(reward),
+                      info["regret"], z_working)
         truncated = self._t >= self._horizon
         return self._tables.observations[self._context].copy(), float(reward), False, \
             truncated, info
 
-    def render(self) -> str | None:
-        """``ansi``: the last message sent."""
-        return self._last_text if self.render_mode == "ansi" else None
+    def render(self) -> str | np.ndarray | None:
+        """Draw the last notification (before any step: the context of the next decision).
+
+        ``ansi``: a string with the context, prompt, message and reward. ``rgb_array``: a
+        ``(H, 480, 3)`` uint8 image of the notification card on a phone, its style scores as
+        bars (see :mod:`gambit_gym.envs.render`). None without a render mode.
+        """
+        if self.render_mode is None:
+            return None
+        if self._last is None:
+            context, prompt, text, reward, regret, z = (
+                dict(_CONTEXT_DICTS[self._context]), None, None, None, None, None)
+        else:
+            context, prompt, text, reward, regret, z = self._last
+        if self.render_mode == "ansi":
+            return notification_text(context, prompt, text, reward, regret)
+        return notification_card(context, text, z, self._tables.working_names, reward)
 
     # ------------------------------------------------------------------ simulator and oracle
     def simulate(self, action: int, context: Any, n: int,

@@ -22,8 +22,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from gambit_gym._validate import check_positive_int
+from gambit_gym._validate import check_positive_int, unexpected_kwargs_error
 from gambit_gym.agents.base import EnvDescription
+from gambit_gym.envs.render import (
+    RENDER_MODES,
+    arm_values_image,
+    arm_values_text,
+    check_render_mode,
+)
 
 LINKS: tuple[str, ...] = ("linear", "logistic")
 BERNOULLI_SIGMA: float = 0.5
@@ -117,12 +123,22 @@ class MixedEffectConfig:
             raise ValueError(f"{name} must be symmetric positive definite")
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> MixedEffectConfig:
-        """Build a config, rejecting unknown keyword arguments with the list of valid ones."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(kwargs) - set(valid))
+    def from_kwargs(cls, owner: str = "MixedEffectEnv.__init__", /,
+                    **kwargs: Any) -> MixedEffectConfig:
+        """Build a config, rejecting unknown keyword arguments with the list of valid ones.
+
+        Args:
+            owner: the callable named in the error, as Python would name it.
+            **kwargs: the config's fields.
+
+        Raises:
+            TypeError: an unknown keyword, in Python's wording ("got an unexpected keyword
+                argument 'x'"), listing the valid ones.
+        """
+        valid = [f.name for f in dataclasses.fields(cls) if f.name != "link"]
+        unknown = [k for k in kwargs if k not in valid and k != "link"]
         if unknown:
-            raise TypeError(f"unknown argument(s) {unknown}; valid arguments: {', '.join(valid)}")
+            raise unexpected_kwargs_error(owner, unknown, valid + ["render_mode"])
         return cls(**kwargs)
 
     @property
@@ -209,8 +225,9 @@ class MixedEffectEnv(gym.Env):
 
     ``n_actions`` (K, 100), ``n_effects`` (L, 3), ``dim`` (d, 2), ``sigma`` (linear only, 1.0),
     ``b_low`` / ``b_high`` (loading range), ``mu_psi`` (0), ``sigma_psi`` (3·I), ``sigma_0``
-    (I), ``n_contexts`` (100), ``horizon`` (5000). Unknown arguments raise a TypeError listing
-    the valid ones. ``env.unwrapped.describe()`` gives agents the structure
+    (I), ``n_contexts`` (100), ``horizon`` (5000), ``render_mode`` (``"ansi"`` or
+    ``"rgb_array"``). Unknown arguments raise Python's ``TypeError`` ("got an unexpected keyword
+    argument 'x'"), listing the valid ones. ``env.unwrapped.describe()`` gives agents the structure
     (``extra``: ``b``, ``mu_psi``, ``sigma_psi``, ``sigma_0``, ``sigma``, ``link``).
 
     >>> import gymnasium as gym, gambit_gym
@@ -228,20 +245,21 @@ class MixedEffectEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
     _LINK: ClassVar[str] = "linear"
     _DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         """Build the env; see the class docstring for the arguments."""
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
+        owner = f"{type(self).__name__}.__init__"
+        check_render_mode(type(self).__name__, render_mode, self.metadata["render_modes"])
         if "link" in kwargs:
             raise TypeError("link is fixed by the env class; use the other env id instead")
-        self.config = MixedEffectConfig.from_kwargs(**{**self._DEFAULTS, "link": self._LINK,
-                                                       **kwargs})
+        self.config = MixedEffectConfig.from_kwargs(owner, **{**self._DEFAULTS,
+                                                              "link": self._LINK, **kwargs})
         cfg = self.config
-        self.render_mode = None
+        self.render_mode = render_mode
+        self._last: tuple[Any, ...] | None = None  # (means, action, reward, regret) for render
         self.action_space = spaces.Discrete(cfg.n_actions)
         self.observation_space = spaces.Box(-1.0, 1.0, (cfg.n_actions, cfg.dim), np.float32)
         self._mu_psi, self._sigma_psi, self._sigma_0 = cfg.prior_arrays()
@@ -317,6 +335,7 @@ class MixedEffectEnv(gym.Env):
         super().reset(seed=seed)
         self._draw_problem()
         self._t = 0
+        self._last = None
         return self._draw_contexts(), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -337,9 +356,25 @@ class MixedEffectEnv(gym.Env):
             "optimal_expected_reward": float(means[best]),
             "regret": float(max(means[best] - means[a], 0.0)),
         }
+        self._last = (means, a, reward, info["regret"])
         self._t += 1
         truncated = bool(self._t >= self.config.horizon)
         return self._draw_contexts(), reward, False, truncated, info
+
+    def render(self) -> str | np.ndarray | None:
+        """Draw the last round (see :mod:`gambit_gym.envs.render`).
+
+        ``ansi``: the action played, its reward, the best action and the regret.
+        ``rgb_array``: a ``(320, 480, 3)`` uint8 bar chart of every action's expected reward
+        that round, the played one in blue and the best in green. None without a render mode.
+        """
+        if self.render_mode is None:
+            return None
+        means, action, reward, regret = self._last if self._last is not None else (
+            None, None, None, None)
+        if self.render_mode == "ansi":
+            return arm_values_text(self._t, means, action, reward, regret)
+        return arm_values_image(means, action, f"{type(self).__name__}, round {self._t}")
 
 
 class MixedEffectLinearEnv(MixedEffectEnv):
