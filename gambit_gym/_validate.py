@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 
 def check_positive_int(name: str, value: Any, *, allow_none: bool = False,
@@ -44,3 +47,119 @@ def unexpected_kwargs_error(owner: str, unknown: Iterable[str], valid: Iterable[
         msg += f" (and {', '.join(repr(n) for n in names[1:])})"
     msg += f"; valid keyword arguments: {', '.join(valid)}{note}"
     return TypeError(msg)
+
+
+def check_number(name: str, value: Any, *, minimum: float | None = None,
+                 maximum: float | None = None, strict: bool = False,
+                 allow_none: bool = False) -> float | None:
+    """``float(value)``, or a ValueError naming ``name`` unless it is a finite real number.
+
+    Booleans and strings are refused (``True`` is not a noise level); numpy scalars are
+    accepted. ``minimum`` is inclusive, or exclusive with ``strict``; ``maximum`` is inclusive.
+    """
+    if value is None and allow_none:
+        return None
+    bound = ""
+    if minimum is not None:
+        bound = f" {'>' if strict else '>='} {minimum:g}"
+    if maximum is not None:
+        bound += f"{' and' if bound else ''} <= {maximum:g}"
+    what = f"a finite number{bound}{' or None' if allow_none else ''}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    out = float(value)
+    if (not math.isfinite(out) or (minimum is not None and (out < minimum or
+                                                             (strict and out == minimum)))
+            or (maximum is not None and out > maximum)):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return out
+
+
+def check_index(name: str, value: Any, n: int) -> int:
+    """``int(value)``, or an error naming ``name`` unless it is an integer in ``[0, n)``.
+
+    Python and numpy integers pass, and so does a numpy integer array holding one value (what
+    ``action_space.sample()`` and Stable-Baselines3's ``predict`` return). Floats (``2.9`` is
+    not arm 2), strings, booleans and negative values (``-1`` is not the last arm) are refused.
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: an integer outside ``[0, n)``.
+    """
+    raw = value
+    if isinstance(value, np.ndarray) and value.size == 1 and value.ndim <= 1:
+        value = value.reshape(()).item() if np.issubdtype(value.dtype, np.integer) else value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer in 0..{n - 1}, got {raw!r} "
+                        f"({type(raw).__name__})")
+    if not 0 <= value < n:
+        raise ValueError(f"{name} must be an integer in 0..{n - 1}, got {int(value)}")
+    return int(value)
+
+
+def check_index_sequence(name: str, value: Any, n: int) -> tuple[int, ...]:
+    """A non-empty sequence of distinct integers in ``[0, n)``, as a tuple of ints.
+
+    A string is refused (``"012"`` is not three ids), and so is any element that is not an
+    integer (floats, booleans).
+
+    Raises:
+        TypeError: not a sequence of integers.
+        ValueError: empty, an id out of range, or an id repeated.
+    """
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of integers in 0..{n - 1}, got {value!r} "
+                        f"({type(value).__name__})")
+    items = list(value.tolist() if isinstance(value, np.ndarray) else value)
+    if not items:
+        raise ValueError(f"{name} must name at least one id in 0..{n - 1}, got {value!r}")
+    out = tuple(check_index(f"{name}[{i}]", v, n) for i, v in enumerate(items))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must not repeat an id, got {value!r}")
+    return out
+
+
+def check_seed(name: str, value: Any) -> int | None:
+    """None, or a non-negative integer seed (booleans and floats refused), as an int.
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: negative.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer or None, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer or None, got {value}")
+    return int(value)
+
+
+def check_propensities(name: str, p: Any, n: int, chosen: int | None = None, *,
+                       atol: float = 1e-4) -> np.ndarray:
+    """A probability vector over ``n`` arms, as float64, checked.
+
+    Finite, non-negative, summing to 1 within ``atol``, and positive on ``chosen`` (an agent
+    that gives its own choice probability 0 breaks every off-policy estimator).
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    try:
+        arr = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {n} probabilities, got {p!r}") from None
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one probability per arm), got shape "
+                         f"{arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {arr.tolist()}")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative, got {arr.tolist()}")
+    if abs(arr.sum() - 1.0) > atol:
+        raise ValueError(f"{name} must sum to 1 (within {atol:g}), got sum {arr.sum():.6g}")
+    if chosen is not None and arr[chosen] <= 0:
+        raise ValueError(f"{name} gives the chosen arm {chosen} probability 0; an agent must "
+                         "give its own choice a positive probability")
+    return arr

@@ -37,6 +37,12 @@ class FakeLLMServer:
         require_key: when set, requests without ``Authorization: Bearer <key>`` get 401.
         bad_replies: this many successful answers are a degenerate message ("ok ok"), which
             the generators' post-processing rejects and draws again.
+        redirect_to: when set, every POST is answered ``307`` to this URL + the path.
+        trickle: when > 0, the reply body is sent one byte every ``trickle`` seconds.
+        retry_after: ``Retry-After`` header value sent with 429 answers.
+
+    A 401 answer echoes the ``Authorization`` header it got, as some real servers do
+    ("Incorrect API key provided: sk-..."), so that tests can check the key is not repeated.
     """
 
     def __init__(self, delay: float = 0.0, require_key: str | None = None) -> None:
@@ -46,6 +52,9 @@ class FakeLLMServer:
         self.delay = delay
         self.require_key = require_key
         self.bad_replies = 0
+        self.redirect_to: str | None = None
+        self.trickle = 0.0
+        self.retry_after: str | None = None
         self.lock = threading.Lock()
         server = self
 
@@ -63,13 +72,20 @@ class FakeLLMServer:
                     server.bad_replies -= bad
                 if server.delay:
                     time.sleep(server.delay)
+                if server.redirect_to is not None:
+                    self.send_response(307)
+                    self.send_header("Location", server.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if server.require_key is not None:
                     auth = self.headers.get("Authorization", "")
                     if auth != f"Bearer {server.require_key}":
                         code = 401
                 if code != 200:
-                    self._send(code, {"error": {"message": "invalid api key" if code == 401
-                                                else "server exploded"}})
+                    auth = self.headers.get("Authorization", "")
+                    self._send(code, {"error": {"message": f"invalid api key: {auth}"
+                                                if code == 401 else "server exploded"}})
                     return
                 if self.path == "/api/generate":
                     text = "ok ok" if bad else reply_text(body["prompt"], body["options"]["seed"])
@@ -88,8 +104,16 @@ class FakeLLMServer:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    if code == 429 and server.retry_after is not None:
+                        self.send_header("Retry-After", server.retry_after)
                     self.end_headers()
-                    self.wfile.write(data)
+                    if server.trickle > 0:
+                        for i in range(len(data)):
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(server.trickle)
+                    else:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

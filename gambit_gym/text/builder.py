@@ -566,7 +566,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``gambit-gym build-bank``."""
-    from gambit_gym.text.generators import HTTPConfig, SamplingConfig, make_generator
+    from gambit_gym.text.generators import (
+        GenerationError,
+        HTTPConfig,
+        SamplingConfig,
+        make_generator,
+    )
 
     progress = not args.no_progress
     if args.merge_partial:
@@ -589,13 +594,17 @@ def run(args: argparse.Namespace) -> int:
     gen = make_generator(args.generator, device=args.device, batch_size=args.batch_size,
                          sampling=sampling, http=http, base_url=args.base_url,
                          api_key_env=args.api_key_env, dtype=args.dtype)
-    bank = build_bank(gen, None if args.texts_only else args.embedder, library,
-                      per_pair=args.per_pair, out=args.out, seed=args.seed,
-                      batch_size=args.batch_size, device=args.device,
-                      reps_per_chunk=args.reps_per_chunk, prompt_ids=_int_list(args.prompts),
-                      context_ids=_int_list(args.contexts), texts_only=args.texts_only,
-                      progress=progress, keep_chunks=args.keep_chunks,
-                      max_chunks=args.max_chunks)
+    try:
+        bank = build_bank(gen, None if args.texts_only else args.embedder, library,
+                          per_pair=args.per_pair, out=args.out, seed=args.seed,
+                          batch_size=args.batch_size, device=args.device,
+                          reps_per_chunk=args.reps_per_chunk, prompt_ids=_int_list(args.prompts),
+                          context_ids=_int_list(args.contexts), texts_only=args.texts_only,
+                          progress=progress, keep_chunks=args.keep_chunks,
+                          max_chunks=args.max_chunks)
+    except GenerationError as exc:  # a server down or refusing: one line, finished chunks kept
+        raise ValueError(f"{exc} (finished chunks are kept; run the same command again to "
+                         "resume)") from None
     if bank is not None:
         print(f"wrote {args.out}: {bank!r}")
     elif args.texts_only and Path(args.out).exists() and not args.max_chunks:

@@ -27,22 +27,21 @@ An output that is empty or degenerate after cleaning (:func:`is_degenerate`: few
 :data:`MIN_WORDS` words, mostly repeated words, a repeated phrase, or leftover markup) is
 *rejected* and drawn again with a new seed derived from (seed, attempt), up to
 ``max_attempts`` times; :attr:`BaseGenerator.rejections` counts the rejected drafts and the
-builder records the count in the bank's metadata.
+builder records the count in the bank's metadata. When every draft of a query was rejected, the
+longest of them (a real model output) is kept and counted in :attr:`BaseGenerator.unresolved`
+(recorded in the bank's metadata too); when every draft was empty, :meth:`generate` raises
+:class:`GenerationError`: no fixed text is ever passed off as generated.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import importlib.util
 import json
 import math
 import os
 import re
-import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -91,7 +90,8 @@ class SamplingConfig:
         max_new_tokens: token limit of one message.
         temperature: sampling temperature (> 0).
         top_p: nucleus sampling mass.
-        max_attempts: draws per query before the last draft is kept anyway.
+        max_attempts: draws per query; after that the longest rejected draft is kept and
+            counted as unresolved, or, when all were empty, :class:`GenerationError` is raised.
         system: the system instruction (None: the backend sends none).
     """
 
@@ -102,14 +102,15 @@ class SamplingConfig:
     system: str | None = None
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        from gambit_gym._validate import check_number, check_positive_int
+
+        check_positive_int("max_new_tokens", self.max_new_tokens)
+        check_positive_int("max_attempts", self.max_attempts)
+        self.temperature = check_number("temperature", self.temperature, minimum=0.0,
+                                        strict=True)
+        self.top_p = check_number("top_p", self.top_p, minimum=0.0, maximum=1.0, strict=True)
+        if self.system is not None and not isinstance(self.system, str):
+            raise ValueError(f"system must be a string or None, got {type(self.system).__name__}")
 
 
 def derive_seed(*parts: int) -> int:
@@ -299,9 +300,14 @@ class BaseGenerator:
                         fallback[i] = msg
                     still.append(i)
             todo = still
-        for i in todo:  # kept anyway after max_attempts
+        for i in todo:  # every draft rejected: keep the longest real draft, counted
+            if not fallback[i]:
+                raise GenerationError(
+                    f"{self.name}: no usable message for query {i} after "
+                    f"{self.sampling.max_attempts} drafts (all empty after cleaning); check the "
+                    f"model and its settings, or raise max_attempts. Query: {prompts[i][:120]!r}")
             self.unresolved += 1
-            result[i] = fallback[i] or "Time for a short walk today."
+            result[i] = fallback[i]
         return [str(r) for r in result]
 
     def _clean(self, raw: str, prompt: str) -> tuple[str, bool]:
@@ -647,15 +653,23 @@ class SmolLM2Generator(HFGenerator):
 
 
 # ----------------------------------------------------------------------------- HTTP backends
+HTTPX_HINT = "pip install 'gambit-gym[llm]' (or pip install httpx)"
+_MAX_REDIRECTS = 5
+_MAX_RETRY_AFTER = 60.0
+
+
 @dataclass
 class HTTPConfig:
     """Network settings of the HTTP backends.
 
     Attributes:
-        timeout: seconds for one request.
+        timeout: total seconds one request may take, from connecting to the last byte of the
+            reply (a server that trickles its reply is cut off at this deadline, not after
+            ``timeout`` seconds of silence).
         retries: further tries after a failed request (timeouts, connection errors, HTTP 429
-            and 5xx; never 4xx such as 401).
-        backoff: seconds before the first retry, doubled on each further one.
+            and 5xx; never other 4xx such as 401).
+        backoff: seconds before the first retry, doubled on each further one (a 429's
+            ``Retry-After`` is honoured up to 60 s).
         concurrency: requests in flight at once.
     """
 
@@ -665,24 +679,58 @@ class HTTPConfig:
     concurrency: int = 4
 
     def __post_init__(self) -> None:
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {self.timeout}")
-        if self.retries < 0:
-            raise ValueError(f"retries must be >= 0, got {self.retries}")
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        from gambit_gym._validate import check_number, check_positive_int
+
+        self.timeout = check_number("timeout", self.timeout, minimum=0.0, strict=True)
+        self.backoff = check_number("backoff", self.backoff, minimum=0.0)
+        self.retries = check_positive_int("retries", self.retries, minimum=0)
+        self.concurrency = check_positive_int("concurrency", self.concurrency)
+
+
+def _httpx() -> Any:
+    """The ``httpx`` module, imported on first use so that ``import gambit_gym`` stays light."""
+    try:
+        import httpx
+    except ImportError:
+        raise ImportError(f"the HTTP generators need httpx: {HTTPX_HINT}") from None
+    return httpx
+
+
+class _Retry(Exception):
+    """A failed try that may be retried (429, 5xx, timeout, connection error)."""
+
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
 
 
 class _HTTPGenerator(BaseGenerator):
-    """Shared request logic: JSON POST with timeout, retries with backoff, clear errors."""
+    """Shared request logic: JSON POST with a total deadline, bounded retries, clear errors.
+
+    Requests go through ``httpx`` with redirects handled here: a redirect to the same scheme,
+    host and port (307/308, which keep the POST) is followed; one to any other origin is refused,
+    so the ``Authorization`` header never reaches a host the user did not name. Error texts
+    never carry the API key: a 401/403 reply's body is not shown, and any other body shown is
+    cut to 200 characters with the key masked.
+    """
 
     hint = ""
 
     def __init__(self, base_url: str, model: str, sampling: SamplingConfig | None,
                  http: HTTPConfig | None) -> None:
         super().__init__(sampling)
-        if not re.match(r"^https?://", base_url):
+        if not isinstance(base_url, str) or not re.match(r"^https?://", base_url):
             raise ValueError(f"base URL must start with http:// or https://, got {base_url!r}")
+        if "@" in base_url.split("/")[2]:
+            raise ValueError("base URL must not hold credentials (user:password@host); give the "
+                             "key through an environment variable (api_key_env)")
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model must be a non-empty string, got {model!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.http = http or HTTPConfig()
@@ -691,58 +739,119 @@ class _HTTPGenerator(BaseGenerator):
     def _headers(self) -> dict[str, str]:
         return {}
 
+    def _secrets(self) -> list[str]:
+        """Values that must never appear in an error (the API key)."""
+        return []
+
+    def _mask(self, text: str) -> str:
+        for secret in self._secrets():
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        httpx = _httpx()
         url = self.base_url + path
+        headers = {"Content-Type": "application/json", **self._headers()}
         data = json.dumps(payload).encode()
         last = ""
         for attempt in range(self.http.retries + 1):
-            if attempt:
-                self.retried += 1
-                time.sleep(self.http.backoff * 2 ** (attempt - 1))
-            req = urllib.request.Request(
-                url, data=data, method="POST",
-                headers={"Content-Type": "application/json", **self._headers()},
-            )
             try:
-                with urllib.request.urlopen(req, timeout=self.http.timeout) as resp:
-                    body = resp.read()
-            except urllib.error.HTTPError as exc:
-                detail = _error_detail(exc)
-                if exc.code in (401, 403):
-                    raise GenerationError(
-                        f"{self.name}: {url} refused the request (HTTP {exc.code}: {detail}); "
-                        f"{self._auth_hint()}"
-                    ) from None
-                if exc.code == 429 or exc.code >= 500:
-                    last = f"HTTP {exc.code}: {detail}"
-                    continue
-                raise GenerationError(
-                    f"{self.name}: {url} answered HTTP {exc.code}: {detail}; check the model "
-                    f"name {self.model!r} and the base URL{self.hint}"
-                ) from None
-            except TimeoutError:
-                last = f"no answer within {self.http.timeout:g} s (timeout)"
-                continue
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, (TimeoutError, socket.timeout)):
-                    last = f"no answer within {self.http.timeout:g} s (timeout)"
-                elif isinstance(reason, ConnectionRefusedError):
-                    last = "connection refused"
-                else:
-                    last = f"connection failed ({reason})"
-                continue
-            except (http.client.HTTPException, ConnectionError) as exc:
-                last = f"connection broken ({type(exc).__name__})"
+                body = self._try(httpx, url, headers, data)
+            except _Retry as exc:
+                last = exc.reason
+                if attempt < self.http.retries:
+                    self.retried += 1
+                    wait = self.http.backoff * 2 ** attempt
+                    if exc.wait is not None:
+                        wait = max(wait, min(exc.wait, _MAX_RETRY_AFTER))
+                    time.sleep(wait)
                 continue
             try:
                 return json.loads(body)
             except ValueError:
-                raise GenerationError(f"{self.name}: {url} answered with something that is not "
-                                      f"JSON: {body[:200]!r}") from None
+                raise GenerationError(
+                    f"{self.name}: {url} answered with something that is not JSON: "
+                    f"{self._mask(repr(body[:200]))}") from None
         raise GenerationError(
             f"{self.name}: request to {url} failed after {self.http.retries + 1} tries: {last}; "
             f"is the server running and reachable at {self.base_url}?{self.hint}"
+        )
+
+    def _try(self, httpx: Any, url: str, headers: dict[str, str], data: bytes) -> bytes:
+        """One request (following same-origin redirects) within ``http.timeout`` seconds.
+
+        Raises:
+            _Retry: a failure worth retrying.
+            GenerationError: any other failure.
+        """
+        limit = self.http.timeout
+        deadline = time.monotonic() + limit
+        too_slow = f"no complete answer within {limit:g} s (timeout)"
+        target = httpx.URL(url)
+        with httpx.Client(follow_redirects=False, trust_env=False) as client:
+            for _ in range(_MAX_REDIRECTS + 1):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Retry(too_slow)
+                try:
+                    with client.stream("POST", target, content=data, headers=headers,
+                                       timeout=httpx.Timeout(left)) as resp:
+                        if resp.is_redirect:
+                            target = self._redirect(httpx, target, resp)
+                            continue
+                        chunks = []
+                        for chunk in resp.iter_raw():
+                            chunks.append(chunk)
+                            if time.monotonic() > deadline:
+                                raise _Retry(too_slow)
+                        body = b"".join(chunks)
+                        status = resp.status_code
+                        retry_after = resp.headers.get("Retry-After")
+                except httpx.TimeoutException:
+                    raise _Retry(too_slow) from None
+                except httpx.TransportError as exc:
+                    text = str(exc)
+                    if isinstance(exc, httpx.ConnectError) and "refused" in text.lower():
+                        raise _Retry("connection refused") from None
+                    raise _Retry(f"connection failed ({type(exc).__name__}: "
+                                 f"{self._mask(text)[:200]})") from None
+                return self._check_status(url, status, body, retry_after)
+        raise GenerationError(f"{self.name}: {url} redirected more than {_MAX_REDIRECTS} times")
+
+    def _redirect(self, httpx: Any, target: Any, resp: Any) -> Any:
+        """The next URL of a redirect, refused unless it is a POST-keeping same-origin one."""
+        location = resp.headers.get("Location", "")
+        nxt = target.join(location)
+        if _origin(nxt) != _origin(target):
+            raise GenerationError(
+                f"{self.name}: {target} redirected to another host ({nxt.scheme}://{nxt.host}"
+                f"{':' + str(nxt.port) if nxt.port else ''}); the request (and its API key) is "
+                "not sent there. If that server is the right one, give its address as the base "
+                "URL")
+        if resp.status_code not in (307, 308):
+            raise GenerationError(
+                f"{self.name}: {target} answered HTTP {resp.status_code} (redirect to "
+                f"{nxt.path}), which would turn the POST into a GET; give the final address as "
+                "the base URL")
+        return nxt
+
+    def _check_status(self, url: str, status: int, body: bytes, retry_after: str | None) -> bytes:
+        if 200 <= status < 300:
+            return body
+        if status in (401, 403):  # the body may echo the key: never shown
+            raise GenerationError(f"{self.name}: {url} refused the request (HTTP {status}); "
+                                  f"{self._auth_hint()}")
+        detail = self._mask(_error_detail(body))
+        if status == 429 or status >= 500:
+            wait = None
+            if retry_after is not None:
+                with contextlib.suppress(ValueError):
+                    wait = max(float(retry_after), 0.0)
+            raise _Retry(f"HTTP {status}: {detail}", wait)
+        raise GenerationError(
+            f"{self.name}: {url} answered HTTP {status}: {detail}; check the model "
+            f"name {self.model!r} and the base URL{self.hint}"
         )
 
     def _auth_hint(self) -> str:
@@ -769,19 +878,17 @@ class _HTTPGenerator(BaseGenerator):
                 "timeout": self.http.timeout, "retries": self.http.retries}
 
 
-def _error_detail(exc: urllib.error.HTTPError) -> str:
+def _error_detail(body: bytes) -> str:
+    """The ``error.message`` of a JSON error reply, else the start of its text."""
+    text = body.decode("utf-8", "replace")
     try:
-        body = exc.read().decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 - best effort
-        body = ""
-    try:
-        err = json.loads(body).get("error", body)
+        err = json.loads(text).get("error", text)
         if isinstance(err, dict):
             err = err.get("message", str(err))
-        body = str(err)
+        text = str(err)
     except (ValueError, AttributeError):
         pass
-    return (body or exc.reason or "").strip()[:200]
+    return " ".join(text.split())[:200]
 
 
 class OllamaGenerator(_HTTPGenerator):
@@ -853,6 +960,10 @@ class OpenAICompatibleGenerator(_HTTPGenerator):
                 "keys"
             )
         return {"Authorization": f"Bearer {key}"}
+
+    def _secrets(self) -> list[str]:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return [key] if key else []
 
     def _auth_hint(self) -> str:
         if self.api_key_env:
