@@ -50,6 +50,8 @@ class SettingStats:
         curve_var: its variance over replicates per step, ``(T,)``.
         wall_time_s: total run time of the units.
         score: normalised score (filled by :func:`add_scores`).
+        ref_random: the Random row's mean regret at T used for the score.
+        ref_oracle: the Oracle row's (or 0).
     """
 
     suite: str
@@ -69,6 +71,18 @@ class SettingStats:
     curve_var: np.ndarray = field(repr=False)
     wall_time_s: float = 0.0
     score: float = float("nan")
+    ref_random: float = float("nan")
+    ref_oracle: float = float("nan")
+
+    def replicate_scores(self) -> np.ndarray:
+        """Each replicate's normalised score, ``(n,)`` (all NaN where :attr:`score` is NaN).
+
+        The same normalisation as :attr:`score`, applied to each replicate's regret at T: the
+        run scores the aggregates (IQM, probability of improvement) are computed over.
+        """
+        if not np.isfinite(self.score):
+            return np.full(self.final_regret.shape, np.nan)
+        return (self.ref_random - self.final_regret) / (self.ref_random - self.ref_oracle)
 
     def band(self, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Per-step interval of mean cumulative regret, each ``(T,)``."""
@@ -144,3 +158,4 @@ def add_scores(rows: list[SettingStats]) -> None:
             r.score = float("nan")
         else:
             r.score = float((lo - r.mean) / (lo - hi))
+            r.ref_random, r.ref_oracle = float(lo), float(hi)
