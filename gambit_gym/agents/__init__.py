@@ -1,9 +1,10 @@
-"""Bandit agents and the agent protocol.
+"""Bandit agents and the agent protocol (docs/agents.md: writing your own).
 
 >>> from gambit_gym import agents
 >>> agent = agents.make("StdTS")  # doctest: +SKIP
 """
 
 from gambit_gym.agents.base import Agent, EnvDescription, make, names, register, resolve
+from gambit_gym.agents.simple import BaseAgent
 
-__all__ = ["Agent", "EnvDescription", "make", "names", "register", "resolve"]
+__all__ = ["Agent", "BaseAgent", "EnvDescription", "make", "names", "register", "resolve"]

@@ -9,16 +9,22 @@ the same records for the same suite.
 
 - ``serial``: in this process (``--workers 1``).
 - ``local`` (default): a process pool over all cores (``spawn``ed workers, one BLAS/torch
-  thread each so that the pool does not oversubscribe the cores).
+  thread each so that the pool does not oversubscribe the cores). Spawned workers import the
+  calling script again; a script that calls :func:`sweep` from its top level without an
+  ``if __name__ == "__main__":`` guard would start the sweep again in every worker, so there the
+  pool falls back to running serially, with a warning that says how to get the pool back.
 - ``ray``: Ray tasks on a local instance (``ray.init()``) or an existing cluster
   (``--ray-address``); needs the ``gambit-gym[ray]`` extra.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
+import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -82,9 +88,22 @@ class LocalExecutor:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
 
     def map_units(self, units: Sequence[Unit]) -> Iterator[UnitRecord | UnitFailure]:
-        """Yield records as the workers finish them; at most ``workers`` units in flight."""
+        """Yield records as the workers finish them; at most ``workers`` units in flight.
+
+        Runs serially (with a warning) when called from a script's top level outside an
+        ``if __name__ == "__main__":`` guard, where spawned workers would re-run the script.
+        """
         import multiprocessing as mp
 
+        script = unguarded_main_script()
+        if script is not None and self.workers > 1:
+            warnings.warn(
+                f"{script} calls the sweep outside an 'if __name__ == \"__main__\":' block, "
+                "where a process pool's workers would run the script again; running the units "
+                "serially instead. Put the sweep under that guard to use every core.",
+                RuntimeWarning, stacklevel=3)
+            yield from SerialExecutor().map_units(units)
+            return
         pending = list(units)[::-1]
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
                                    initializer=_init_worker)
@@ -107,6 +126,51 @@ class LocalExecutor:
                 for proc in procs:
                     if proc.is_alive():
                         proc.terminate()
+
+
+def unguarded_main_script() -> str | None:
+    """The script this process runs, if it is calling us from top-level code outside a guard.
+
+    Spawned workers import the main script again (as ``__mp_main__``); its top-level code runs
+    again there, except what sits under ``if __name__ == "__main__":``. This finds the main
+    module's frame on the current call stack and, from the script's source, whether the
+    statement being executed is under that guard.
+
+    Returns:
+        the script's path where a process pool would re-run the call, else None (no script,
+        e.g. an interactive session or a notebook; called under the guard; called from a
+        function that the script's top level does not call unguarded; source unreadable).
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return None
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>"
+                                     and frame.f_globals.get("__name__") == "__main__"):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    line = frame.f_lineno
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for stmt in tree.body:
+        if stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+            return None if isinstance(stmt, ast.If) and _is_main_guard(stmt.test) else str(path)
+    return None
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    consts = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and consts == ["__main__"]
 
 
 class RayExecutor:

@@ -20,6 +20,7 @@ replicate), and agents receive only the deployed-app part of the step info (an
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -82,7 +83,8 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
         device: torch device for agents that take one (``"cpu"``, ``"cuda"``); None: theirs.
         progress: show a tqdm progress bar.
         propensities: record the probability of each chosen action (Monte Carlo over the
-            agent's randomisation; costs time).
+            agent's randomisation; costs time). Skipped, with a warning, for an agent that
+            has no ``action_probabilities``.
         n_propensity_samples: Monte Carlo samples per decision for propensities.
 
     Returns:
@@ -109,6 +111,12 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     envs, native = _make_envs(env_id, replicates, make_kwargs)
     batched = native and all(hasattr(agent_obj, m) for m in
                              ("reset_batch", "act_batch", "update_batch"))
+    method = "action_probabilities_batch" if batched else "action_probabilities"
+    skipped = propensities and not callable(getattr(agent_obj, method, None))
+    if skipped:
+        warnings.warn(f"agent {label} has no {method}(); its propensities are not recorded "
+                      "(the other results are unchanged)", UserWarning, stacklevel=2)
+        propensities = False
     bar = _progress_bar(horizon, progress, f"{label} on {env_id}")
     try:
         if batched:
@@ -130,6 +138,7 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     metadata = {"runner": "batched" if batched else "looped", "device": device,
                 "agent_class": _agent_label(type(agent_obj)),
                 "propensity_samples": n_propensity_samples if propensities else None,
+                "propensities_skipped": "agent has no action_probabilities" if skipped else None,
                 "versions": _versions()}
     return RunResult(env_id=env_id, agent=label, regret=regret, rewards=rewards, actions=actions,
                      propensities=props, contexts=contexts,

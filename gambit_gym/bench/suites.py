@@ -179,8 +179,10 @@ class Suite:
         """A copy with a user's agent added beside the suite's agents, on every env config.
 
         Args:
-            agent: a registered name, a ``"module:Class"`` path, or a class (importable by
-                worker processes: defined in a module, not in ``__main__``).
+            agent: a registered name, a ``"module:Class"`` path, or a class defined at a
+                module's top level. A class in the script you run (``__main__``) works with the
+                serial and local executors (spawned workers import the script again, so keep
+                the sweep under ``if __name__ == "__main__":``), not with Ray.
             agent_kwargs: the agent's kwargs.
             label: its line label in figures (default: the agent).
 
@@ -213,10 +215,10 @@ def agent_ref(agent: str | type | Any) -> str:
     if isinstance(agent, str):
         return agent
     module, qualname = getattr(agent, "__module__", None), getattr(agent, "__qualname__", None)
-    if not module or not qualname or "<locals>" in qualname or module == "__main__":
+    if not module or not qualname or "<locals>" in qualname:
         raise ValueError(f"agent {agent!r} must be a class importable as 'module:Class' "
-                         "(defined at module level, outside __main__) so that worker "
-                         "processes can build it")
+                         "(defined at a module's top level, not inside a function) so that "
+                         "worker processes can build it")
     return f"{module}:{qualname}"
 
 
