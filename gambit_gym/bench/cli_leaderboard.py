@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gambit_gym._paths import output_file
+from gambit_gym.bench.aggregates import DEFAULT_REPS, DEFAULT_SEED
 from gambit_gym.bench.leaderboard import FORMATS, Leaderboard
 from gambit_gym.bench.store import ResultStore
 
@@ -16,11 +17,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="md (README table), csv (long), json or html")
     parser.add_argument("--suite", metavar="NAME", help="only this suite's results")
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("--reps", type=int, default=DEFAULT_REPS, metavar="N",
+                        help=f"bootstrap resamples per interval (default {DEFAULT_REPS})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the bootstrap (default {DEFAULT_SEED}; same store and "
+                             "seed, same intervals)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print or write the leaderboard."""
-    board = Leaderboard.from_store(ResultStore(args.store, create=False), suite=args.suite)
+    board = Leaderboard.from_store(ResultStore(args.store, create=False), suite=args.suite,
+                                   reps=args.reps, seed=args.seed)
     text = board.render(args.format)
     if args.output:
         output_file(args.output, what="--output").write_text(text, encoding="utf-8")
