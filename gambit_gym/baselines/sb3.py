@@ -47,10 +47,12 @@ class SB3Baseline:
     rewards). Rollouts are short (``n_steps`` small) so the policy improves many times inside
     a study of a few hundred or thousand decisions, as a bandit would; the network is one small
     hidden layer since the observation is a one-hot of 12 contexts. Rewards sit near 83 (square
-    root of daily steps), so advantages are normalised (PPO, A2C) and value/Q heads learn the
-    offset quickly with the learning rates below. On ``GambitIHS-v0`` (noise level 0, T=1000,
-    3 seeds) PPO's defaults reach about 8% of uniform random's cumulative regret, against
-    about 20% with ``learning_rate=3e-3``.
+    root of daily steps) while the arms differ by about 0.5, so GAMBIT envs are built with
+    ``center_rewards=True`` (pass ``env_kwargs={"center_rewards": False}`` for the raw scale):
+    value and Q heads start at 0 and would otherwise spend the run learning the offset (DQN
+    then acts like uniform random; see docs/off_the_shelf.md). Advantages are normalised
+    (PPO, A2C). The recorded ``rewards`` are on the raw scale, like the bandit runner's.
+    Raw against centred regret of these defaults: ``benchmarks/bench_off_the_shelf.py``.
 
     Attributes:
         algo: ``"PPO"``, ``"A2C"`` or ``"DQN"``.
@@ -83,7 +85,8 @@ class SB3Baseline:
 
         Replicate ``r`` seeds the env, the network and SB3's sampling with ``seed + r``, the
         bandit runner's convention. The env is built with ``horizon=horizon`` unless
-        ``env_kwargs`` says otherwise (envs that take no ``horizon`` kwarg get none).
+        ``env_kwargs`` says otherwise (envs that take no ``horizon`` kwarg get none), and GAMBIT
+        envs with ``center_rewards=True`` unless ``env_kwargs`` says otherwise.
 
         Args:
             env_id: a registered gambit-gym id.
@@ -142,8 +145,12 @@ class SB3Baseline:
         kwargs = dict(env_kwargs)
         if "horizon" not in kwargs and _accepts_horizon(env_id):
             kwargs["horizon"] = horizon
+        if _accepts_center_rewards(env_id):
+            kwargs.setdefault("center_rewards", True)
         env = gym.make(env_id, **kwargs)
-        recorder = _make_recorder(horizon, self.algo)
+        # the result records rewards on the env's own scale, like the bandit runner's
+        offset = float(getattr(env.unwrapped, "reward_offset", 0.0))
+        recorder = _make_recorder(horizon, self.algo, offset)
         algo_cls = getattr(sb3, self.algo)
         model = algo_cls(self.policy, env, seed=seed, device=device, verbose=verbose,
                          **self.hyperparameters())
@@ -248,6 +255,15 @@ def _accepts_horizon(env_id: str) -> bool:
     return env_id in registered_ids()
 
 
+def _accepts_center_rewards(env_id: str) -> bool:
+    """Whether ``env_id`` is a GAMBIT id (they take ``center_rewards=``)."""
+    from gambit_gym.envs.config import USER_KWARGS
+    from gambit_gym.envs.registration import ENV_IDS, GAMBIT
+
+    return "center_rewards" in USER_KWARGS and any(
+        row[0] == env_id and row[1] == GAMBIT for row in ENV_IDS)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -258,7 +274,7 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _make_recorder(horizon: int, algo: str) -> Any:
+def _make_recorder(horizon: int, algo: str, reward_offset: float = 0.0) -> Any:
     """An SB3 callback recording the first ``horizon`` transitions (built lazily)."""
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -285,7 +301,8 @@ def _make_recorder(horizon: int, algo: str) -> Any:
             action = int(np.asarray(self.locals["actions"]).reshape(-1)[0])
             obs = np.asarray(self.model._last_obs)
             self.regret[t] = float(info["regret"])
-            self.rewards[t] = float(np.asarray(self.locals["rewards"]).reshape(-1)[0])
+            self.rewards[t] = float(np.asarray(self.locals["rewards"]).reshape(-1)[0]) \
+                + reward_offset
             self.actions[t] = action
             if obs.shape == (1, 2):
                 from gambit_gym.text.contexts import context_ids

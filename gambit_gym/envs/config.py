@@ -2,8 +2,8 @@
 
 Every registered ``GambitIHS-*`` id is a preset (the outcome model, its dims, the working dims)
 plus the kwargs a user may change: ``noise_level`` or ``noise_sd``, ``n_prompts`` or
-``prompt_ids``, ``horizon``, ``bank`` (and ``no_message_reward`` for the optional-message env,
-``generator`` / ``embedder`` for the live env).
+``prompt_ids``, ``horizon``, ``bank``, ``center_rewards`` (and ``no_message_reward`` for the
+optional-message env, ``generator`` / ``embedder`` for the live env).
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ class GambitConfig:
             "min" or "max" of the arms' expected rewards in that context, or a number.
         live: whether each step calls a generator and an embedder instead of the bank.
         mlp_seed: seed of the MLP outcome's fixed weights.
+        center_rewards: subtract one constant from every reward (and every expected reward in
+            ``info`` and the oracle): the mean expected reward over the 12 contexts and the
+            actions. Regret and the order of the arms are unchanged; rewards sit near 0 instead
+            of near 83, which learners that start their estimates at 0 need (see the README,
+            "Using off-the-shelf learners").
     """
 
     preset: str
@@ -66,6 +71,7 @@ class GambitConfig:
     no_message_reward: str | float = "median"
     live: bool = False
     mlp_seed: int = 0
+    center_rewards: bool = False
     _user_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +101,8 @@ class GambitConfig:
         else:
             check_positive_int("n_prompts", self.n_prompts)
         check_positive_int("horizon", self.horizon)
+        if not isinstance(self.center_rewards, (bool, np.bool_)):
+            raise ValueError(f"center_rewards must be True or False, got {self.center_rewards!r}")
         if isinstance(self.no_message_reward, str):
             if self.no_message_reward not in ("median", "min", "max"):
                 raise ValueError("no_message_reward must be 'median', 'min', 'max' or a number")
@@ -157,7 +165,7 @@ PRESETS: dict[str, dict[str, Any]] = _preset_table()
 
 #: Keyword arguments a user may pass to every GAMBIT id.
 USER_KWARGS: tuple[str, ...] = ("noise_level", "noise_sd", "n_prompts", "prompt_ids",
-                                "horizon", "bank")
+                                "horizon", "bank", "center_rewards")
 #: Extra keyword arguments of particular presets.
 PRESET_KWARGS: dict[str, tuple[str, ...]] = {"optional": ("no_message_reward",),
                                              "live": ("generator", "embedder", "device")}

@@ -8,6 +8,7 @@ both the single env and the native vector env, so there is one copy of the dynam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,17 +240,45 @@ def step_dynamics(
     return rows, rewards, (u[1] * N_CONTEXTS).astype(np.int64)
 
 
+def reward_offset(config: GambitConfig, tables: GambitTables) -> float:
+    """What ``center_rewards=True`` subtracts from rewards: the mean of ``tables.expected``.
+
+    The mean expected reward over the 12 contexts and the K actions, one constant per
+    configuration, so regret and the order of the arms in every context are unchanged. 0.0
+    when the config does not centre.
+    """
+    return float(np.asarray(tables.expected, dtype=np.float64).mean()) \
+        if config.center_rewards else 0.0
+
+
 def context_id_of(context: object) -> int:
-    """A context id from an id, an observation ``[location, bucket]`` or a ``Context``."""
+    """A context id from what a user holds: an id, an observation, a ``Context``, or an info.
+
+    Accepted: an id ``0..11``; an observation ``[location, step_bucket]``; a
+    :class:`~gambit_gym.text.contexts.Context`; or the names dict ``info["context"]``
+    (``{"location": "home", "step_bucket": "0-4,999"}``), including a vector env's, indexed
+    at one replicate.
+    """
     if hasattr(context, "id"):
         return int(context.id)  # type: ignore[attr-defined]
+    if isinstance(context, Mapping):
+        try:
+            loc, bucket = context["location"], context["step_bucket"]
+            return LOCATIONS.index(str(loc)) * len(STEP_BUCKETS) + STEP_BUCKETS.index(str(bucket))
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"cannot read a context from {dict(context)!r}: an info['context'] dict needs "
+                f"'location' in {LOCATIONS} and 'step_bucket' in {STEP_BUCKETS} (for a vector "
+                "env's info, index one replicate: {k: v[r] for k, v in info['context'].items()})"
+            ) from None
     arr = np.asarray(context)
-    if arr.shape == (2,):
-        return int(arr[0]) * len(STEP_BUCKETS) + int(arr[1])
-    if arr.ndim == 0 and 0 <= int(arr) < N_CONTEXTS:
-        return int(arr)
+    if arr.dtype.kind in "iuf":
+        if arr.shape == (2,):
+            return int(arr[0]) * len(STEP_BUCKETS) + int(arr[1])
+        if arr.ndim == 0 and 0 <= int(arr) < N_CONTEXTS:
+            return int(arr)
     raise ValueError(f"cannot read a context from {context!r}: pass an id 0..11, an observation "
-                     "[location, step_bucket] or a Context")
+                     "[location, step_bucket], a Context or an info['context'] dict")
 
 
 class GambitSimulator:

@@ -18,6 +18,7 @@ from gambit_gym.envs.dynamics import (
     build_tables,
     context_id_of,
     initial_contexts,
+    reward_offset,
     step_dynamics,
 )
 from gambit_gym.envs.render import (
@@ -105,7 +106,9 @@ class GambitEnv(gym.Env):
     ## Arguments
     ``noise_level`` (0-4, the study's ladder) or ``noise_sd``; ``n_prompts`` (K) or
     ``prompt_ids``; ``horizon``; ``bank`` (a bank file); ``no_message_reward`` (Optional env);
-    ``generator``, ``embedder``, ``device`` (Live env); ``render_mode``: ``"ansi"`` (the
+    ``generator``, ``embedder``, ``device`` (Live env); ``center_rewards`` (subtract the mean
+    expected reward over contexts and actions from every reward and expected reward, so rewards
+    sit near 0; regret and arm order unchanged); ``render_mode``: ``"ansi"`` (the
     notification as text: context, prompt, message, reward) or ``"rgb_array"`` (an image of
     the notification card with the style scores as bars). Unknown kwargs raise Python's
     ``TypeError`` ("GambitEnv.__init__() got an unexpected keyword argument 'x'"), listing the
@@ -141,6 +144,8 @@ class GambitEnv(gym.Env):
         self._tables = build_tables(self.config)
         self.simulator = simulator_for(self._tables)
         self.noise_sd = self.config.effective_noise_sd
+        #: what ``center_rewards=True`` subtracts from every reward (0.0 otherwise)
+        self.reward_offset = reward_offset(self.config, self._tables)
         self._n_actions, self._horizon = self.config.n_actions, self.config.horizon
         self.action_space = spaces.Discrete(self.config.n_actions)
         self.observation_space = spaces.MultiDiscrete([len(LOCATIONS), len(STEP_BUCKETS)])
@@ -176,6 +181,11 @@ class GambitEnv(gym.Env):
             text, z_working = tables.texts[row], tables.working[row].copy()
         expected = float(tables.expected[c, a])
         optimal = float(tables.optimal_reward[c])
+        regret = max(optimal - expected, 0.0)  # from the raw values: centring leaves it exact
+        if self.reward_offset:
+            reward, expected, optimal = (reward - self.reward_offset,
+                                         expected - self.reward_offset,
+                                         optimal - self.reward_offset)
         info: GambitStepInfo = {
             "text": str(text),
             "prompt_id": int(tables.arm_prompts[a]),
@@ -186,7 +196,7 @@ class GambitEnv(gym.Env):
             "expected_reward": expected,
             "optimal_action": int(tables.optimal_action[c]),
             "optimal_expected_reward": optimal,
-            "regret": max(optimal - expected, 0.0),
+            "regret": regret,
         }
         self._t += 1
         self._context = next_ctx
@@ -221,8 +231,12 @@ class GambitEnv(gym.Env):
         return self.simulator.simulate(action, context, n, rng)
 
     def expected_rewards(self, context: Any) -> np.ndarray:
-        """The oracle: expected reward of every action in a context, ``(K,)``."""
-        return self._tables.expected[context_id_of(context)].copy()
+        """The oracle: expected reward of every action in a context, ``(K,)``.
+
+        ``context`` is what the user holds: ``info["context"]``, an observation, an id or a
+        ``Context``. With ``center_rewards=True`` the values are centred like the rewards.
+        """
+        return self._tables.expected[context_id_of(context)] - self.reward_offset
 
     @property
     def tables(self) -> GambitTables:
@@ -246,7 +260,8 @@ def describe_env(config: GambitConfig, tables: GambitTables, simulator: GambitSi
         noise_sd=noise_sd, horizon=config.horizon,
         extra={"preset": config.preset, "optional": config.optional,
                "arm_prompts": tables.arm_prompts.copy(),
-               "expected_rewards": tables.expected.copy()},
+               "expected_rewards": tables.expected - reward_offset(config, tables),
+               "reward_offset": reward_offset(config, tables)},
     )
 
 

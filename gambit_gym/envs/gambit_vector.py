@@ -22,7 +22,12 @@ from gymnasium.vector.utils import batch_space
 from gambit_gym._validate import check_positive_int
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import make_config
-from gambit_gym.envs.dynamics import build_tables, initial_contexts, step_dynamics
+from gambit_gym.envs.dynamics import (
+    build_tables,
+    initial_contexts,
+    reward_offset,
+    step_dynamics,
+)
 from gambit_gym.envs.gambit_env import simulator_for
 from gambit_gym.text.contexts import LOCATIONS, STEP_BUCKETS
 
@@ -51,6 +56,7 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         self._tables = build_tables(self.config)
         self.simulator = simulator_for(self._tables)
         self.noise_sd = self.config.effective_noise_sd
+        self.reward_offset = reward_offset(self.config, self._tables)  # center_rewards
         k = self.config.n_actions
         self.single_action_space = spaces.Discrete(k)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -105,6 +111,11 @@ class GambitVectorEnv(gym.vector.VectorEnv):
                                                 self.noise_sd)
         expected = tables.expected[ctx, acts]
         optimal = tables.optimal_reward[ctx]
+        regret = np.maximum(optimal - expected, 0.0)  # raw values: centring leaves it exact
+        if self.reward_offset:
+            rewards = rewards - self.reward_offset
+            expected = expected - self.reward_offset
+            optimal = optimal - self.reward_offset
         m = self._mask
         info: dict[str, Any] = {
             "text": tables.texts[rows], "_text": m,
@@ -116,7 +127,7 @@ class GambitVectorEnv(gym.vector.VectorEnv):
             "expected_reward": expected, "_expected_reward": m,
             "optimal_action": tables.optimal_action[ctx], "_optimal_action": m,
             "optimal_expected_reward": optimal, "_optimal_expected_reward": m,
-            "regret": np.maximum(optimal - expected, 0.0), "_regret": m,
+            "regret": regret, "_regret": m,
         }
         self._t += 1
         self._contexts = next_ctx
@@ -150,7 +161,7 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         """The oracle: expected reward of every action in a context, ``(K,)``."""
         from gambit_gym.envs.dynamics import context_id_of
 
-        return self._tables.expected[context_id_of(context)].copy()
+        return self._tables.expected[context_id_of(context)] - self.reward_offset
 
     @property
     def tables(self):  # noqa: D102 - same as GambitEnv.tables

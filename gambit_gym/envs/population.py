@@ -25,7 +25,7 @@ from gambit_gym._validate import check_positive_int
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import GambitConfig, make_config
-from gambit_gym.envs.dynamics import GambitTables, build_tables, step_dynamics
+from gambit_gym.envs.dynamics import GambitTables, build_tables, reward_offset, step_dynamics
 from gambit_gym.envs.gambit_env import describe_env, simulator_for, validate_action
 from gambit_gym.envs.outcomes import LinearOutcome
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, Context
@@ -232,6 +232,7 @@ class GambitPopulationEnv(ParallelEnv):
         self._tables = build_tables(gambit)
         self.simulator = simulator_for(self._tables)
         self.noise_sd = gambit.effective_noise_sd
+        self.reward_offset = reward_offset(gambit, self._tables)  # center_rewards
         self.horizon = gambit.horizon
         self.possible_agents = agent_names(self.config.n_users)
         self._index = {name: i for i, name in enumerate(self.possible_agents)}
@@ -276,7 +277,7 @@ class GambitPopulationEnv(ParallelEnv):
         self._keys = np.array([counter_rng.new_key(rng) for _ in range(n)], dtype=np.uint64)
         deltas = self._outcomes.draw_deltas(rng, n, self.config.spread)
         self.deltas = self._fixed_deltas if self._fixed_deltas is not None else deltas
-        self.user_expected = self._outcomes.expected(self.deltas)
+        self.user_expected = self._outcomes.expected(self.deltas) - self.reward_offset
         self._t = 0
         self._last_texts = {}
         self.agents = [a for a in self.possible_agents if self._start[self._index[a]] == 0]
@@ -301,8 +302,8 @@ class GambitPopulationEnv(ParallelEnv):
         if len(acting):
             rows, base_rewards, _ = step_dynamics(self._tables, self._keys[idx], t, contexts,
                                                   acts, self.noise_sd)
-            user_rewards = base_rewards + np.einsum("nd,nd->n", self._outcomes.row_std[rows],
-                                                    self.deltas[idx])
+            user_rewards = base_rewards - self.reward_offset + np.einsum(
+                "nd,nd->n", self._outcomes.row_std[rows], self.deltas[idx])
             for j, name in enumerate(acting):
                 infos[name] = self._info(idx[j], int(acts[j]), int(contexts[j]), int(rows[j]))
                 rewards[name] = float(user_rewards[j])
