@@ -163,3 +163,111 @@ def test_main_guard_detection(source, expected):
     import ast
 
     assert _is_main_guard(ast.parse(source, mode="eval").body) is expected
+
+
+AGENTS_MODULE = '''
+import numpy as np
+from gambit_gym.agents import BaseAgent
+
+
+class Greedy(BaseAgent):
+    def __init__(self, epsilon=0.1):
+        self.epsilon = epsilon
+
+    def act(self, obs):
+        if self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.n_actions))
+        return 0
+
+    def action_probabilities(self, obs, n_samples=1000):
+        p = np.full(self.n_actions, self.epsilon / self.n_actions)
+        p[0] += 1 - self.epsilon
+        return p
+
+
+class Estimated(Greedy):
+    action_probabilities = BaseAgent.action_probabilities
+
+
+class NoProps:
+    def reset(self, spec, seed=None):
+        self.rng, self.k = np.random.default_rng(seed), spec.n_actions
+
+    def act(self, obs):
+        return int(self.rng.integers(self.k))
+
+    def update(self, obs, action, reward, info):
+        pass
+
+
+class BadAction(Greedy):
+    def act(self, obs):
+        return 1.5
+
+
+class BadProps(Greedy):
+    def action_probabilities(self, obs, n_samples=1000):
+        return np.ones(self.n_actions)
+
+
+class Cheat(Greedy):
+    def update(self, obs, action, reward, info):
+        self.last = info["optimal_action"]
+'''
+
+
+def _bench(tmp_path, capsys, *extra):
+    from gambit_gym.cli import main
+
+    out = tmp_path / f"r{len(list(tmp_path.glob('r*.sqlite')))}.sqlite"
+    code = main(["bench", "--suite", "one_d", "--agents", "StdTS", "--replicates", "2",
+                 "--horizon", "10", "--executor", "serial", "--no-progress",
+                 "--propensity-samples", "50", "--out", str(out), *extra])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+@pytest.mark.parametrize("agent, kwargs, pattern", [
+    ("nowhere_xyz:Agent", None, r"cannot import module 'nowhere_xyz'.*PYTHONPATH=\."),
+    ("my_agents:Missing", None, r"has no attribute 'Missing'"),
+    ("my_agents:Greedy", '{"lr": 0.1}', r"kwargs \{'lr': 0.1\} failed.*unexpected keyword.*"
+                                        r"--add-agent-kwargs"),
+    ("my_agents:BadAction", None, r"act\(\) must return an int in 0..4, got 1.5"),
+    ("my_agents:BadProps", None, r"action_probabilities\(\) must return 5 non-negative.*"
+                                 r"--no-propensities"),
+    ("my_agents:Cheat", None, r"info\['optimal_action'\] is evaluation-only"),
+])
+def test_add_agent_is_checked_before_the_sweep(tmp_path, capsys, monkeypatch, agent, kwargs,
+                                               pattern):
+    (tmp_path / "my_agents.py").write_text(AGENTS_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extra = ["--add-agent", agent] + (["--add-agent-kwargs", kwargs] if kwargs else [])
+    code, err = _bench(tmp_path, capsys, *extra)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not list(tmp_path.glob("r*.sqlite")) or "units run" not in err  # nothing ran
+
+
+def test_add_agent_propensities_notices(tmp_path, capsys, monkeypatch):
+    from gambit_gym.bench.leaderboard import Leaderboard
+    from gambit_gym.bench.store import ResultStore
+
+    (tmp_path / "my_agents.py").write_text(AGENTS_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, err = _bench(tmp_path, capsys, "--add-agent", "my_agents:NoProps")
+    assert code == 0, err
+    assert "notice: my_agents:NoProps has no action_probabilities(): its propensities are " \
+           "skipped" in err
+    store = ResultStore(tmp_path / "r0.sqlite", create=False)
+    props = {r.unit.setting.agent: r.propensities for r in store.records(logs=True)}
+    assert props["my_agents:NoProps"] is None and props["StdTS"] is not None
+    assert "my_agents:NoProps" in Leaderboard.from_store(store).render("md")
+    code, err = _bench(tmp_path, capsys, "--add-agent", "my_agents:NoProps",
+                       "--no-propensities")
+    assert code == 0 and "notice" not in err
+    code, err = _bench(tmp_path, capsys, "--add-agent", "my_agents:Estimated")
+    assert code == 0 and "as long as act(); recording propensities will slow" in err
+    code, err = _bench(tmp_path, capsys, "--add-agent", "my_agents:Greedy")
+    assert code == 0 and "notice" not in err

@@ -108,8 +108,13 @@ def _import_path(path: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name and module_name.startswith(exc.name):
+            hint = (f"; if {module_name.replace('.', '/')}.py is your own file, run from its "
+                    "folder with that folder on the path (PYTHONPATH=. gambit-gym ...), or "
+                    "pip install its package")
         raise ImportError(
-            f"cannot import module {module_name!r} for agent {path!r}: {exc}"
+            f"cannot import module {module_name!r} for agent {path!r}: {exc}{hint}"
         ) from exc
     target = getattr(module, attr, None)
     if target is None:

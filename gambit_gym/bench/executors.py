@@ -128,6 +128,25 @@ class LocalExecutor:
                         proc.terminate()
 
 
+def check_user_agents(suite: Suite, propensities: bool, propensity_samples: int) -> list[str]:
+    """Run :func:`~gambit_gym.bench.preflight.check_agent` on each user agent of ``suite``."""
+    import json
+
+    from gambit_gym.bench.preflight import check_agent
+
+    configs: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for s in suite.settings:
+        if "user" in s.tags:
+            key = (s.agent, json.dumps(s.agent_kwargs, sort_keys=True))
+            configs.setdefault(key, []).append(
+                (s.env_id, {"horizon": suite.horizon, **s.env_kwargs}))
+    notices: list[str] = []
+    for (agent, kwargs), envs in configs.items():
+        notices += check_agent(agent, json.loads(kwargs), envs, propensities=propensities,
+                               n_samples=propensity_samples, seed=suite.seed)
+    return notices
+
+
 def unguarded_main_script() -> str | None:
     """The script this process runs, if it is calling us from top-level code outside a guard.
 
@@ -270,7 +289,7 @@ class SweepReport:
 def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
           resume: bool = False, chunk: int = DEFAULT_CHUNK, device: str | None = None,
           propensities: bool = True, propensity_samples: int = 1000,
-          progress: bool = True) -> SweepReport:
+          progress: bool = True, check_agents: bool = True) -> SweepReport:
     """Run a suite's units into a store.
 
     Args:
@@ -285,11 +304,19 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
         propensities: record each decision's propensity (for off-policy evaluation).
         propensity_samples: Monte Carlo samples per decision for propensities.
         progress: show a progress bar with ETA (tqdm, on stderr).
+        check_agents: first check, in this process, each user agent (settings tagged
+            ``"user"``, from :meth:`Suite.with_agent`) with one step on each of its env
+            configurations (:func:`gambit_gym.bench.preflight.check_agent`); notices (skipped
+            or slow propensities) go to stderr.
 
     Raises:
         ValueError: the store already holds units of this sweep and ``resume`` is False.
+        AgentCheckError: a user agent failed its check (one line saying what to fix).
     """
     start = time.perf_counter()
+    if check_agents:
+        for notice in check_user_agents(suite, propensities, propensity_samples):
+            print(f"notice: {notice}", file=sys.stderr)
     units = plan(suite, chunk=chunk, device=device, propensities=propensities,
                  propensity_samples=propensity_samples)
     done = store.unit_ids()

@@ -173,14 +173,19 @@ def merge_moments(records: list[UnitRecord]) -> tuple[int, np.ndarray, np.ndarra
 
 def execute(unit: Unit, progress: bool = False) -> UnitRecord:
     """Run one unit with the real runner and summarise it (what every executor calls)."""
+    import warnings
+
     from gambit_gym.bench import run
 
     s = unit.setting
-    result = run(s.env_id, s.agent, horizon=unit.horizon, replicates=unit.n_reps,
-                 seed=unit.run_seed, env_kwargs=dict(s.env_kwargs),
-                 agent_kwargs=dict(s.agent_kwargs), device=unit.device, progress=progress,
-                 propensities=unit.propensities,
-                 n_propensity_samples=unit.propensity_samples)
+    with warnings.catch_warnings():  # the sweep says it once, before it starts (preflight)
+        warnings.filterwarnings("ignore", message=".*has no action_probabilities",
+                                category=UserWarning)
+        result = run(s.env_id, s.agent, horizon=unit.horizon, replicates=unit.n_reps,
+                     seed=unit.run_seed, env_kwargs=dict(s.env_kwargs),
+                     agent_kwargs=dict(s.agent_kwargs), device=unit.device, progress=progress,
+                     propensities=unit.propensities,
+                     n_propensity_samples=unit.propensity_samples)
     return UnitRecord.from_result(unit, result)
 
 
