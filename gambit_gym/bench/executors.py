@@ -13,6 +13,8 @@ the same records for the same suite.
   calling script again; a script that calls :func:`sweep` from its top level without an
   ``if __name__ == "__main__":`` guard would start the sweep again in every worker, so there the
   pool falls back to running serially, with a warning that says how to get the pool back.
+  Workers end when the sweep's process dies, even by ``kill -9``, and the store refuses a write
+  from a sweep that no longer owns it (:meth:`ResultStore.claim`).
 - ``ray``: Ray tasks on a local instance (``ray.init()``) or an existing cluster
   (``--ray-address``); needs the ``gambit-gym[ray]`` extra.
 """
@@ -23,6 +25,7 @@ import ast
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -61,10 +64,43 @@ class SerialExecutor:
             yield execute_safely(unit)
 
 
-def _init_worker() -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the sweep's process (``parent``) dies, even by ``kill -9``.
+
+    A pool worker blocks on its task queue, which it holds both ends of, so it would never see
+    its parent go and would live on as an orphan. On Linux the kernel is asked to send SIGKILL
+    when the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a daemon thread checks the
+    parent's pid twice a second, which also covers a parent that died before the ``prctl``.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread suffices
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="gambit-gym-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent: int | None = None) -> None:
     # Ctrl-C reaches the whole process group; the sweep's process handles it and terminates
     # the workers, so they ignore it rather than each printing a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _die_with_parent(parent)
     for var in _THREAD_VARS:
         os.environ.setdefault(var, "1")
     try:
@@ -106,7 +142,7 @@ class LocalExecutor:
             return
         pending = list(units)[::-1]
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker)
+                                   initializer=_init_worker, initargs=(os.getpid(),))
         running: set[Future[UnitRecord | UnitFailure]] = set()
         finished = False
         try:
@@ -327,6 +363,7 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
                          f"suite {suite.name!r}; pass --resume to continue it, or use another "
                          "--out")
     store.add_suite(suite)
+    writer = store.claim()
     executor = executor or LocalExecutor()
     ran = dups = 0
     failures: list[UnitFailure] = []
@@ -344,7 +381,7 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
                     bar.write(f"failed: {record.describe()}")
                     bar.update(1)
                 continue
-            if store.add(record):
+            if store.add(record, writer=writer):
                 ran += 1
             else:
                 dups += 1
@@ -353,5 +390,6 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
     finally:
         if bar is not None:
             bar.close()
+        store.release(writer)
     return SweepReport(planned=len(units), skipped=skipped, ran=ran, duplicates=dups,
                        wall_time_s=time.perf_counter() - start, failures=failures)

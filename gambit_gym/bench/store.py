@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import sqlite3
 import time
+import uuid
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,7 +65,30 @@ CREATE TABLE IF NOT EXISTS meta (
     key         TEXT PRIMARY KEY,
     value       TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS writers (
+    token       TEXT PRIMARY KEY,
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started     REAL NOT NULL
+);
 """
+
+_TABLES = {"units": {"unit_id", "suite", "unit", "summary", "logs"},
+           "suites": {"name", "definition"}}
+
+
+class NotOwnerError(ValueError):
+    """A write from a sweep that no longer owns its place in the store (see :meth:`claim`)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 _COLUMNS = ("unit_id, suite, env_id, env_key, agent, agent_key, panel, label, horizon, seed, "
             "rep_start, n_reps, wall_time_s, created, unit, versions, metadata")
@@ -103,10 +130,40 @@ class ResultStore:
         if self.path.is_dir():
             raise ValueError(f"{self.path} is a directory; the store is one SQLite file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = False
         with self._connect() as con:
-            con.executescript(_SCHEMA)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                        (str(SCHEMA_VERSION),))
+            try:
+                con.executescript(_SCHEMA)
+                con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                            (str(SCHEMA_VERSION),))
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc) and "read-only" not in str(exc):
+                    raise ValueError(f"{self.path} is not a usable results store: {exc}") \
+                        from None
+                self.read_only = True  # reading still works; writing says why it cannot
+            except sqlite3.DatabaseError as exc:
+                raise ValueError(f"{self.path} is not a results store (SQLite): {exc}") \
+                    from None
+            self._check_tables(con)
+
+    def _check_tables(self, con: sqlite3.Connection) -> None:
+        """Refuse a SQLite file that is some other program's database (or a damaged store)."""
+        for table, needed in _TABLES.items():
+            try:
+                have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+            except sqlite3.DatabaseError as exc:
+                raise ValueError(f"{self.path} is not a results store (SQLite): {exc}") \
+                    from None
+            missing = needed - have
+            if missing:
+                raise ValueError(f"{self.path} is not a gambit-gym results store: its table "
+                                 f"{table!r} lacks {', '.join(sorted(missing))} (a SQLite file "
+                                 "written by another program?)")
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ValueError(f"the results store {self.path} is read-only (file or folder "
+                             "permissions); copy it somewhere writable or give another --out")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -117,17 +174,72 @@ class ResultStore:
         try:
             try:
                 con.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc) and "read-only" not in str(exc):
+                    raise ValueError(f"cannot open results store {self.path}: {exc}") from None
             except sqlite3.DatabaseError as exc:
                 raise ValueError(f"{self.path} is not a results store (SQLite): {exc}") from None
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA busy_timeout=120000")
-            yield con
+            try:
+                yield con
+            except sqlite3.OperationalError as exc:
+                if "readonly" in str(exc) or "read-only" in str(exc):
+                    raise ValueError(f"the results store {self.path} is read-only (file or "
+                                     "folder permissions); copy it somewhere writable or give "
+                                     "another --out") from None
+                raise ValueError(f"results store {self.path}: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                raise ValueError(f"{self.path} is damaged or not a results store: {exc}") \
+                    from None
         finally:
             con.close()
 
     # ------------------------------------------------------------------ writing
-    def add(self, record: UnitRecord) -> bool:
+    def claim(self) -> str:
+        """Register this process as a writer of the store; returns its token for :meth:`add`.
+
+        A sweep claims the store when it starts and releases it (:meth:`release`) when it ends. The
+        claims of writers on this host whose process is gone (a sweep killed with ``kill -9``)
+        are dropped, so a write that arrives later under such a claim is refused; so is a write
+        under a claim from any process other than the one that made it (a worker forked from
+        the sweep, left behind after its parent died).
+        """
+        self._writable()
+        token = uuid.uuid4().hex
+        host = socket.gethostname()
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for old, pid in con.execute("SELECT token, pid FROM writers WHERE host = ?",
+                                            (host,)).fetchall():
+                    if not _pid_alive(pid):
+                        con.execute("DELETE FROM writers WHERE token = ?", (old,))
+                con.execute("INSERT INTO writers VALUES (?, ?, ?, ?)",
+                            (token, host, os.getpid(), time.time()))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return token
+
+    def release(self, token: str) -> None:
+        """Drop a claim made by :meth:`claim` (the sweep is done)."""
+        if self.read_only:
+            return
+        with self._connect() as con:
+            con.execute("DELETE FROM writers WHERE token = ?", (token,))
+
+    def add(self, record: UnitRecord, *, writer: str | None = None) -> bool:
         """Store a completed unit in one transaction.
+
+        Args:
+            record: the unit's record.
+            writer: the token of the sweep writing it (from :meth:`claim`); when given, the
+                write is refused unless that claim is still held by this process.
+
+        Raises:
+            NotOwnerError: ``writer`` is no longer a claim of this process.
 
         Returns:
             True if it was new, False if a record with the same unit id was already there
@@ -148,9 +260,12 @@ class ResultStore:
                record.created or time.time(), json.dumps(unit_to_dict(u), sort_keys=True),
                json.dumps(record.versions, sort_keys=True),
                json.dumps(record.metadata, sort_keys=True, default=str), summary, logs)
+        self._writable()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
+                if writer is not None:
+                    self._check_owner(con, writer, u.unit_id)
                 cur = con.execute(f"INSERT OR IGNORE INTO units ({_COLUMNS}, summary, logs) "
                                   f"VALUES ({', '.join('?' * len(row))})", row)
                 con.execute("COMMIT")
@@ -159,8 +274,17 @@ class ResultStore:
                 raise
             return cur.rowcount == 1
 
+    def _check_owner(self, con: sqlite3.Connection, token: str, unit_id: str) -> None:
+        row = con.execute("SELECT host, pid FROM writers WHERE token = ?", (token,)).fetchone()
+        if row is None or row[1] != os.getpid() or row[0] != socket.gethostname():
+            raise NotOwnerError(
+                f"{self.path}: refusing unit {unit_id} from a sweep that no longer owns this "
+                "store (its process was stopped and a later sweep took over, or the write comes "
+                "from another process); run `gambit-gym bench ... --resume` to finish the sweep")
+
     def add_suite(self, suite: Suite) -> None:
         """Record a suite's definition (for the report's metadata)."""
+        self._writable()
         definition = {"name": suite.name, "description": suite.description,
                       "replicates": suite.replicates, "horizon": suite.horizon,
                       "seed": suite.seed, "settings": len(suite.settings)}
@@ -188,7 +312,12 @@ class ResultStore:
         with self._connect() as con:
             rows = con.execute("SELECT name, definition FROM suites").fetchall()
             names = [r[0] for r in con.execute("SELECT DISTINCT suite FROM units ORDER BY suite")]
-        out = {name: json.loads(d) for name, d in rows}
+        try:
+            out = {str(name): dict(json.loads(d)) for name, d in rows}
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{self.path} holds a damaged suite definition ({exc}); it is not "
+                             "a store written by gambit-gym bench, or it was edited") from None
+        names = [str(n) for n in names]
         for name in names:
             out.setdefault(name, {"name": name})
         return out
@@ -219,21 +348,31 @@ class ResultStore:
             rows = con.execute(sql, params).fetchall()
         out = []
         for row in rows:
-            summary = _unpack(row[5])
-            arrays = _unpack(row[6]) if logs else {}
-            empty = np.zeros((0, 0))
-            out.append(UnitRecord(
-                unit=unit_from_dict(json.loads(row[0])), cum_mean=summary["cum_mean"],
-                cum_m2=summary["cum_m2"], final_regret=summary["final_regret"],
-                actions=arrays.get("actions", empty).astype(np.int64),
-                rewards=arrays.get("rewards", empty).astype(np.float64),
-                propensities=(arrays["propensities"].astype(np.float64)
-                              if "propensities" in arrays else None),
-                contexts=(arrays["contexts"].astype(np.int64) if "contexts" in arrays
-                          else None),
-                wall_time_s=float(row[1]), created=float(row[2]),
-                versions=json.loads(row[3]), metadata=json.loads(row[4])))
+            try:
+                out.append(self._record(row, logs))
+            except (ValueError, KeyError, TypeError, AttributeError, OSError,
+                    zipfile.BadZipFile) as exc:
+                raise ValueError(f"{self.path} holds a damaged unit ({type(exc).__name__}: "
+                                 f"{str(exc)[:120]}); it is not a store written by gambit-gym "
+                                 "bench, or it was edited") from None
         return out
+
+    @staticmethod
+    def _record(row: tuple, logs: bool) -> UnitRecord:
+        summary = _unpack(row[5])
+        arrays = _unpack(row[6]) if logs else {}
+        empty = np.zeros((0, 0))
+        return UnitRecord(
+            unit=unit_from_dict(json.loads(row[0])), cum_mean=summary["cum_mean"],
+            cum_m2=summary["cum_m2"], final_regret=summary["final_regret"],
+            actions=arrays.get("actions", empty).astype(np.int64),
+            rewards=arrays.get("rewards", empty).astype(np.float64),
+            propensities=(arrays["propensities"].astype(np.float64)
+                          if "propensities" in arrays else None),
+            contexts=(arrays["contexts"].astype(np.int64) if "contexts" in arrays
+                      else None),
+            wall_time_s=float(row[1]), created=float(row[2]),
+            versions=json.loads(row[3]), metadata=json.loads(row[4]))
 
     def info(self) -> dict[str, Any]:
         """Counts and totals for the report's metadata."""
