@@ -200,6 +200,9 @@ def unguarded_main_script() -> str | None:
     path = getattr(main, "__file__", None)
     if not path or not str(path).endswith(".py"):
         return None
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and (spec.name == "__main__" or spec.name.endswith(".__main__")):
+        return None  # `python -m package`: spawned workers do not run a package's __main__
     frame = sys._getframe(1)
     while frame is not None and not (frame.f_code.co_name == "<module>"
                                      and frame.f_globals.get("__name__") == "__main__"):
