@@ -46,7 +46,13 @@ def mc_probabilities(draw_scores: Any, counter: int, n_samples: int, n_actions: 
         chunk: samples per call (bounds memory).
 
     Returns:
-        ``(R, K)`` frequencies of the argmax.
+        ``(R, K)`` add-one estimates ``(count + 1) / (S + K)`` of each action's probability of
+        being the argmax. Never zero, on purpose: an action the agent then takes is logged with
+        its propensity, and a raw frequency of 0 for it (likely once a posterior is sharp, as
+        Thompson sampling's soon is) leaves an importance weight undefined. The inverse of the
+        add-one estimate is nearly unbiased for ``1/p``:
+        ``E[(S + K)/(C + 1)] = (S + K)/(S + 1) · (1 − (1 − p)^(S+1)) / p`` for
+        ``C ~ Binomial(S, p)``, off by at most ``(K − 1)/(S + 1)`` relative where ``p ≫ 1/S``.
     """
     counts = np.zeros((replicates, n_actions))
     done, j = 0, 0
@@ -56,7 +62,7 @@ def mc_probabilities(draw_scores: Any, counter: int, n_samples: int, n_actions: 
         counts += argmax_frequencies(scores, n_actions) * n
         done += n
         j += 1
-    return counts / n_samples
+    return (counts + 1.0) / (n_samples + n_actions)
 
 
 class BatchedAgent:

@@ -148,31 +148,53 @@ def policy_action_dist(feedback: dict[str, Any], table: np.ndarray) -> np.ndarra
 
 @dataclass
 class TabularRewardModel:
-    """``q̂(x, a)``: the mean logged reward per (context id, action), shrunk to fallbacks.
+    """``q̂(x, a)``: the mean logged reward per (context id, action), with fallbacks.
 
     A cell with no data falls back to its action's mean, then to the overall mean.
+
+    With ``cross_fit=True`` (the default) and logs from two or more replicates, each
+    replicate's predictions come from the *other* replicates' rounds only. That is what keeps DR
+    unbiased on an adaptive agent's logs: the replicates are independent runs, so ``q̂`` is then
+    independent of the rounds it corrects, and ``E[w (r − q̂(x, a)) | x]`` cancels the plug-in's
+    error exactly. Fitted in-sample instead, each round's own reward pulls ``q̂`` toward itself
+    (a cell holds a handful of rounds), and under adaptive sampling the cell means are biased
+    low (an arm that starts badly is sampled less and its mean is never corrected), so
+    neither term then cancels the other. DM stays biased either way: its error is the model's.
 
     Attributes:
         n_contexts: number of context ids.
         n_actions: K.
+        cross_fit: predict each replicate from the others (needs ``replicate`` in the feedback
+            and at least two replicates; otherwise fits in-sample).
     """
 
     n_contexts: int
     n_actions: int
+    cross_fit: bool = True
 
     def fit_predict(self, feedback: dict[str, Any]) -> np.ndarray:
         """Fit on the logged data; ``(n_rounds, n_actions, 1)`` predictions per round."""
         a, r = feedback["action"], feedback["reward"]
         cid = feedback.get("context_id", np.zeros_like(a))
-        sums = np.zeros((self.n_contexts, self.n_actions))
+        rep = np.asarray(feedback.get("replicate", np.zeros_like(a)))
+        reps, rep_idx = np.unique(rep, return_inverse=True)
+        groups = len(reps) if self.cross_fit and len(reps) > 1 else 1
+        if groups == 1:
+            rep_idx = np.zeros_like(rep_idx)
+        sums = np.zeros((groups, self.n_contexts, self.n_actions))
         counts = np.zeros_like(sums)
-        np.add.at(sums, (cid, a), r)
-        np.add.at(counts, (cid, a), 1)
-        overall = r.mean()
-        act_n = counts.sum(axis=0)
-        act_mean = np.where(act_n > 0, sums.sum(axis=0) / np.maximum(act_n, 1), overall)
-        table = np.where(counts > 0, sums / np.maximum(counts, 1), act_mean[None, :])
-        return table[cid][:, :, None]
+        np.add.at(sums, (rep_idx, cid, a), r)
+        np.add.at(counts, (rep_idx, cid, a), 1)
+        if groups > 1:  # each replicate's statistics from all the others
+            sums = sums.sum(axis=0, keepdims=True) - sums
+            counts = counts.sum(axis=0, keepdims=True) - counts
+        n_all = counts.sum(axis=(1, 2))
+        overall = sums.sum(axis=(1, 2)) / np.maximum(n_all, 1)
+        act_n = counts.sum(axis=1)
+        act_mean = np.where(act_n > 0, sums.sum(axis=1) / np.maximum(act_n, 1),
+                            overall[:, None])
+        table = np.where(counts > 0, sums / np.maximum(counts, 1), act_mean[:, None, :])
+        return table[rep_idx, cid][:, :, None]
 
 
 @dataclass(frozen=True)
