@@ -207,3 +207,28 @@ def test_bandit_feedback_follows_obps_documented_layout(logged):
     assert fb["position"].max() < dist.shape[2]
     q_hat = ope.TabularRewardModel(N_CTX, K).fit_predict(fb)
     assert q_hat.shape == dist.shape
+
+
+def test_a_converging_agents_logs_export_with_positive_propensities(tmp_path):
+    """Once a TS posterior is sharp, an action's Monte Carlo frequency is often 0 and TS still
+    takes it now and then; its logged propensity must stay positive (the add-one estimate of
+    ``mc_probabilities``) or export-obp and IPW break on exactly the logs they exist for."""
+    logged = run("GambitIHS-v0", "StdTS", horizon=300, replicates=10, seed=0, progress=False,
+                 propensities=True, n_propensity_samples=50)
+    assert (logged.propensities > 0).all()
+    fb = ope.from_result(logged, n_actions=K, n_contexts=N_CTX)
+    assert fb["pscore"].min() == pytest.approx(1 / (50 + K))  # a 0-of-50 action was taken
+    ope.save(fb, tmp_path / "fb.npz")
+    np.testing.assert_array_equal(ope.load(tmp_path / "fb.npz")["pscore"], fb["pscore"])
+
+
+def test_monte_carlo_propensities_are_add_one_estimates():
+    from gambit_gym.agents._batched import mc_probabilities
+
+    def always_action_1(counter, stream, n):  # (R=2, n, K=4) scores, action 1 always wins
+        scores = np.zeros((2, n, 4))
+        scores[:, :, 1] = 1.0
+        return scores
+
+    p = mc_probabilities(always_action_1, 0, 96, 4, 2, chunk=40)
+    np.testing.assert_allclose(p, [[1 / 100, 97 / 100, 1 / 100, 1 / 100]] * 2)

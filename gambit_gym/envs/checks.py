@@ -1,13 +1,19 @@
 """Contract checks for gambit-gym environments, shipped so users can test their own variants.
 
 Each ``check_*`` function raises ``AssertionError`` with a message saying what broke. The test
-suite runs them over every registered id; :func:`check_gambit_env` runs them all.
+suite runs :func:`check_gambit_env` (all of them) over every registered id, and shows that each
+check fails on an env broken on purpose (``tests/test_env_checks.py``).
+
+>>> import gambit_gym
+>>> from gambit_gym.envs.checks import check_gambit_env
+>>> check_gambit_env("GambitIHS-v0", n_prompts=3)  # or a factory: lambda: MyEnv(...)
 """
 
 from __future__ import annotations
 
 import pickle
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -42,6 +48,21 @@ def check_gymnasium_contract(env: gym.Env) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env.unwrapped, skip_render_check=True)
+
+
+def check_spaces(env: gym.Env) -> None:
+    """A ``Discrete`` action space of at least two actions and a seeded reset inside its space."""
+    space = env.action_space
+    assert isinstance(space, gym.spaces.Discrete), \
+        f"action_space must be gymnasium.spaces.Discrete (one prompt index), got {space!r}"
+    assert space.n >= 2 and space.start == 0, \
+        f"action_space must be Discrete(n) with n >= 2 starting at 0, got {space!r}"
+    assert isinstance(env.observation_space, gym.spaces.Space), \
+        f"observation_space must be a gymnasium space, got {env.observation_space!r}"
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs), \
+        f"reset's observation {obs!r} is outside observation_space {env.observation_space!r}"
+    assert isinstance(info, dict), f"reset's info must be a dict, got {type(info).__name__}"
 
 
 def rollout(env: gym.Env, seed: int, steps: int, policy_seed: int = 0) -> list[tuple[Any, ...]]:
@@ -80,29 +101,49 @@ def check_step_types_and_info(env: gym.Env, steps: int = 20, seed: int = 0) -> N
             assert info["embedding"].shape == (len(info["embedding_names"]),)
 
 
-def check_determinism(env_factory: Any, steps: int = 15, seed: int = 123) -> None:
-    """Two envs reset with the same seed give the same observations, rewards and info."""
-    a = rollout(env_factory(), seed, steps)
-    b = rollout(env_factory(), seed, steps)
-    for (oa, ra, _, _, ia, _), (ob, rb, _, _, ib, _) in zip(a, b):
-        assert np.array_equal(oa, ob) and ra == rb, "same seed gave different trajectories"
-        for key in ("text", "regret", "expected_reward"):
-            if key in ia:
-                assert ia[key] == ib[key], f"same seed gave different info[{key!r}]"
+def check_determinism(env_factory: Callable[[], gym.Env], steps: int = 15,
+                      seed: int = 123) -> None:
+    """Two envs reset with the same seed give the same observations, rewards and info.
+
+    Also: the reset observations agree, and a second seeded reset of the same env object
+    replays the first episode (state left over from an earlier episode must not leak in).
+    """
+    first, second = env_factory(), env_factory()
+    o1, _ = first.reset(seed=seed)
+    o2, _ = second.reset(seed=seed)
+    assert np.array_equal(o1, o2), \
+        f"reset(seed={seed}) gave different observations: {o1!r} vs {o2!r}"
+    a = rollout(first, seed, steps)
+    b = rollout(second, seed, steps)
+    _same_trajectory(a, b, "two envs reset with the same seed")
+    _same_trajectory(a, rollout(first, seed, steps), "a second reset(seed) of the same env")
     c = rollout(env_factory(), seed + 1, steps)
     assert any(ra != rc for (_, ra, *_), (_, rc, *_) in zip(a, c)), \
         "different seeds gave identical rewards"
 
 
+def _same_trajectory(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]], what: str) -> None:
+    for t, ((oa, ra, _, _, ia, _), (ob, rb, _, _, ib, _)) in enumerate(zip(a, b)):
+        assert np.array_equal(oa, ob) and ra == rb, \
+            f"{what} gave different trajectories (step {t}: reward {ra!r} vs {rb!r})"
+        for key in ("text", "regret", "expected_reward", "embedding"):
+            if key in ia:
+                assert np.array_equal(ia[key], ib.get(key)), \
+                    f"{what} gave different info[{key!r}] at step {t}"
+
+
 def check_invalid_actions(env: gym.Env) -> None:
     """Out-of-range, float, NaN, array and None actions raise a ValueError naming the range."""
     env.reset(seed=0)
-    n = env.action_space.n
+    n = int(env.action_space.n)
     for bad in (n, -1, 0.5, float("nan"), np.array([0, 1]), None, "0"):
         try:
             env.step(bad)
         except ValueError as exc:
             assert str(n - 1) in str(exc), f"error for action {bad!r} does not name the range"
+        except Exception as exc:
+            raise AssertionError(f"action {bad!r} raised {type(exc).__name__} ({exc}); it must "
+                                 f"raise ValueError naming the range 0..{n - 1}") from exc
         else:
             raise AssertionError(f"action {bad!r} was accepted")
 
@@ -118,10 +159,34 @@ def check_pickle(env: gym.Env, steps: int = 5) -> None:
         assert np.array_equal(o1, o2) and r1 == r2, "pickled env diverged"
 
 
-def check_gambit_env(env_id: str, **kwargs: Any) -> None:
-    """Run every contract check on a registered id (with env kwargs)."""
-    check_gymnasium_contract(gym.make(env_id, **kwargs))
-    check_step_types_and_info(gym.make(env_id, **kwargs))
-    check_determinism(lambda: gym.make(env_id, **kwargs))
-    check_invalid_actions(gym.make(env_id, **kwargs))
-    check_pickle(gym.make(env_id, **kwargs))
+def check_gambit_env(env: str | Callable[[], gym.Env], **kwargs: Any) -> None:
+    """Run every contract check on a registered id (with env kwargs) or an env factory.
+
+    Args:
+        env: a registered id, made with ``gym.make(env, **kwargs)``, or a callable returning a
+            fresh env each call (a user's own class, say); ``kwargs`` are then not allowed.
+        **kwargs: env kwargs for a registered id.
+
+    Raises:
+        AssertionError: the first check that fails, with a message saying what broke.
+
+    The determinism checks are skipped for an id registered ``nondeterministic=True`` (the
+    live generator).
+    """
+    if isinstance(env, str):
+        env_id = env
+
+        def factory() -> gym.Env:
+            return gym.make(env_id, **kwargs)
+    else:
+        if kwargs:
+            raise TypeError("env kwargs go with a registered id; a factory builds its own env")
+        factory = env
+    check_spaces(factory())
+    check_gymnasium_contract(factory())
+    check_step_types_and_info(factory())
+    spec = getattr(factory(), "spec", None)
+    if not (spec is not None and spec.nondeterministic):
+        check_determinism(factory)
+    check_invalid_actions(factory())
+    check_pickle(factory())
