@@ -61,3 +61,9 @@ def cli(*args: str) -> list[str]:
 def broken_agent(**kwargs):
     """A user's agent factory that fails (a sweep must report it and go on)."""
     raise RuntimeError("this agent is broken on purpose")
+
+
+class VersionedRandom(RandomAgent):
+    """A user's agent that declares its own version string (recorded in the provenance)."""
+
+    version = "2.1-test"

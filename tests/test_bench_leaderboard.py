@@ -72,8 +72,10 @@ def test_leaderboard_ranks_and_formats(store):
     parser = Cells()
     parser.feed(board.render("html"))
     n = len(board.rows)
-    # aggregate table (rank, agent, 4 metrics, runs), the n x n improvement matrix, the cells
-    assert parser.td == n * 7 + n * (n + 1) + n * (3 + len(board.columns))
+    # aggregate table (rank, agent, 4 metrics, runs), the n x n improvement matrix, the cells,
+    # the provenance (what, value)
+    assert parser.td == (n * 7 + n * (n + 1) + n * (3 + len(board.columns))
+                         + 2 * len(board._provenance_rows()))
     with pytest.raises(ValueError, match="unknown format"):
         board.render("xlsx")
 

@@ -35,6 +35,7 @@ from gambit_gym.bench.aggregates import (
     aggregate,
 )
 from gambit_gym.bench.analysis import SettingStats, summarise
+from gambit_gym.bench.provenance import check_consistent, summarise_provenance
 from gambit_gym.bench.store import ResultStore
 
 FORMATS: tuple[str, ...] = ("md", "csv", "json", "html")
@@ -83,11 +84,15 @@ class Leaderboard:
         aggregates: IQM, median, mean, optimality gap, probability of improvement and
             performance profiles over the per-replicate scores (None where no column has a
             Random row to normalise by).
+        provenance: where the units came from
+            (:func:`~gambit_gym.bench.provenance.summarise_provenance`; None when built from
+            statistics alone).
     """
 
     columns: list[str]
     rows: list[Row]
     aggregates: Aggregates | None = None
+    provenance: dict[str, Any] | None = None
 
     @classmethod
     def from_stats(cls, stats: list[SettingStats], *, reps: int = DEFAULT_REPS,
@@ -146,12 +151,18 @@ class Leaderboard:
 
         Raises:
             ValueError: the store holds no results (for that suite).
+            ProvenanceMismatch: (a ValueError) an env column mixes units of two response
+                banks, or a suite's units come from two definitions of it.
         """
         records = store.records(suite=suite)
         if not records:
             where = f" for suite {suite!r}" if suite else ""
             raise ValueError(f"{store.path} holds no results{where}; run gambit-gym bench first")
-        return cls.from_stats(summarise(records, by_suite=False), reps=reps, seed=seed)
+        check_consistent((r.unit.setting.env_key, r.unit.suite, r.provenance,
+                          f"unit {r.unit.unit_id[:12]} of {store.path.name}") for r in records)
+        board = cls.from_stats(summarise(records, by_suite=False), reps=reps, seed=seed)
+        board.provenance = summarise_provenance(records)
+        return board
 
     # ------------------------------------------------------------------ outputs
     def to_records(self) -> list[dict[str, Any]]:
@@ -201,7 +212,8 @@ class Leaderboard:
                              "score": _finite(c.score), "rank": c.rank}
                        for col, c in r.cells.items()}}
             for r in self.rows],
-            "aggregates": self.aggregates.to_dict() if self.aggregates else None}
+            "aggregates": self.aggregates.to_dict() if self.aggregates else None,
+            "provenance": self.provenance}
         return json.dumps(doc, indent=2)
 
     def _cell_text(self, cell: Cell | None) -> str:
@@ -261,7 +273,32 @@ class Leaderboard:
         lines.append("Cells: mean cumulative regret at T ± half-width of its 95% interval "
                      "(score: 0 = uniform random, 1 = oracle) #rank within the env. "
                      "Score column: mean score over envs.")
+        if self.provenance is not None:
+            lines += ["", "Provenance:", ""]
+            lines += _md_table(["What", "Value"], self._provenance_rows())
         return "\n".join(lines) + "\n"
+
+    def _provenance_rows(self) -> list[list[str]]:
+        """(what, value) rows: suites and fingerprints, banks, agents, versions, machines."""
+        p = self.provenance or {}
+        rows = [["units", f"{p.get('units', 0)} ({p.get('without_provenance', 0)} written "
+                          "before provenance was recorded)"]]
+        for name, prints in p.get("suites", {}).items():
+            rows.append([f"suite {name}", "fingerprint " + ", ".join(prints)])
+        for bank in p.get("banks", []):
+            rows.append([f"bank {bank.get('file')}", f"sha256 {bank.get('sha256')}, read by "
+                         f"{len(bank['envs'])} env configurations"])
+        for agent, spec in p.get("agents", {}).items():
+            text = f"{spec.get('class')} {json.dumps(spec.get('kwargs') or {}, sort_keys=True)}"
+            if spec.get("version"):
+                text += f" version {spec['version']}"
+            rows.append([f"agent {agent}", text])
+        for i, v in enumerate(p.get("versions", []), start=1):
+            rows.append([f"versions ({i})", ", ".join(f"{k} {val}" for k, val in
+                                                      sorted(v.items()))])
+        if p.get("machines"):
+            rows.append(["machines", ", ".join(p["machines"])])
+        return rows
 
     def _improvement_table(self) -> tuple[list[str], list[list[str]]]:
         """Head and rows of the probability-of-improvement matrix (agents in rank order)."""
@@ -303,6 +340,8 @@ class Leaderboard:
             body.append("<tr>" + "".join(cells) + "</tr>")
         parts.append(f'<table class="leaderboard"><thead><tr>{head}</tr></thead>'
                      f'<tbody>{"".join(body)}</tbody></table>')
+        if self.provenance is not None:
+            parts.append(_html_table(["What", "Value"], self._provenance_rows(), "provenance"))
         if not full_page:
             return "\n".join(parts)
         return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>gambit-gym "

@@ -39,6 +39,15 @@ def _agent_label(agent: Any) -> str:
     return f"{type(agent).__module__}:{type(agent).__qualname__}"
 
 
+def _agent_version(agent: Any) -> str | None:
+    """The agent's own version string (``version`` or ``__version__``), if it declares one."""
+    for name in ("version", "__version__"):
+        value = getattr(agent, name, None)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
 def _make_envs(env_id: str, replicates: int, env_kwargs: dict[str, Any]) -> tuple[Any, bool]:
     spec = gym.spec(env_id)
     if spec.vector_entry_point is not None:
@@ -137,6 +146,7 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     regret, rewards, actions, props, contexts = out
     metadata = {"runner": "batched" if batched else "looped", "device": device,
                 "agent_class": _agent_label(type(agent_obj)),
+                "agent_version": _agent_version(agent_obj),
                 "propensity_samples": n_propensity_samples if propensities else None,
                 "propensities_skipped": "agent has no action_probabilities" if skipped else None,
                 "versions": _versions()}

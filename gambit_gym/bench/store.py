@@ -8,7 +8,10 @@ report) work while a sweep writes, with writers serialised by SQLite's own file 
 
 Arrays are kept as compressed ``.npz`` blobs in two columns: ``summary`` (per-step moments of
 cumulative regret and final regrets, small, read by leaderboards and plots) and ``logs``
-(actions, rewards, propensities, contexts, read only by the off-policy export).
+(actions, rewards, propensities, contexts, read only by the off-policy export). The
+``provenance`` column (JSON, :mod:`gambit_gym.bench.provenance`) was added later: a store
+written before it gains the column (empty, ``{}``) when it is next opened for writing, and is
+read as it is where it cannot be written.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ CREATE TABLE IF NOT EXISTS units (
     versions    TEXT NOT NULL,
     metadata    TEXT NOT NULL,
     summary     BLOB NOT NULL,
-    logs        BLOB NOT NULL
+    logs        BLOB NOT NULL,
+    provenance  TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS units_suite ON units (suite);
 CREATE TABLE IF NOT EXISTS suites (
@@ -145,6 +149,7 @@ class ResultStore:
                 raise ValueError(f"{self.path} is not a results store (SQLite): {exc}") \
                     from None
             self._check_tables(con)
+            self._provenance = self._add_provenance_column(con)
 
     def _check_tables(self, con: sqlite3.Connection) -> None:
         """Refuse a SQLite file that is some other program's database (or a damaged store)."""
@@ -164,6 +169,18 @@ class ResultStore:
         if self.read_only:
             raise ValueError(f"the results store {self.path} is read-only (file or folder "
                              "permissions); copy it somewhere writable or give another --out")
+
+    @staticmethod
+    def _add_provenance_column(con: sqlite3.Connection) -> bool:
+        """Give a store of before provenance its column; False where it cannot be written."""
+        names = {row[1] for row in con.execute("PRAGMA table_info(units)")}
+        if "provenance" in names:
+            return True
+        try:
+            con.execute("ALTER TABLE units ADD COLUMN provenance TEXT NOT NULL DEFAULT '{}'")
+        except sqlite3.OperationalError:  # read-only: read it as it is
+            return False
+        return True
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -259,15 +276,16 @@ class ResultStore:
                u.horizon, u.seed, u.rep_start, u.n_reps, record.wall_time_s,
                record.created or time.time(), json.dumps(unit_to_dict(u), sort_keys=True),
                json.dumps(record.versions, sort_keys=True),
-               json.dumps(record.metadata, sort_keys=True, default=str), summary, logs)
+               json.dumps(record.metadata, sort_keys=True, default=str), summary, logs,
+               json.dumps(record.provenance, sort_keys=True, default=str))
         self._writable()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 if writer is not None:
                     self._check_owner(con, writer, u.unit_id)
-                cur = con.execute(f"INSERT OR IGNORE INTO units ({_COLUMNS}, summary, logs) "
-                                  f"VALUES ({', '.join('?' * len(row))})", row)
+                cur = con.execute(f"INSERT OR IGNORE INTO units ({_COLUMNS}, summary, logs, "
+                                  f"provenance) VALUES ({', '.join('?' * len(row))})", row)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -340,7 +358,8 @@ class ResultStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = (f"SELECT unit, wall_time_s, created, versions, metadata, summary"
+        provenance = "provenance" if self._provenance else "'{}'"
+        sql = (f"SELECT unit, wall_time_s, created, versions, metadata, {provenance}, summary"
                f"{', logs' if logs else ''} FROM units"
                + (f" WHERE {' AND '.join(where)}" if where else "")
                + " ORDER BY suite, env_key, agent_key, rep_start")
@@ -359,9 +378,10 @@ class ResultStore:
 
     @staticmethod
     def _record(row: tuple, logs: bool) -> UnitRecord:
-        summary = _unpack(row[5])
-        arrays = _unpack(row[6]) if logs else {}
+        summary = _unpack(row[6])
+        arrays = _unpack(row[7]) if logs else {}
         empty = np.zeros((0, 0))
+        provenance = json.loads(row[5])
         return UnitRecord(
             unit=unit_from_dict(json.loads(row[0])), cum_mean=summary["cum_mean"],
             cum_m2=summary["cum_m2"], final_regret=summary["final_regret"],
@@ -372,7 +392,8 @@ class ResultStore:
             contexts=(arrays["contexts"].astype(np.int64) if "contexts" in arrays
                       else None),
             wall_time_s=float(row[1]), created=float(row[2]),
-            versions=json.loads(row[3]), metadata=json.loads(row[4]))
+            versions=json.loads(row[3]), metadata=json.loads(row[4]),
+            provenance=provenance if isinstance(provenance, dict) else {})
 
     def info(self) -> dict[str, Any]:
         """Counts and totals for the report's metadata."""

@@ -42,6 +42,8 @@ class Unit:
         propensities: record each decision's propensity (Monte Carlo over the agent's
             randomisation; not part of the id: it does not change the decisions).
         propensity_samples: Monte Carlo samples per decision for propensities.
+        suite_fingerprint: :func:`~gambit_gym.bench.provenance.suite_fingerprint` of the suite
+            the unit was planned from (provenance; not part of the id).
     """
 
     suite: str
@@ -53,6 +55,7 @@ class Unit:
     device: str | None = None
     propensities: bool = True
     propensity_samples: int = 1000
+    suite_fingerprint: str = ""
 
     @property
     def unit_id(self) -> str:
@@ -77,7 +80,10 @@ def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None,
     Raises:
         ValueError: ``chunk`` is not a positive integer.
     """
+    from gambit_gym.bench.provenance import suite_fingerprint
+
     check_positive_int("chunk", chunk)
+    fingerprint = suite_fingerprint(suite)
     units = []
     for setting in suite.settings:
         for start in range(0, suite.replicates, chunk):
@@ -85,7 +91,8 @@ def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None,
                               seed=suite.seed, rep_start=start,
                               n_reps=min(chunk, suite.replicates - start), device=device,
                               propensities=propensities,
-                              propensity_samples=propensity_samples))
+                              propensity_samples=propensity_samples,
+                              suite_fingerprint=fingerprint))
     return units
 
 
@@ -107,6 +114,9 @@ class UnitRecord:
         versions: package and platform versions.
         metadata: the runner's metadata.
         created: unix time the record was made.
+        provenance: where the numbers came from (:mod:`gambit_gym.bench.provenance`): library
+            versions, machine, bank checksum, suite fingerprint, agent spec; ``{}`` for units
+            of stores written before it was recorded.
     """
 
     unit: Unit
@@ -121,6 +131,7 @@ class UnitRecord:
     versions: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     created: float = 0.0
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_reps(self) -> int:
@@ -130,6 +141,8 @@ class UnitRecord:
     @classmethod
     def from_result(cls, unit: Unit, result: RunResult) -> UnitRecord:
         """Summarise a runner result for storage."""
+        from gambit_gym.bench.provenance import collect
+
         cum = np.cumsum(np.asarray(result.regret, dtype=np.float64), axis=1)
         mean = cum.mean(axis=0)
         m2 = ((cum - mean) ** 2).sum(axis=0)
@@ -142,6 +155,7 @@ class UnitRecord:
             contexts=None if result.contexts is None else np.asarray(result.contexts),
             wall_time_s=float(result.wall_time_s), versions=versions(),
             metadata=_jsonable(result.metadata), created=time.time(),
+            provenance=collect(unit, result.metadata),
         )
 
 
@@ -251,7 +265,7 @@ def unit_from_dict(d: dict[str, Any]) -> Unit:
     """Inverse of :func:`unit_to_dict`."""
     s = dict(d["setting"])
     s["tags"] = tuple(s.get("tags", ()))
-    return Unit(**{**d, "setting": Setting(**s)})
+    return Unit(**{**d, "setting": Setting(**s)})  # fields added later take their defaults
 
 
 def _jsonable(value: Any) -> Any:
