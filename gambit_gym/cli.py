@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "agents x envs leaderboard of a results store (md, csv, json, html)"),
     "plot": ("gambit_gym.bench.cli_plot", "cumulative-regret figures of a results store"),
     "report": ("gambit_gym.bench.cli_report", "a static HTML report of a results store"),
+    "merge": ("gambit_gym.bench.cli_merge",
+              "merge results stores from several machines (refuses conflicting units)"),
+    "validate": ("gambit_gym.bench.cli_validate",
+                 "re-run a sample of a store's units and check they reproduce bit for bit"),
     "export-obp": ("gambit_gym.bench.cli_export",
                    "export a run's logged decisions in Open Bandit Pipeline's layout"),
 }

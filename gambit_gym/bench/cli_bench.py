@@ -31,6 +31,16 @@ def _json_dict(text: str) -> dict:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 1/2, got {text!r}") from None
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N, got {text!r}")
+    return i, n
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the command's arguments."""
     parser.add_argument("--suite", required=True, metavar="NAME",
@@ -71,6 +81,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "used off-policy)")
     parser.add_argument("--propensity-samples", type=int, default=1000, metavar="N",
                         help="Monte Carlo samples per decision for propensities (default 1000)")
+    parser.add_argument("--shard", type=_shard, metavar="I/N",
+                        help="run only part I of N of the suite's units (1/2 on one machine, "
+                             "2/2 on another), then combine the stores with gambit-gym merge")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -97,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         report = sweep(suite, store, executor=executor, resume=args.resume, chunk=args.chunk,
                        device=args.device, propensities=not args.no_propensities,
                        propensity_samples=args.propensity_samples,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, shard=args.shard)
     finally:
         shutdown = getattr(executor, "shutdown", None)
         if shutdown is not None:

@@ -328,7 +328,8 @@ class SweepReport:
 def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
           resume: bool = False, chunk: int = DEFAULT_CHUNK, device: str | None = None,
           propensities: bool = True, propensity_samples: int = 1000,
-          progress: bool = True, check_agents: bool = True) -> SweepReport:
+          progress: bool = True, check_agents: bool = True,
+          shard: tuple[int, int] | None = None) -> SweepReport:
     """Run a suite's units into a store.
 
     Args:
@@ -347,9 +348,13 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
             ``"user"``, from :meth:`Suite.with_agent`) with one step on each of its env
             configurations (:func:`gambit_gym.bench.preflight.check_agent`); notices (skipped
             or slow propensities) go to stderr.
+        shard: ``(i, n)``: run only the ``i``-th of ``n`` interleaved parts of the suite's units
+            (1-based), so that ``n`` machines can share a suite and ``gambit-gym merge`` their
+            stores into the store one run would have written (same suite fingerprint).
 
     Raises:
-        ValueError: the store already holds units of this sweep and ``resume`` is False.
+        ValueError: the store already holds units of this sweep and ``resume`` is False, or
+            ``shard`` is not ``(i, n)`` with ``1 <= i <= n``.
         AgentCheckError: a user agent failed its check (one line saying what to fix).
     """
     start = time.perf_counter()
@@ -358,6 +363,12 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
             print(f"notice: {notice}", file=sys.stderr)
     units = plan(suite, chunk=chunk, device=device, propensities=propensities,
                  propensity_samples=propensity_samples)
+    if shard is not None:
+        i, n = shard
+        if not (isinstance(i, int) and isinstance(n, int) and 1 <= i <= n):
+            raise ValueError(f"shard must be I/N with 1 <= I <= N (e.g. 1/2 and 2/2), got "
+                             f"{i}/{n}")
+        units = units[i - 1::n]
     done = store.unit_ids()
     todo = [u for u in units if u.unit_id not in done]
     skipped = len(units) - len(todo)

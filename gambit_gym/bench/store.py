@@ -395,6 +395,48 @@ class ResultStore:
             versions=json.loads(row[3]), metadata=json.loads(row[4]),
             provenance=provenance if isinstance(provenance, dict) else {})
 
+    # ------------------------------------------------------------------ merging
+    def raw_rows(self) -> list[dict[str, Any]]:
+        """Every unit row as stored, blobs undecoded (what ``gambit-gym merge`` copies)."""
+        provenance = "provenance" if self._provenance else "'{}' AS provenance"
+        with self._connect() as con:
+            con.row_factory = sqlite3.Row
+            rows = con.execute(f"SELECT {_COLUMNS}, summary, logs, {provenance} FROM units "
+                               "ORDER BY unit_id").fetchall()
+        return [dict(r) for r in rows]
+
+    def suite_rows(self) -> list[tuple[str, str, float]]:
+        """The stored suite definitions as ``(name, definition JSON, updated)``."""
+        with self._connect() as con:
+            return [tuple(r) for r in con.execute("SELECT name, definition, updated FROM suites "
+                                                  "ORDER BY name").fetchall()]
+
+    def add_raw(self, rows: list[dict[str, Any]],
+                suites: list[tuple[str, str, float]]) -> int:
+        """Insert rows from :meth:`raw_rows` of other stores in one transaction.
+
+        Returns:
+            The number of rows that were new (a unit id already here is left as it is).
+        """
+        self._writable()
+        names = f"{_COLUMNS}, summary, logs, provenance"
+        keys = [k.strip() for k in names.split(",")]
+        added = 0
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    cur = con.execute(f"INSERT OR IGNORE INTO units ({names}) VALUES "
+                                      f"({', '.join('?' * len(keys))})",
+                                      [row[k] for k in keys])
+                    added += cur.rowcount
+                con.executemany("INSERT OR REPLACE INTO suites VALUES (?, ?, ?)", suites)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return added
+
     def info(self) -> dict[str, Any]:
         """Counts and totals for the report's metadata."""
         with self._connect() as con:
