@@ -164,3 +164,22 @@ def test_json_carries_every_aggregate_and_the_improvement_matrix(store):
     assert aggs["method"]["reps"] == 300
     other = json.loads(Leaderboard.from_store(store, reps=300, seed=1).render("json"))
     assert other["aggregates"]["agents"] != aggs["agents"]  # other seed, other intervals
+
+
+def test_narrowed_bench_runs_the_references_and_says_why_a_score_is_missing(tmp_path, capsys):
+    from gambit_gym.bench.store import ResultStore
+    from gambit_gym.cli import main
+
+    common = ["bench", "--suite", "one_d", "--agents", "StdTS", "--replicates", "2",
+              "--horizon", "10", "--executor", "serial", "--no-progress", "--no-propensities"]
+    assert main(common + ["--out", str(tmp_path / "with.sqlite")]) == 0
+    board = Leaderboard.from_store(ResultStore(tmp_path / "with.sqlite", create=False))
+    assert {r.agent for r in board.rows} == {"StdTS", "Random", "Oracle"}
+    assert all(np.isfinite(r.score) for r in board.rows) and not board.score_notes()
+    assert main(common + ["--no-reference", "--out", str(tmp_path / "without.sqlite")]) == 0
+    board = Leaderboard.from_store(ResultStore(tmp_path / "without.sqlite", create=False))
+    assert [r.agent for r in board.rows] == ["StdTS"]
+    note = "No score on GambitIHS-1D-v0: no Random run on this env config"
+    for text in (board.render("md"), board.render("html"), board.render("json")):
+        assert note in text
+    capsys.readouterr()

@@ -29,7 +29,17 @@ def test_study_protocol_defaults():
         assert suite.horizon == (10_000 if name == "fogambitts_arms" else 1000)
     assert {s.panel for s in suites.get("scale_arms").settings} == {
         "K=3", "K=5", "K=15", "K=30", "K=40"}
-    assert len(suites.get("db_access").narrow(agents=["poGAMBITTS"]).settings) == 5
+    assert len(suites.get("db_access").narrow(agents=["poGAMBITTS"]).settings) == 5 + 2
+
+
+def test_narrowed_suites_keep_the_references_unless_told_not_to():
+    one_d = suites.get("one_d")
+    assert one_d.narrow(agents=["StdTS"]).agents == ["StdTS", "Random", "Oracle"]
+    assert one_d.narrow(agents=["StdTS"], references=False).agents == ["StdTS"]
+    assert one_d.narrow(agents=["StdTS", "Random"], references=False).agents == [
+        "StdTS", "Random"]
+    assert "Oracle" not in one_d.narrow(references=False).agents
+    assert one_d.narrow().agents == one_d.agents
 
 
 def test_core_has_every_registered_agent():

@@ -52,6 +52,7 @@ class SettingStats:
         score: normalised score (filled by :func:`add_scores`).
         ref_random: the Random row's mean regret at T used for the score.
         ref_oracle: the Oracle row's (or 0).
+        score_note: why :attr:`score` is missing, where it is (empty otherwise).
     """
 
     suite: str
@@ -73,6 +74,7 @@ class SettingStats:
     score: float = float("nan")
     ref_random: float = float("nan")
     ref_oracle: float = float("nan")
+    score_note: str = ""
 
     def replicate_scores(self) -> np.ndarray:
         """Each replicate's normalised score, ``(n,)`` (all NaN where :attr:`score` is NaN).
@@ -154,8 +156,14 @@ def add_scores(rows: list[SettingStats]) -> None:
     for r in rows:
         ref = refs.get((r.suite, r.env_key, r.horizon), {})
         lo, hi = ref.get(RANDOM), ref.get(ORACLE, 0.0)
-        if lo is None or hi is None or not np.isfinite(lo - hi) or lo - hi <= 0:
+        if lo is None:
             r.score = float("nan")
+            r.score_note = ("no Random run on this env config to normalise by (suites run "
+                            "Random and Oracle unless --no-reference)")
+        elif hi is None or not np.isfinite(lo - hi) or lo - hi <= 0:
+            r.score = float("nan")
+            r.score_note = ("Random's regret is not above the Oracle's on this env config, "
+                            "so there is no range to normalise by")
         else:
             r.score = float((lo - r.mean) / (lo - hi))
             r.ref_random, r.ref_oracle = float(lo), float(hi)

@@ -53,7 +53,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="replicates per setting (default: the suite's, 250 for the study)")
     parser.add_argument("--horizon", type=int, metavar="T", help="steps per replicate")
     parser.add_argument("--agents", type=_csv, metavar="A,B",
-                        help="only these of the suite's agents (comma-separated)")
+                        help="only these of the suite's agents (comma-separated); Random and "
+                             "Oracle run too, unless --no-reference")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="do not run the reference agents Random and Oracle (the "
+                             "leaderboard then has no normalised scores)")
     parser.add_argument("--envs", type=_csv, metavar="ID,ID",
                         help="only these of the suite's env ids (comma-separated)")
     parser.add_argument("--seed", type=int, help="base seed (default: the suite's, 323)")
@@ -90,7 +94,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def build_suite(args: argparse.Namespace) -> suites.Suite:
     """The suite the arguments describe."""
     suite = suites.get(args.suite).narrow(replicates=args.replicates, horizon=args.horizon,
-                                          agents=args.agents, envs=args.envs, seed=args.seed)
+                                          agents=args.agents, envs=args.envs, seed=args.seed,
+                                          references=not args.no_reference)
     if args.add_agent:
         suite = suite.with_agent(args.add_agent, args.add_agent_kwargs)
     elif args.add_agent_kwargs:

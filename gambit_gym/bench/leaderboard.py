@@ -51,6 +51,7 @@ class Cell:
     n: int
     score: float
     rank: float
+    score_note: str = ""
 
 
 @dataclass
@@ -120,7 +121,8 @@ class Leaderboard:
             for s, rank in zip(cells, ranks):
                 row = rows.setdefault(s.agent_key, Row(agent=s.agent_key))
                 row.cells[col] = Cell(mean=s.mean, ci_low=s.ci_low, ci_high=s.ci_high, n=s.n,
-                                      score=s.score, rank=float(rank))
+                                      score=s.score, rank=float(rank),
+                                      score_note=s.score_note)
         for row in rows.values():
             scores = [c.score for c in row.cells.values() if np.isfinite(c.score)]
             row.score = float(np.mean(scores)) if scores else float("nan")
@@ -213,8 +215,19 @@ class Leaderboard:
                        for col, c in r.cells.items()}}
             for r in self.rows],
             "aggregates": self.aggregates.to_dict() if self.aggregates else None,
+            "score_notes": self.score_notes(),
             "provenance": self.provenance}
         return json.dumps(doc, indent=2)
+
+    def score_notes(self) -> list[str]:
+        """Why scores are missing: one line per env column where some are (empty if none)."""
+        notes = []
+        for col in self.columns:
+            reasons = dict.fromkeys(r.cells[col].score_note for r in self.rows
+                                    if col in r.cells and r.cells[col].score_note)
+            if reasons:
+                notes.append(f"No score on {col}: {'; '.join(reasons)}.")
+        return notes
 
     def _cell_text(self, cell: Cell | None) -> str:
         if cell is None:
@@ -273,6 +286,8 @@ class Leaderboard:
         lines.append("Cells: mean cumulative regret at T ± half-width of its 95% interval "
                      "(score: 0 = uniform random, 1 = oracle) #rank within the env. "
                      "Score column: mean score over envs.")
+        for note in self.score_notes():
+            lines += ["", note]
         if self.provenance is not None:
             lines += ["", "Provenance:", ""]
             lines += _md_table(["What", "Value"], self._provenance_rows())
@@ -340,6 +355,7 @@ class Leaderboard:
             body.append("<tr>" + "".join(cells) + "</tr>")
         parts.append(f'<table class="leaderboard"><thead><tr>{head}</tr></thead>'
                      f'<tbody>{"".join(body)}</tbody></table>')
+        parts += [f'<p class="note">{esc(note)}</p>' for note in self.score_notes()]
         if self.provenance is not None:
             parts.append(_html_table(["What", "Value"], self._provenance_rows(), "provenance"))
         if not full_page:

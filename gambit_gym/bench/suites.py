@@ -11,8 +11,8 @@ figure (:mod:`gambit_gym.bench.plots`) and the leaderboard's rows. Nothing is li
 >>> sorted({s.panel for s in suite.settings})[:2]
 ['K=15', 'K=3']
 >>> small = suite.narrow(replicates=2, horizon=10, agents=["StdTS"], envs=["GambitIHS-v0"])
->>> len(small.settings), small.horizon
-(5, 10)
+>>> len(small.settings), small.horizon  # StdTS, Random and Oracle for each of the 5 K
+(15, 10)
 """
 
 from __future__ import annotations
@@ -154,8 +154,17 @@ class Suite:
 
     def narrow(self, *, replicates: int | None = None, horizon: int | None = None,
                agents: Sequence[str] | None = None, envs: Sequence[str] | None = None,
-               seed: int | None = None) -> Suite:
+               seed: int | None = None, references: bool = True) -> Suite:
         """A copy with fewer replicates, another horizon, or only some agents / env ids.
+
+        Args:
+            replicates: R.
+            horizon: T.
+            agents: keep only these agents, and the reference agents (Random, Oracle) unless
+                ``references`` is False: scores are normalised by them.
+            envs: keep only these env ids.
+            seed: base seed.
+            references: keep the reference agents; False drops those not named in ``agents``.
 
         Raises:
             ValueError: an agent or env id that the suite does not contain.
@@ -163,7 +172,14 @@ class Suite:
         settings = self.settings
         if agents:
             _check_subset("agent", agents, self.agents, self.name)
-            settings = tuple(s for s in settings if s.agent in set(agents))
+        named = set(agents or ())
+
+        def kept(s: Setting) -> bool:
+            if "reference" in s.tags and s.agent not in named:
+                return references
+            return not named or s.agent in named
+
+        settings = tuple(s for s in settings if kept(s))
         if envs:
             _check_subset("env id", envs, self.env_ids, self.name)
             settings = tuple(s for s in settings if s.env_id in set(envs))
