@@ -59,7 +59,7 @@ def cli(*args: str) -> list[str]:
 
 
 def broken_agent(**kwargs):
-    """A user's agent factory that fails (a sweep must report it and go on)."""
+    """A user's agent factory that fails (the sweep's check must stop it before any unit)."""
     raise RuntimeError("this agent is broken on purpose")
 
 
@@ -67,3 +67,13 @@ class VersionedRandom(RandomAgent):
     """A user's agent that declares its own version string (recorded in the provenance)."""
 
     version = "2.1-test"
+
+
+class FailsLater(RandomAgent):
+    """A user's agent that fails after a few steps, past the sweep's one-step check (a sweep
+    must report it and go on)."""
+
+    def act_batch(self, obs):
+        if self.t >= 3:
+            raise RuntimeError("this agent is broken on purpose")
+        return super().act_batch(obs)

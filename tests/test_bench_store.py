@@ -201,12 +201,19 @@ def test_a_failing_agent_is_reported_and_the_sweep_goes_on(tmp_path, capsys):
     from gambit_gym.cli import main
 
     path = tmp_path / "f.sqlite"
-    args = ["bench", "--suite", "one_d", "--agents", "Random", "--add-agent",
-            "bench_helpers:broken_agent", "--replicates", "2", "--horizon", "10",
-            "--executor", "serial", "--no-progress", "--out", str(path)]
-    assert main(args) == 1
+    args = ["bench", "--suite", "one_d", "--agents", "Random", "--no-reference",
+            "--replicates", "2", "--horizon", "10", "--executor", "serial", "--no-progress",
+            "--out", str(path), "--add-agent"]
+    # an agent that cannot even be built is stopped by the check before any unit runs
+    assert main(args + ["bench_helpers:broken_agent"]) == 2
+    err = capsys.readouterr().err
+    assert "bench_helpers:broken_agent: building it with kwargs {} failed (RuntimeError: " \
+           "this agent is broken on purpose)" in err
+    assert len(ResultStore(path)) == 0
+    # one that fails mid-run fails its units; the sweep reports them and goes on
+    assert main(args + ["bench_helpers:FailsLater"]) == 1
     err = capsys.readouterr().err
     assert "1 units run" in err and "1 failed" in err
-    assert "failed: bench_helpers:broken_agent on GambitIHS-1D-v0, replicates 0..1: " \
+    assert "failed: bench_helpers:FailsLater on GambitIHS-1D-v0, replicates 0..1: " \
            "RuntimeError: this agent is broken on purpose" in err
     assert {r.unit.setting.agent for r in ResultStore(path).records()} == {"Random"}

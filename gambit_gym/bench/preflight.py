@@ -78,10 +78,9 @@ def check_agent(agent: str, agent_kwargs: dict[str, Any],
             continue
         seen.add(key)
         where = f"{name} on {env_id}{' ' + str(env_kwargs) if env_kwargs else ''}"
-        fresh = factory(**agent_kwargs)
         env = gym.make(env_id, **env_kwargs)
-        try:
-            ratio = _one_step(fresh, env, where, propensities and has_props, n_samples, seed,
+        try:  # the same object on every env: reset() must forget everything anyway
+            ratio = _one_step(agent_obj, env, where, propensities and has_props, n_samples, seed,
                               agent_description, agent_info, context_ids_of)
         finally:
             env.close()
