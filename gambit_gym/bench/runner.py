@@ -34,9 +34,10 @@ from gambit_gym.bench.result import RunResult
 def _agent_label(agent: Any) -> str:
     if isinstance(agent, str):
         return agent
-    if isinstance(agent, type):
-        return f"{agent.__module__}:{agent.__qualname__}"
-    return f"{type(agent).__module__}:{type(agent).__qualname__}"
+    cls = agent if isinstance(agent, type) else type(agent)
+    # a spawned worker imports the user's script as __mp_main__: the same class as __main__'s
+    module = "__main__" if cls.__module__ == "__mp_main__" else cls.__module__
+    return f"{module}:{cls.__qualname__}"
 
 
 def _agent_version(agent: Any) -> str | None:
