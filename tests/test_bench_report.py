@@ -59,7 +59,7 @@ def test_report_in_headless_chromium(report):
         agents = {row.find_elements(By.TAG_NAME, "td")[1].text for row in body_rows}
         assert agents == {"Random", "Oracle", "StdTS", "poGAMBITTS"}
         images = driver.find_elements(By.TAG_NAME, "img")
-        assert len(images) == 2
+        assert len(images) == 5  # two suite figures, three aggregate figures
         for img in images:
             width = driver.execute_script(
                 "return arguments[0].complete && arguments[0].naturalWidth", img)

@@ -106,12 +106,10 @@ class Leaderboard:
             seed: the bootstrap's base seed (same stats and seed, same intervals).
             confidence: interval coverage.
         """
-        horizons: dict[str, set[int]] = {}
-        for s in stats:
-            horizons.setdefault(s.env_key, set()).add(s.horizon)
+        names = dict(zip(map(id, stats), column_names(stats)))
 
         def column(s: SettingStats) -> str:
-            return s.env_key if len(horizons[s.env_key]) == 1 else f"{s.env_key}@T={s.horizon}"
+            return names[id(s)]
 
         columns = sorted(dict.fromkeys(column(s) for s in stats), key=_natural)
         rows: dict[str, Row] = {}
@@ -375,6 +373,18 @@ class Leaderboard:
         if fmt not in renderers:
             raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
         return renderers[fmt]()
+
+
+def column_names(stats: list[SettingStats]) -> list[str]:
+    """The leaderboard column of each statistic.
+
+    Its env key, with ``@T=`` where one env configuration was run at several horizons.
+    """
+    horizons: dict[str, set[int]] = {}
+    for s in stats:
+        horizons.setdefault(s.env_key, set()).add(s.horizon)
+    return [s.env_key if len(horizons[s.env_key]) == 1 else f"{s.env_key}@T={s.horizon}"
+            for s in stats]
 
 
 def _average_ranks(values: list[float]) -> np.ndarray:

@@ -1,8 +1,9 @@
 """A static HTML report of a results store that opens from disk with no server.
 
-``write_report(store, out_dir)`` writes ``index.html`` (the overall leaderboard, one table and
-one figure per suite, and the run metadata), the figures as PNG and SVG under ``figures/``
-(referenced by relative paths) and the leaderboard as ``leaderboard.{md,csv,json}``. The page
+``write_report(store, out_dir)`` writes ``index.html`` (the overall leaderboard, the aggregate
+figures, links to one page per env configuration under ``envs/``, one table and one figure per
+suite, and the run metadata), the figures as PNG and SVG under ``figures/`` (referenced by
+relative paths) and the leaderboard as ``leaderboard.{md,csv,json}``. The page
 has no scripts and no external resources.
 """
 
@@ -18,6 +19,7 @@ from gambit_gym._paths import inside, output_dir
 from gambit_gym.bench.analysis import summarise
 from gambit_gym.bench.leaderboard import Leaderboard
 from gambit_gym.bench.plots import figure_name, plot_store
+from gambit_gym.bench.report_pages import aggregate_section, env_pages
 from gambit_gym.bench.store import ResultStore
 
 _CSS = """
@@ -60,11 +62,14 @@ def write_report(store: ResultStore, out_dir: str | Path) -> Path:
              f"<p>Store <code>{esc(str(store.path))}</code>: {info['units']} units, "
              f"{info['replicates']} replicates, {info['compute_s']:.1f} s of compute.</p>",
              "<h2 id=\"leaderboard\">Leaderboard (all suites)</h2>",
-             "<p>Mean cumulative regret at T ± half-width of its 95% interval (normalised "
-             "score: uniform random 0, oracle 1) #rank within the env. Files: "
-             "<a href=\"leaderboard.md\">Markdown</a>, <a href=\"leaderboard.csv\">CSV</a>, "
-             "<a href=\"leaderboard.json\">JSON</a>.</p>",
-             overall.to_html(full_page=False)]
+             "<p>Agents ranked by IQM with its interval, the probability that each beats "
+             "each other, then per env: mean cumulative regret at T ± half-width of its 95% "
+             "interval (normalised score: uniform random 0, oracle 1) #rank within the env. "
+             "Files: <a href=\"leaderboard.md\">Markdown</a>, "
+             "<a href=\"leaderboard.csv\">CSV</a>, <a href=\"leaderboard.json\">JSON</a>.</p>",
+             overall.to_html(full_page=False),
+             aggregate_section(overall, out),
+             env_pages(overall, summarise(store.records(), by_suite=False), out, _CSS)]
     for name, definition in suites.items():
         records = store.records(suite=name)
         if not records:
