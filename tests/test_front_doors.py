@@ -50,7 +50,7 @@ def test_render_modes_are_declared_and_work(env_id):
     text = env.render()
     assert f"{reward:.3f}" in text and f"{info['regret']:.3f}" in text
     if "context" in info:  # a GAMBIT notification: context, prompt and message
-        assert info["context"]["location"] in text and info["text"] in text
+        assert info["context"].split(",")[0] in text and info["text"] in text
         assert info["prompt"] in text
     env = gym.make(env_id, render_mode="rgb_array", **kwargs)
     env.reset(seed=0)
@@ -70,7 +70,7 @@ def test_render_modes_are_declared_and_work(env_id):
 def test_card_shows_one_bar_per_style_dimension():
     from gambit_gym.envs.render import notification_card
 
-    context = {"location": "home", "step_bucket": "0-4,999"}
+    context = "home, 0-4,999"
     one = notification_card(context, "Time for a walk!", np.array([1.0]), ["optimism"], 80.0)
     many = notification_card(context, "Time for a walk!", np.linspace(-5, 5, 20),
                              [f"dim{i}" for i in range(20)], 80.0)
@@ -177,3 +177,67 @@ def test_module_prefixed_id_works_in_subprocess_workers_without_an_import():
     obs, _ = single.reset(seed=5)
     assert np.array_equal(first[0], obs)
     assert rewards[0] == pytest.approx(single.step(0)[1]) and "regret" in infos[0]
+
+
+def test_expected_rewards_accepts_what_info_context_holds():
+    env = gym.make("GambitIHS-v0")
+    _, reset_info = env.reset(seed=2)
+    tables = env.unwrapped.tables
+    first = env.unwrapped.expected_rewards(reset_info["context"])
+    _, _, _, _, info = env.step(0)
+    oracle = env.unwrapped.expected_rewards(info["context"])
+    assert np.array_equal(first, oracle)  # the step's context is the reset's
+    assert info["optimal_action"] == int(np.argmax(oracle))
+    assert info["expected_reward"] == oracle[0]
+    vec = gym.make_vec("GambitIHS-v0", 3, vectorization_mode="vector_entry_point")
+    vec.reset(seed=2)
+    _, _, _, _, vinfo = vec.step(np.array([0, 1, 2]))
+    for r in range(3):
+        row = vec.unwrapped.expected_rewards(vinfo["context"][r])
+        assert row[r] == vinfo["expected_reward"][r]
+    with pytest.raises(ValueError, match="not a context label"):
+        env.unwrapped.expected_rewards("kitchen, 3 steps")
+    assert np.array_equal(env.unwrapped.expected_rewards(tables.observations[7]),
+                          tables.expected[7])
+
+
+@pytest.mark.parametrize("env_id", ["GambitIHS-v0", "MixedEffectLinear-v0"])
+def test_max_episode_steps_beyond_the_horizon_is_honoured_or_refused(env_id):
+    def length(env):
+        env.reset(seed=0)
+        for n in range(1, 10_000):
+            *_, terminated, truncated, _ = env.step(0)
+            if terminated or truncated:
+                return n
+
+    kwargs = SMALL.get(env_id, {})
+    assert length(gym.make(env_id, horizon=7, **kwargs)) == 7
+    assert length(gym.make(env_id, max_episode_steps=6000, **kwargs)) == 6000
+    assert length(gym.make(env_id, max_episode_steps=5, horizon=7, **kwargs)) == 5
+    with pytest.raises(ValueError, match="max_episode_steps=6000 is larger than horizon=7"):
+        gym.make(env_id, max_episode_steps=6000, horizon=7, **kwargs)
+
+
+def test_max_episode_steps_sets_the_native_vector_horizon():
+    vec = gym.make_vec("GambitIHS-v0", 2, vectorization_mode="vector_entry_point",
+                       max_episode_steps=3)
+    vec.reset(seed=0)
+    flags = [vec.step(np.zeros(2, dtype=int))[3].all() for _ in range(3)]
+    assert flags == [False, False, True] and vec.unwrapped.config.horizon == 3
+    with pytest.raises(ValueError, match="larger than horizon=5"):
+        gym.make_vec("GambitIHS-v0", 2, vectorization_mode="vector_entry_point",
+                     max_episode_steps=30, horizon=5)
+
+
+@pytest.mark.parametrize("env_id", [i for i in FAST_IDS if i.startswith("Gambit")])
+def test_info_values_are_numpy_values_or_strings(env_id):
+    from gambit_gym.envs.checks import check_info_values
+
+    env = gym.make(env_id)
+    _, info = env.reset(seed=0)
+    check_info_values(info)
+    _, _, _, _, info = env.step(0)
+    check_info_values(info)
+    assert isinstance(info["text"], str) and isinstance(info["context"], str)
+    with pytest.raises(AssertionError, match="info\\['bad'\\] is a dict"):
+        check_info_values({"bad": {"nested": 1}})

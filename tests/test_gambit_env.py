@@ -29,10 +29,10 @@ def test_expected_reward_equals_bank_mean_computed_independently(env_id, bank_fr
         _, _, _, _, info = env.step(action)
         if info["prompt_id"] < 0:
             continue  # "send nothing" in the optional env: checked in its own test
+        location, bucket = info["context"].split(", ", 1)  # e.g. "home, 0-4,999"
         ctx = env.unwrapped.tables.observations.tolist().index(
-            [["home", "work", "other"].index(info["context"]["location"]),
-             ["0-4,999", "5,000-9,999", "10,000-15,000", "more than 15,000"].index(
-                 info["context"]["step_bucket"])])
+            [["home", "work", "other"].index(location),
+             ["0-4,999", "5,000-9,999", "10,000-15,000", "more than 15,000"].index(bucket)])
         cell = bank_frame[(bank_frame.prompt_id == info["prompt_id"])
                           & (bank_frame.context_id == ctx)]
         z = cell[true_dims].to_numpy(dtype=np.float64)
@@ -109,7 +109,7 @@ def test_misspecified_env_reports_only_the_working_dimension():
     env = gym.make("GambitIHS-Misspec-Severity-v0")
     env.reset(seed=0)
     _, _, _, _, info = env.step(0)
-    assert info["embedding_names"] == ("severity",)
+    assert info["embedding_names"].tolist() == ["severity"]
     bank = env.unwrapped.tables.bank
     row = list(bank.texts).index(info["text"])
     assert info["embedding"][0] == bank.scores[row, bank.dimensions.index("severity")]
@@ -143,7 +143,7 @@ def test_covariate_env_adds_the_study_context_terms():
 def test_vector_env_replicates_equal_single_envs(env_id):
     r, steps = 4, 30
     vec = gym.make_vec(env_id, num_envs=r, vectorization_mode="vector_entry_point",
-                       noise_level=3, horizon=20)
+                       noise_level=3, horizon=20, autoreset_mode="same_step")
     singles = [gym.make(env_id, noise_level=3, horizon=20) for _ in range(r)]
     obs, _ = vec.reset(seed=100)
     for i, env in enumerate(singles):

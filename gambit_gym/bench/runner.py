@@ -52,8 +52,10 @@ def _agent_version(agent: Any) -> str | None:
 def _make_envs(env_id: str, replicates: int, env_kwargs: dict[str, Any]) -> tuple[Any, bool]:
     spec = gym.spec(env_id)
     if spec.vector_entry_point is not None:
+        # same-step autoreset: were env_kwargs to set a horizon shorter than the run, every
+        # step still carries a decision (and its regret), as the looped path's do
         envs = gym.make_vec(env_id, num_envs=replicates, vectorization_mode="vector_entry_point",
-                            **env_kwargs)
+                            autoreset_mode="same_step", **env_kwargs)
         return envs, True
     return [gym.make(env_id, **env_kwargs) for _ in range(replicates)], False
 

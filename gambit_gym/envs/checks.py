@@ -21,19 +21,32 @@ import numpy as np
 from gymnasium.utils.env_checker import check_env
 
 STEP_INFO_TYPES: dict[str, type | tuple[type, ...]] = {
-    "expected_reward": float,
-    "optimal_action": int,
-    "optimal_expected_reward": float,
-    "regret": float,
+    "expected_reward": (float, np.floating),
+    "optimal_action": (int, np.integer),
+    "optimal_expected_reward": (float, np.floating),
+    "regret": (float, np.floating),
 }
 GAMBIT_INFO_TYPES: dict[str, type | tuple[type, ...]] = {
     "text": str,
-    "prompt_id": int,
+    "prompt_id": np.integer,
     "prompt": str,
     "embedding": np.ndarray,
-    "embedding_names": tuple,
-    "context": dict,
+    "embedding_names": np.ndarray,
+    "context": str,
 }
+
+
+def check_info_values(info: dict[str, Any]) -> None:
+    """Every info value is a number, a numpy scalar or array, or a str (nothing nested).
+
+    That is what Gymnasium's vector envs batch into plain arrays, ``DictInfoToList`` splits
+    back, and torchrl's default info reader stores without a custom reader (it reads
+    ``value.dtype``: numpy scalars, arrays and ``np.str_`` have one).
+    """
+    for key, value in info.items():
+        assert isinstance(value, (np.generic, np.ndarray)), \
+            f"info[{key!r}] is a {type(value).__name__}: info values must be numpy scalars, " \
+            "numpy arrays or np.str_ (torchrl's default info reader reads their dtype)"
 
 
 def is_gambit(env: gym.Env) -> bool:
@@ -91,6 +104,8 @@ def check_step_types_and_info(env: gym.Env, steps: int = 20, seed: int = 0) -> N
         for key, typ in expected_types.items():
             assert key in info, f"info lacks {key!r}"
             assert isinstance(info[key], typ), f"info[{key!r}] is {type(info[key])}, not {typ}"
+        if is_gambit(env):
+            check_info_values(info)
         assert info["regret"] >= 0, "regret must be >= 0"
         gap = info["optimal_expected_reward"] - info["expected_reward"]
         assert np.isclose(info["regret"], max(gap, 0.0)), "regret != optimal - expected"
@@ -98,7 +113,7 @@ def check_step_types_and_info(env: gym.Env, steps: int = 20, seed: int = 0) -> N
             assert info["regret"] == 0.0, "regret of the optimal action must be exactly 0"
         if is_gambit(env):
             assert info["embedding"].dtype == np.float32
-            assert info["embedding"].shape == (len(info["embedding_names"]),)
+            assert info["embedding"].shape == info["embedding_names"].shape
 
 
 def check_determinism(env_factory: Callable[[], gym.Env], steps: int = 15,

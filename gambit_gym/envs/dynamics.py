@@ -27,7 +27,13 @@ from gambit_gym.envs.outcomes import (
 )
 from gambit_gym.envs.study import outcome_facts
 from gambit_gym.text.bank import ResponseBank, load_bank
-from gambit_gym.text.contexts import ALL_CONTEXTS, LOCATIONS, N_CONTEXTS, STEP_BUCKETS
+from gambit_gym.text.contexts import (
+    ALL_CONTEXTS,
+    LOCATIONS,
+    N_CONTEXTS,
+    STEP_BUCKETS,
+    Context,
+)
 
 NO_MESSAGE = -1  #: ``prompt_id`` reported when the optional-message env sends nothing.
 
@@ -71,6 +77,11 @@ class GambitTables:
     bucket_names: np.ndarray
     cells_py: tuple = ()  #: ``(offset, count)`` per (action, context) as Python ints
     row_reward_py: tuple = ()  #: ``row_reward`` as Python floats (the single env's fast path)
+    #: ``info["context"]`` of each context id, ``(12,)`` object array of ``np.str_``
+    context_labels: np.ndarray | None = None
+    #: ``info["embedding_names"]``: the working dims, a ``(d_w,)`` object array of ``np.str_``
+    #: (object, not a fixed-width str dtype, which Gymnasium's checkers compare with allclose)
+    working_names_array: np.ndarray | None = None
 
 
 def build_outcome(config: GambitConfig, bank: ResponseBank) -> LinearOutcome | MLPOutcome:
@@ -189,7 +200,16 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         bucket_names=np.array([c.step_bucket_name for c in ALL_CONTEXTS], dtype=object),
         cells_py=tuple(tuple(zip(o, n)) for o, n in zip(offsets.tolist(), counts.tolist())),
         row_reward_py=tuple(row_reward.tolist()),
+        context_labels=_read_only(np.array([np.str_(c.label) for c in ALL_CONTEXTS],
+                                           dtype=object)),
+        working_names_array=_read_only(np.array([np.str_(n) for n in config.working_dims],
+                                                dtype=object)),
     )
+
+
+def _read_only(arr: np.ndarray) -> np.ndarray:
+    arr.setflags(write=False)
+    return arr
 
 
 def initial_contexts(keys: np.ndarray | int) -> np.ndarray | int:
@@ -252,33 +272,34 @@ def reward_offset(config: GambitConfig, tables: GambitTables) -> float:
 
 
 def context_id_of(context: object) -> int:
-    """A context id from what a user holds: an id, an observation, a ``Context``, or an info.
+    """A context id from what a user holds: an info's context, an id, an observation, a Context.
 
-    Accepted: an id ``0..11``; an observation ``[location, step_bucket]``; a
-    :class:`~gambit_gym.text.contexts.Context`; or the names dict ``info["context"]``
-    (``{"location": "home", "step_bucket": "0-4,999"}``), including a vector env's, indexed
-    at one replicate.
+    Accepted: ``info["context"]`` (a label such as ``"home, 0-4,999"``, see
+    :attr:`~gambit_gym.text.contexts.Context.label`), or one element of a vector env's
+    ``info["context"]``; an id ``0..11``; an observation ``[location, step_bucket]``; a
+    :class:`~gambit_gym.text.contexts.Context`; or a dict ``{"location", "step_bucket"}``.
     """
     if hasattr(context, "id"):
         return int(context.id)  # type: ignore[attr-defined]
+    if isinstance(context, str):
+        return Context.from_label(context).id
     if isinstance(context, Mapping):
         try:
             loc, bucket = context["location"], context["step_bucket"]
             return LOCATIONS.index(str(loc)) * len(STEP_BUCKETS) + STEP_BUCKETS.index(str(bucket))
         except (KeyError, ValueError):
             raise ValueError(
-                f"cannot read a context from {dict(context)!r}: an info['context'] dict needs "
-                f"'location' in {LOCATIONS} and 'step_bucket' in {STEP_BUCKETS} (for a vector "
-                "env's info, index one replicate: {k: v[r] for k, v in info['context'].items()})"
-            ) from None
+                f"cannot read a context from {dict(context)!r}: a dict needs 'location' in "
+                f"{LOCATIONS} and 'step_bucket' in {STEP_BUCKETS}") from None
     arr = np.asarray(context)
     if arr.dtype.kind in "iuf":
         if arr.shape == (2,):
             return int(arr[0]) * len(STEP_BUCKETS) + int(arr[1])
         if arr.ndim == 0 and 0 <= int(arr) < N_CONTEXTS:
             return int(arr)
-    raise ValueError(f"cannot read a context from {context!r}: pass an id 0..11, an observation "
-                     "[location, step_bucket], a Context or an info['context'] dict")
+    raise ValueError(f"cannot read a context from {context!r}: pass info['context'] (a label "
+                     "such as 'home, 0-4,999'), an id 0..11, an observation "
+                     "[location, step_bucket] or a Context")
 
 
 class GambitSimulator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, TypedDict
 
 import gymnasium as gym
@@ -21,32 +22,37 @@ from gambit_gym.envs.dynamics import (
     reward_offset,
     step_dynamics,
 )
+from gambit_gym.envs.episode import horizon_with_spec_limit, requested_max_episode_steps
 from gambit_gym.envs.render import (
     RENDER_MODES,
     check_render_mode,
     notification_card,
     notification_text,
 )
-from gambit_gym.text.contexts import ALL_CONTEXTS, CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS
+from gambit_gym.text.contexts import CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS
 
 
 class GambitStepInfo(TypedDict):
-    """The ``info`` dict of :meth:`GambitEnv.step`."""
+    """The ``info`` dict of :meth:`GambitEnv.step`.
 
-    text: str
-    prompt_id: int
-    prompt: str
+    Every value is a numpy scalar, a numpy array or a ``np.str_`` (a ``str``), so Gymnasium's
+    vector envs batch it into plain arrays, ``DictInfoToList`` splits it back, and torchrl's
+    default info reader stores it without a custom reader.
+    """
+
+    text: np.str_
+    prompt_id: np.int64
+    prompt: np.str_
     embedding: np.ndarray
-    embedding_names: tuple[str, ...]
-    context: dict[str, str]
-    expected_reward: float
-    optimal_action: int
-    optimal_expected_reward: float
-    regret: float
+    embedding_names: np.ndarray
+    context: np.str_
+    expected_reward: np.float64
+    optimal_action: np.int64
+    optimal_expected_reward: np.float64
+    regret: np.float64
 
 
 _SIMULATORS: dict[int, GambitSimulator] = {}
-_CONTEXT_DICTS: tuple[dict[str, str], ...] = tuple(c.as_dict() for c in ALL_CONTEXTS)
 
 
 def simulator_for(tables: GambitTables) -> GambitSimulator:
@@ -101,7 +107,9 @@ class GambitEnv(gym.Env):
     calls a real generator and embedder every step instead.
 
     ## Episode End
-    Never terminates; truncates after ``horizon`` steps.
+    Never terminates; truncates after ``horizon`` steps. ``gym.make(id, max_episode_steps=N)``
+    with no ``horizon`` sets the horizon to N; with a smaller ``horizon`` it is an error (see
+    :mod:`gambit_gym.envs.episode`). Episode semantics: ``docs/ecosystem.md``.
 
     ## Arguments
     ``noise_level`` (0-4, the study's ladder) or ``noise_sd``; ``n_prompts`` (K) or
@@ -155,6 +163,9 @@ class GambitEnv(gym.Env):
         self._t = 0
         self._context = 0
         self._last: tuple[Any, ...] | None = None  # what the last step showed, for render()
+        limit = requested_max_episode_steps()  # gym.make(..., max_episode_steps=N)
+        if limit is not None:
+            self.apply_episode_limit(limit)
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None,
@@ -166,7 +177,7 @@ class GambitEnv(gym.Env):
         self._context = initial_contexts(self._key)
         self._last = None
         return self._tables.observations[self._context].copy(), {
-            "context": dict(_CONTEXT_DICTS[self._context])}
+            "context": self._tables.context_labels[self._context]}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, GambitStepInfo]:
         """Send the chosen prompt's message to the user and observe the reward."""
@@ -187,16 +198,16 @@ class GambitEnv(gym.Env):
                                          expected - self.reward_offset,
                                          optimal - self.reward_offset)
         info: GambitStepInfo = {
-            "text": str(text),
-            "prompt_id": int(tables.arm_prompts[a]),
-            "prompt": str(tables.prompt_texts[a, c]),
+            "text": np.str_(text),
+            "prompt_id": np.int64(tables.arm_prompts[a]),
+            "prompt": np.str_(tables.prompt_texts[a, c]),
             "embedding": z_working,
-            "embedding_names": tables.working_names,
-            "context": dict(_CONTEXT_DICTS[c]),
-            "expected_reward": expected,
-            "optimal_action": int(tables.optimal_action[c]),
-            "optimal_expected_reward": optimal,
-            "regret": regret,
+            "embedding_names": tables.working_names_array.copy(),
+            "context": tables.context_labels[c],
+            "expected_reward": np.float64(expected),
+            "optimal_action": np.int64(tables.optimal_action[c]),
+            "optimal_expected_reward": np.float64(optimal),
+            "regret": np.float64(regret),
         }
         self._t += 1
         self._context = next_ctx
@@ -217,12 +228,20 @@ class GambitEnv(gym.Env):
             return None
         if self._last is None:
             context, prompt, text, reward, regret, z = (
-                dict(_CONTEXT_DICTS[self._context]), None, None, None, None, None)
+                self._tables.context_labels[self._context], None, None, None, None, None)
         else:
             context, prompt, text, reward, regret, z = self._last
         if self.render_mode == "ansi":
             return notification_text(context, prompt, text, reward, regret)
         return notification_card(context, text, z, self._tables.working_names, reward)
+
+    def apply_episode_limit(self, max_episode_steps: int) -> None:
+        """Take ``gym.make(..., max_episode_steps=N)`` into account (see :mod:`.episode`)."""
+        horizon = horizon_with_spec_limit(max_episode_steps, self.config.horizon,
+                                          "horizon" in self.config._user_keys)
+        if horizon != self.config.horizon:
+            self.config = dataclasses.replace(self.config, horizon=horizon)
+            self._horizon = horizon
 
     # ------------------------------------------------------------------ simulator and oracle
     def simulate(self, action: int, context: Any, n: int,

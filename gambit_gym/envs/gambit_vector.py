@@ -3,13 +3,26 @@
 Replicate ``r`` reproduces exactly what ``gym.make(id)`` reset with seed ``seed + r`` does
 (the same convention as Gymnasium's sync and async vector envs), because both step through the
 same pure function, :func:`gambit_gym.envs.dynamics.step_dynamics`, and draw their episode
-keys the same way. All replicates share one horizon, so they truncate and auto-reset together
-(same-step autoreset: the returned observation is the new episode's first, the last one is in
-``info["final_obs"]``).
+keys the same way. All replicates share one horizon, so they truncate together.
+
+Autoreset follows Gymnasium's vector API (``metadata["autoreset_mode"]``):
+
+- ``NEXT_STEP`` (the default, as Gymnasium's sync and async vector envs): the step that
+  reaches the horizon returns the episode's last observation with ``truncated`` True; the next
+  ``step`` ignores its actions, starts new episodes and returns their first observations with
+  reward 0, both flags False and the reset info. Observations, rewards, flags and info equal
+  those of ``gym.make_vec(id, R, vectorization_mode="sync")`` for the same seed.
+- ``SAME_STEP``: the step that reaches the horizon already returns the new episodes' first
+  observations; the last ones are in ``info["final_obs"]`` and that step's info in
+  ``info["final_info"]``, as Gymnasium's sync env in this mode lays them out; unlike it, the
+  top level of that step's info also keeps the step's own keys (``regret``...), so a loop that
+  reads them every step needs no special case. The benchmark runner uses this mode.
+- ``DISABLED``: a step after the horizon raises until ``reset()`` is called.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
@@ -24,35 +37,75 @@ from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import make_config
 from gambit_gym.envs.dynamics import (
     build_tables,
+    context_id_of,
     initial_contexts,
     reward_offset,
     step_dynamics,
 )
+from gambit_gym.envs.episode import horizon_with_spec_limit
 from gambit_gym.envs.gambit_env import simulator_for
+from gambit_gym.envs.render import (
+    RENDER_MODES,
+    check_render_mode,
+    notification_card,
+    notification_text,
+)
 from gambit_gym.text.contexts import LOCATIONS, STEP_BUCKETS
+
+
+def _autoreset_mode(value: Any) -> AutoresetMode:
+    """An :class:`AutoresetMode` from itself, its value (``"NextStep"``) or its name."""
+    if isinstance(value, AutoresetMode):
+        return value
+    wanted = str(value).lower().replace("_", "").replace("-", "")
+    for mode in AutoresetMode:
+        if wanted in (mode.value.lower(), mode.name.lower().replace("_", "")):
+            return mode
+    raise ValueError(f"autoreset_mode must be 'next_step', 'same_step' or 'disabled' (or a "
+                     f"gymnasium.vector.AutoresetMode), got {value!r}")
 
 
 class GambitVectorEnv(gym.vector.VectorEnv):
     """R replicates of a GAMBIT env (see :class:`gambit_gym.envs.gambit_env.GambitEnv`).
 
-    Info is Gymnasium's dict of arrays (leading dim R, with ``_key`` masks): ``text`` (object),
-    ``prompt_id``, ``prompt``, ``embedding`` ``(R, d_w)``, ``embedding_names``, ``context``
-    (a dict of name arrays), ``expected_reward``, ``optimal_action``,
-    ``optimal_expected_reward`` and ``regret``.
+    Info is Gymnasium's dict of arrays (leading dim R, each with its ``_key`` mask), the
+    batched form of the single env's step info: ``text``, ``prompt`` and ``context`` (object
+    arrays of strings), ``prompt_id``, ``embedding`` ``(R, d_w)``, ``embedding_names``
+    ``(R, d_w)``, ``expected_reward``, ``optimal_action``, ``optimal_expected_reward`` and
+    ``regret``. After a reset (and at a ``NEXT_STEP`` autoreset) it holds only ``context``.
+
+    Args:
+        num_envs: R, the number of replicates.
+        preset: the GAMBIT preset (set by the registered id).
+        render_mode: ``"ansi"`` or ``"rgb_array"``; :meth:`render` returns one frame per
+            replicate.
+        autoreset_mode: ``"next_step"`` (default), ``"same_step"`` or ``"disabled"`` (or a
+            :class:`gymnasium.vector.AutoresetMode`); see the module docstring.
+        max_episode_steps: the horizon (``gym.make_vec`` passes it here); larger than an
+            explicitly given ``horizon`` it is an error, as for the single env.
+        **kwargs: the GAMBIT env kwargs (``noise_level``, ``horizon``, ``center_rewards``...).
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": list(RENDER_MODES)}
 
     def __init__(self, num_envs: int = 1, preset: str = "3d", render_mode: str | None = None,
-                 **kwargs: Any) -> None:
-        if render_mode is not None:
-            raise ValueError("the native GAMBIT vector env does not render")
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+                 max_episode_steps: int | None = None, **kwargs: Any) -> None:
+        check_render_mode("GambitVectorEnv", render_mode, self.metadata["render_modes"])
         if preset == "live":
             raise ValueError("GambitIHS-Live-v0 has no native vector env; use "
                              "vectorization_mode='sync'")
         self.num_envs = check_positive_int("num_envs", num_envs)
-        self.config = make_config(preset, **kwargs)
-        self.render_mode = None
+        self.config = make_config(preset, "GambitVectorEnv.__init__", **kwargs)
+        if max_episode_steps is not None:  # gym.make_vec(..., max_episode_steps=N)
+            limit = check_positive_int("max_episode_steps", max_episode_steps)
+            # larger than a given horizon: the error the single env gives; otherwise it is the
+            # horizon (no TimeLimit wraps a native vector env, and replicates end together)
+            horizon_with_spec_limit(limit, self.config.horizon, "horizon" in kwargs)
+            self.config = dataclasses.replace(self.config, horizon=limit)
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self.render_mode = render_mode
         self._tables = build_tables(self.config)
         self.simulator = simulator_for(self._tables)
         self.noise_sd = self.config.effective_noise_sd
@@ -66,11 +119,10 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         self._keys = np.zeros(self.num_envs, dtype=np.uint64)
         self._contexts = np.zeros(self.num_envs, dtype=np.int64)
         self._t = 0
-        self._mask = np.ones(self.num_envs, dtype=bool)
-        self._mask.setflags(write=False)
-        names = np.empty(self.num_envs, dtype=object)
-        names[:] = [self._tables.working_names] * self.num_envs
-        self._names = names
+        self._needs_reset = False  # the last step ended the episodes (NEXT_STEP / DISABLED)
+        self._names = np.broadcast_to(self._tables.working_names_array,
+                                      (self.num_envs, len(self._tables.working_names)))
+        self._last: tuple[np.ndarray, ...] | None = None  # for render()
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -86,19 +138,21 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         for r, s in enumerate(seeds):
             if s is not None or self._rngs[r] is None:
                 self._rngs[r] = seeding.np_random(s)[0]
-        self._new_episodes()
-        obs = self._tables.observations[self._contexts]
-        return obs, {"context": self._context_info(self._contexts), "_context": self._mask}
+        return self._start_episodes()
 
-    def _new_episodes(self) -> None:
+    def _start_episodes(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """New episode keys and first contexts for every replicate: (obs, reset info)."""
         self._keys = np.array([counter_rng.new_key(rng) for rng in self._rngs], dtype=np.uint64)
         self._contexts = initial_contexts(self._keys)
         self._t = 0
+        self._needs_reset = False
+        self._last = None
+        obs = self._tables.observations[self._contexts]
+        return obs, {"context": self._tables.context_labels[self._contexts],
+                     "_context": self._mask()}
 
-    def _context_info(self, contexts: np.ndarray) -> dict[str, np.ndarray]:
-        return {"location": self._tables.location_names[contexts],
-                "step_bucket": self._tables.bucket_names[contexts],
-                "_location": self._mask, "_step_bucket": self._mask}
+    def _mask(self) -> np.ndarray:
+        return np.ones(self.num_envs, dtype=np.bool_)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                           dict[str, Any]]:
@@ -106,6 +160,14 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         if self._rngs[0] is None:
             raise RuntimeError("call reset() before step()")
         acts = self._validate(actions)
+        r = self.num_envs
+        if self._needs_reset:
+            if self.autoreset_mode == AutoresetMode.DISABLED:
+                raise RuntimeError("the episodes are over (truncated at the horizon) and "
+                                   "autoreset is disabled: call reset()")
+            obs, info = self._start_episodes()  # NEXT_STEP: this step only resets
+            return obs, np.zeros(r), np.zeros(r, dtype=np.bool_), np.zeros(r, dtype=np.bool_), \
+                info
         tables, ctx = self._tables, self._contexts
         rows, rewards, next_ctx = step_dynamics(tables, self._keys, self._t, ctx, acts,
                                                 self.noise_sd)
@@ -116,31 +178,41 @@ class GambitVectorEnv(gym.vector.VectorEnv):
             rewards = rewards - self.reward_offset
             expected = expected - self.reward_offset
             optimal = optimal - self.reward_offset
-        m = self._mask
-        info: dict[str, Any] = {
-            "text": tables.texts[rows], "_text": m,
-            "prompt_id": tables.arm_prompts[acts], "_prompt_id": m,
-            "prompt": tables.prompt_texts[acts, ctx], "_prompt": m,
-            "embedding": tables.working[rows], "_embedding": m,
-            "embedding_names": self._names, "_embedding_names": m,
-            "context": self._context_info(ctx), "_context": m,
-            "expected_reward": expected, "_expected_reward": m,
-            "optimal_action": tables.optimal_action[ctx], "_optimal_action": m,
-            "optimal_expected_reward": optimal, "_optimal_expected_reward": m,
-            "regret": regret, "_regret": m,
-        }
+        info: dict[str, Any] = {}
+        for key, value in (
+                ("text", tables.texts[rows]),
+                ("prompt_id", tables.arm_prompts[acts].astype(np.int64, copy=False)),
+                ("prompt", tables.prompt_texts[acts, ctx]),
+                ("embedding", tables.working[rows]),
+                ("embedding_names", self._names.copy()),
+                ("context", tables.context_labels[ctx]),
+                ("expected_reward", expected),
+                ("optimal_action", tables.optimal_action[ctx].astype(np.int64, copy=False)),
+                ("optimal_expected_reward", optimal),
+                ("regret", regret)):
+            info[key], info[f"_{key}"] = value, self._mask()
+        self._last = (ctx, acts, rows, rewards, regret)
         self._t += 1
         self._contexts = next_ctx
         obs = tables.observations[next_ctx]
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        if self._t >= self.config.horizon:
-            truncated = np.ones(self.num_envs, dtype=bool)
-            info["final_obs"], info["_final_obs"] = obs, m
-            info["final_info"], info["_final_info"] = dict(info), m
-            self._new_episodes()
-            obs = tables.observations[self._contexts]
-        else:
-            truncated = np.zeros(self.num_envs, dtype=bool)
+        terminated = np.zeros(r, dtype=np.bool_)
+        truncated = np.full(r, self._t >= self.config.horizon, dtype=np.bool_)
+        if truncated[0]:
+            if self.autoreset_mode == AutoresetMode.SAME_STEP:
+                # final_obs and final_info laid out as Gymnasium's SyncVectorEnv lays them out
+                # (an object array of each replicate's last observation; the step's info);
+                # unlike it, the top level keeps the step's info too, so a loop that reads
+                # info["regret"] every step (the runner's) needs no special case
+                last, final_obs = self._last, np.empty(r, dtype=object)
+                for i in range(r):
+                    final_obs[i] = obs[i]
+                step_info = dict(info)
+                info["final_obs"], info["_final_obs"] = final_obs, self._mask()
+                info["final_info"], info["_final_info"] = step_info, self._mask()
+                obs, _ = self._start_episodes()
+                self._last = last
+            else:
+                self._needs_reset = True
         return obs, rewards, terminated, truncated, info
 
     def _validate(self, actions: Any) -> np.ndarray:
@@ -157,10 +229,33 @@ class GambitVectorEnv(gym.vector.VectorEnv):
                              f"{acts.min()}..{acts.max()}")
         return acts
 
-    def expected_rewards(self, context: Any) -> np.ndarray:
-        """The oracle: expected reward of every action in a context, ``(K,)``."""
-        from gambit_gym.envs.dynamics import context_id_of
+    def render(self) -> tuple[Any, ...] | None:
+        """One frame per replicate, as the single env draws it (see ``GambitEnv.render``)."""
+        if self.render_mode is None:
+            return None
+        tables = self._tables
+        frames = []
+        for i in range(self.num_envs):
+            if self._last is None:
+                args = (tables.context_labels[self._contexts[i]], None, None, None, None, None)
+            else:
+                ctx, acts, rows, rewards, regret = self._last
+                args = (tables.context_labels[ctx[i]], tables.prompt_texts[acts[i], ctx[i]],
+                        tables.texts[rows[i]], float(rewards[i]), float(regret[i]),
+                        tables.working[rows[i]])
+            context, prompt, text, reward, reg, z = args
+            if self.render_mode == "ansi":
+                frames.append(notification_text(context, prompt, text, reward, reg))
+            else:
+                frames.append(notification_card(context, text, z, tables.working_names, reward))
+        return tuple(frames)
 
+    def expected_rewards(self, context: Any) -> np.ndarray:
+        """The oracle: expected reward of every action in a context, ``(K,)``.
+
+        ``context``: one replicate's ``info["context"][r]``, an observation row, an id or a
+        ``Context``; centred like the rewards under ``center_rewards=True``.
+        """
         return self._tables.expected[context_id_of(context)] - self.reward_offset
 
     @property

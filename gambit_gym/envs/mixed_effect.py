@@ -24,6 +24,7 @@ from gymnasium import spaces
 
 from gambit_gym._validate import check_positive_int, unexpected_kwargs_error
 from gambit_gym.agents.base import EnvDescription
+from gambit_gym.envs.episode import horizon_with_spec_limit, requested_max_episode_steps
 from gambit_gym.envs.render import (
     RENDER_MODES,
     arm_values_image,
@@ -219,7 +220,8 @@ class MixedEffectEnv(gym.Env):
 
     ## Episode End
 
-    Never terminated; truncated after ``horizon`` rounds.
+    Never terminated; truncated after ``horizon`` rounds (``gym.make(id, max_episode_steps=N)``
+    with no ``horizon`` sets it to N; with a smaller ``horizon``, ``reset`` raises).
 
     ## Arguments
 
@@ -258,6 +260,11 @@ class MixedEffectEnv(gym.Env):
         self.config = MixedEffectConfig.from_kwargs(owner, **{**self._DEFAULTS,
                                                               "link": self._LINK, **kwargs})
         cfg = self.config
+        self._horizon_given = "horizon" in kwargs
+        limit = requested_max_episode_steps()  # gym.make(..., max_episode_steps=N)
+        if limit is not None:
+            self.apply_episode_limit(limit)
+            cfg = self.config
         self.render_mode = render_mode
         self._last: tuple[Any, ...] | None = None  # (means, action, reward, regret) for render
         self.action_space = spaces.Discrete(cfg.n_actions)
@@ -322,6 +329,13 @@ class MixedEffectEnv(gym.Env):
                 "dim": cfg.dim,
             },
         )
+
+    def apply_episode_limit(self, max_episode_steps: int) -> None:
+        """Take ``gym.make(..., max_episode_steps=N)`` into account (see ``envs.episode``)."""
+        horizon = horizon_with_spec_limit(max_episode_steps, self.config.horizon,
+                                          self._horizon_given)
+        if horizon != self.config.horizon:
+            self.config = dataclasses.replace(self.config, horizon=horizon)
 
     def _require_reset(self) -> None:
         if self._theta is None:

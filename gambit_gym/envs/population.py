@@ -28,7 +28,7 @@ from gambit_gym.envs.config import GambitConfig, make_config
 from gambit_gym.envs.dynamics import GambitTables, build_tables, reward_offset, step_dynamics
 from gambit_gym.envs.gambit_env import describe_env, simulator_for, validate_action
 from gambit_gym.envs.outcomes import LinearOutcome
-from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, Context
+from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS
 
 Schedule = Mapping[str, tuple[int, int | None]] | Sequence[tuple[int, int | None]] | None
 
@@ -372,23 +372,23 @@ class GambitPopulationEnv(ParallelEnv):
         c = int(self._contexts_at(np.array([self._index[agent]]), self._t)[0])
         return self._tables.observations[c].copy()
 
-    def _context_dict(self, agent: str) -> dict[str, str]:
+    def _context_dict(self, agent: str) -> np.str_:
         c = int(self._contexts_at(np.array([self._index[agent]]), self._t)[0])
-        return Context.from_id(c).as_dict()
+        return self._tables.context_labels[c]
 
     def _info(self, i: int, a: int, c: int, row: int) -> dict[str, Any]:
         tables = self._tables
         expected = self.user_expected[i, c]
         best = int(expected.argmax())
         return {
-            "text": str(tables.texts[row]),
-            "prompt_id": int(tables.arm_prompts[a]),
-            "prompt": str(tables.prompt_texts[a, c]),
+            "text": np.str_(tables.texts[row]),
+            "prompt_id": np.int64(tables.arm_prompts[a]),
+            "prompt": np.str_(tables.prompt_texts[a, c]),
             "embedding": tables.working[row].copy(),
-            "embedding_names": tables.working_names,
-            "context": Context.from_id(c).as_dict(),
-            "expected_reward": float(expected[a]),
-            "optimal_action": best,
-            "optimal_expected_reward": float(expected[best]),
-            "regret": float(max(expected[best] - expected[a], 0.0)),
+            "embedding_names": tables.working_names_array.copy(),
+            "context": tables.context_labels[c],
+            "expected_reward": np.float64(expected[a]),
+            "optimal_action": np.int64(best),
+            "optimal_expected_reward": np.float64(expected[best]),
+            "regret": np.float64(max(expected[best] - expected[a], 0.0)),
         }

@@ -3,7 +3,9 @@
 Each row of :data:`ENV_IDS` is ``(id, entry point, vector entry point, kwargs, description)``.
 ``gambit-gym list`` and the contract tests read the same table, so nothing is listed twice.
 Ids are registered without ``max_episode_steps``: the horizon is a kwarg (``horizon=``) and the
-env truncates itself, so a TimeLimit wrapper with a fixed limit would contradict it.
+env truncates itself, so a TimeLimit wrapper with a fixed limit would contradict it. A user's
+``max_episode_steps`` larger than the horizon becomes the horizon, or an error where the user
+also set ``horizon`` (:mod:`gambit_gym.envs.episode`).
 """
 
 from __future__ import annotations

@@ -34,13 +34,21 @@ def check_render_mode(owner: str, render_mode: str | None,
     return render_mode
 
 
-def _context_line(context: Mapping[str, Any] | None) -> str:
-    if not context:
+def _context_line(context: str | Mapping[str, Any] | None) -> str:
+    if context is None or len(context) == 0:
         return "context: -"
-    return "context: " + ", ".join(f"{k}={v}" for k, v in context.items())
+    if isinstance(context, Mapping):
+        return "context: " + ", ".join(f"{k}={v}" for k, v in context.items())
+    from gambit_gym.text.contexts import Context
+
+    try:
+        c = Context.from_label(context)
+    except ValueError:
+        return f"context: {context}"
+    return f"context: {c.location_name}, yesterday {c.step_bucket_name} steps"
 
 
-def notification_text(context: Mapping[str, Any] | None, prompt: str | None,
+def notification_text(context: str | Mapping[str, Any] | None, prompt: str | None,
                       message: str | None, reward: float | None,
                       regret: float | None = None) -> str:
     """The ``ansi`` frame: context, prompt, message and reward, one per line.
@@ -78,7 +86,7 @@ def _to_array(fig: Any, canvas: Any) -> np.ndarray:
     return np.ascontiguousarray(rgba[..., :3], dtype=np.uint8)
 
 
-def notification_card(context: Mapping[str, Any] | None, message: str | None,
+def notification_card(context: str | Mapping[str, Any] | None, message: str | None,
                       scores: np.ndarray | None, score_names: Sequence[str],
                       reward: float | None, title: str = "Walk coach") -> np.ndarray:
     """The ``rgb_array`` frame: a phone notification card, ``(H, 480, 3)`` uint8.

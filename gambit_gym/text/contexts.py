@@ -59,8 +59,27 @@ class Context:
         """Yesterday's step range as text, e.g. ``"5,000-9,999"``."""
         return STEP_BUCKETS[self.step_bucket]
 
+    @property
+    def label(self) -> str:
+        """``"<location>, <step bucket>"``, e.g. ``"work, 5,000-9,999"``: ``info["context"]``.
+
+        A plain string (not a dict) so that every info value is a number, an array or a
+        string, which Gymnasium's ``DictInfoToList`` and torchrl's info reader take as is.
+        """
+        return f"{self.location_name}, {self.step_bucket_name}"
+
+    @classmethod
+    def from_label(cls, label: str) -> Context:
+        """The context of a :attr:`label` (what ``info["context"]`` holds)."""
+        location, _, bucket = str(label).partition(", ")
+        if location not in LOCATIONS or bucket not in STEP_BUCKETS:
+            raise ValueError(f"not a context label: {label!r}; labels are "
+                             f"'<location>, <step bucket>' with location in {LOCATIONS} and "
+                             f"step bucket in {STEP_BUCKETS}")
+        return cls(LOCATIONS.index(location), STEP_BUCKETS.index(bucket))
+
     def as_dict(self) -> dict[str, str]:
-        """Names of the context's parts, as carried in ``info["context"]``."""
+        """Names of the context's parts, ``{"location": ..., "step_bucket": ...}``."""
         return {"location": self.location_name, "step_bucket": self.step_bucket_name}
 
     def as_observation(self) -> np.ndarray:
@@ -69,6 +88,8 @@ class Context:
 
 
 ALL_CONTEXTS: tuple[Context, ...] = tuple(Context.from_id(i) for i in range(N_CONTEXTS))
+#: ``info["context"]`` of each context id (see :attr:`Context.label`).
+CONTEXT_LABELS: tuple[str, ...] = tuple(c.label for c in ALL_CONTEXTS)
 
 
 def context_ids(observations: np.ndarray) -> np.ndarray:
