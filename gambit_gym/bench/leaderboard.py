@@ -35,6 +35,7 @@ from gambit_gym.bench.aggregates import (
     aggregate,
 )
 from gambit_gym.bench.analysis import SettingStats, summarise
+from gambit_gym.bench.labels import config_label
 from gambit_gym.bench.provenance import check_consistent, summarise_provenance
 from gambit_gym.bench.store import ResultStore
 
@@ -224,7 +225,7 @@ class Leaderboard:
             reasons = dict.fromkeys(r.cells[col].score_note for r in self.rows
                                     if col in r.cells and r.cells[col].score_note)
             if reasons:
-                notes.append(f"No score on {col}: {'; '.join(reasons)}.")
+                notes.append(f"No score on {config_label(col)}: {'; '.join(reasons)}.")
         return notes
 
     def _cell_text(self, cell: Cell | None) -> str:
@@ -240,7 +241,7 @@ class Leaderboard:
         """Rows of the aggregate table: rank range, agent, each metric with its interval."""
         out = []
         for r in self.rows:
-            cells = [r.rank_text, r.agent]
+            cells = [r.rank_text, config_label(r.agent)]
             if self.aggregates is not None and r.agent in self.aggregates.metrics:
                 cells += [_interval(self.aggregates.metrics[r.agent][m]) for m in METRICS]
                 cells.append(str(sum(self.aggregates.n_runs[r.agent].values())))
@@ -276,8 +277,8 @@ class Leaderboard:
             head, body = self._improvement_table()
             lines += _md_table(head, body)
             lines.append("")
-        head = ["Rank", "Agent", "Score"] + self.columns
-        body = [[r.rank_text, r.agent, _fmt(r.score)]
+        head = ["Rank", "Agent", "Score"] + [config_label(c) for c in self.columns]
+        body = [[r.rank_text, config_label(r.agent), _fmt(r.score)]
                 + [self._cell_text(r.cells.get(c)) for c in self.columns] for r in self.rows]
         lines += _md_table(head, body)
         lines.append("")
@@ -319,13 +320,13 @@ class Leaderboard:
         agents = [r.agent for r in self.rows if r.agent in self.aggregates.metrics]
         body = []
         for x in agents:
-            row = [x]
+            row = [config_label(x)]
             for y in agents:
                 iv = self.aggregates.improvement[x].get(y)
                 row.append("–" if iv is None or not np.isfinite(iv.point) else
                            f"{iv.point:.2f} [{iv.low:.2f}, {iv.high:.2f}]")
             body.append(row)
-        return ["P(row > column)"] + agents, body
+        return ["P(row > column)"] + [config_label(a) for a in agents], body
 
     def to_html(self, full_page: bool = True) -> str:
         """HTML tables: aggregates, probability of improvement, per cell.
@@ -340,10 +341,12 @@ class Leaderboard:
             parts.append(f"<p>{esc(self._aggregate_note())}</p>")
             head, body = self._improvement_table()
             parts.append(_html_table(head, body, "improvement"))
-        head = "".join(f"<th>{esc(h)}</th>" for h in ["Rank", "Agent", "Score"] + self.columns)
+        head = "".join(f"<th>{esc(h)}</th>" for h in ["Rank", "Agent", "Score"]
+                       + [config_label(c) for c in self.columns])
         body = []
         for r in self.rows:
-            cells = [f"<td>{esc(r.rank_text)}</td>", f"<td>{esc(r.agent)}</td>",
+            cells = [f"<td>{esc(r.rank_text)}</td>",
+                     f"<td title=\"{esc(r.agent)}\">{esc(config_label(r.agent))}</td>",
                      f"<td>{_fmt(r.score)}</td>"]
             for col in self.columns:
                 cell = r.cells.get(col)

@@ -2,8 +2,10 @@
 
 One panel per value of the suite's varying factor (K, noise level, dimension, working
 dimension; the setting's ``panel``), one line per agent configuration (its ``label``), shared
-y axis within a figure, as in the study's Figures 2-9. The reference agents (Random and Oracle)
-are left out unless asked for: Oracle is the zero line and Random would flatten the rest.
+y axis within a figure, as in the study's Figures 2-9. Titles name the env, T, noise, R and the
+reward's unit; every agent keeps one colour across figures. The reference agents (Random and
+Oracle) are left out unless asked for (then grey and dashed): Oracle is the zero line and
+Random would flatten the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gambit_gym._paths import inside, output_dir, safe_filename
+from gambit_gym.bench import labels
 from gambit_gym.bench import suites as suite_defs
 from gambit_gym.bench.analysis import SettingStats, summarise
 from gambit_gym.bench.store import ResultStore
@@ -21,17 +24,40 @@ from gambit_gym.bench.store import ResultStore
 FIGURE_FORMATS: tuple[str, ...] = ("png", "svg")
 
 
-def _panel_order(suite: str, stats: list[SettingStats]) -> list[str]:
+def panel_order(suite: str, stats: list[SettingStats]) -> list[str]:
+    """The suite's panels in its own order (unknown suites: numbers sorted by value)."""
     seen = list(dict.fromkeys(s.panel for s in stats))
     if suite in suite_defs.SUITES:
         order = list(dict.fromkeys(s.panel for s in suite_defs.get(suite).settings))
-        return [p for p in order if p in seen] + [p for p in seen if p not in order]
-    return sorted(seen)
+        return [p for p in order if p in seen] + sorted(
+            (p for p in seen if p not in order), key=labels.natural_key)
+    return sorted(seen, key=labels.natural_key)
+
+
+def _common(values: list[str], many: str) -> str:
+    distinct = list(dict.fromkeys(values))
+    return distinct[0] if len(distinct) == 1 else many
+
+
+def figure_title(suite: str, stats: list[SettingStats], confidence: float = 0.95) -> str:
+    """Two lines: what is drawn, then env, T, noise and R (``per panel`` where they vary)."""
+    envs = [s.env_id for s in stats]
+    noises = [labels.noise_label(s.env_id, labels.split_key(s.env_key)[1]) for s in stats]
+    horizons = [str(s.horizon) for s in stats]
+    n = min(s.n for s in stats)
+    unit = _common([labels.reward_unit(e) for e in envs], "reward units")
+    return (f"{suite}: mean cumulative regret ({unit}) with {confidence:.0%} bands\n"
+            f"{_common(envs, 'env per panel')}, T = {_common(horizons, 'per panel')}, "
+            f"{_common(noises, 'noise per panel')}, R = {n} replicates")
 
 
 def plot_suite(stats: list[SettingStats], suite: str, *, with_reference: bool = False,
                confidence: float = 0.95):
     """A matplotlib figure of one suite's cumulative regret curves with bands.
+
+    One panel per value of the varied factor; each agent has the colour it has in every
+    figure (:func:`gambit_gym.bench.labels.line_styles`), the references grey and dashed.
+    A spare grid cell holds the legend, so no panel is left empty.
 
     Args:
         stats: the suite's pooled statistics (``summarise(records)`` for that suite).
@@ -47,41 +73,57 @@ def plot_suite(stats: list[SettingStats], suite: str, *, with_reference: bool = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [s for s in stats if with_reference or s.agent_key not in ("Random", "Oracle")]
+    shown = [s for s in stats if with_reference or not labels.is_reference(s.agent_key)]
     if not shown:
         shown = stats
-    panels = _panel_order(suite, shown)
+    panels = panel_order(suite, shown)
     ncols = min(len(panels), 3 if len(panels) != 4 else 2)
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), sharey=True,
-                             squeeze=False)
-    labels = list(dict.fromkeys(s.label for s in shown))
+    spare = nrows * ncols - len(panels)
+    single = len(panels) == 1  # one panel: the legend goes to its right
+    size = (8.0, 4.2) if single else (4.4 * ncols, 3.4 * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, sharey=True, squeeze=False)
+    names = list(dict.fromkeys(s.label for s in shown))
+    order = {}
     if suite in suite_defs.SUITES:
         order = {lab: i for i, lab in enumerate(dict.fromkeys(
             s.label for s in suite_defs.get(suite).settings))}
-        labels.sort(key=lambda lab: order.get(lab, len(order)))
-    colours = {lab: plt.get_cmap("tab10")(i % 10) for i, lab in enumerate(labels)}
+    names.sort(key=lambda lab: (labels.is_reference(lab), order.get(lab, len(order)),
+                                labels.natural_key(lab)))
+    styles = labels.line_styles(names)
+    unit = _common([labels.reward_unit(s.env_id) for s in shown], "reward units")
     for ax, panel in zip(axes.flat, panels):
-        for s in (s for s in shown if s.panel == panel):
+        for s in sorted((s for s in shown if s.panel == panel),
+                        key=lambda s: names.index(s.label)):
             t = np.arange(1, s.horizon + 1)
             lo, hi = s.band(confidence)
-            ax.plot(t, s.curve_mean, color=colours[s.label], label=s.label, lw=1.4)
-            ax.fill_between(t, lo, hi, color=colours[s.label], alpha=0.2, lw=0)
-        ax.set_title(panel, fontsize=10)
+            style = styles[s.label]
+            ax.plot(t, s.curve_mean, label=labels.config_label(s.label), **style)
+            if not labels.is_reference(s.label):
+                ax.fill_between(t, lo, hi, color=style["color"], alpha=0.18, lw=0)
+        ax.set_title(labels.panel_label(panel), fontsize=10)
         ax.set_xlabel("step t")
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
+        ax.margins(x=0)
     for ax in axes[:, 0]:
-        ax.set_ylabel("cumulative regret")
-    handles = [plt.Line2D([], [], color=colours[lab], lw=2) for lab in labels]
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9,
-               frameon=False)
-    n = min(s.n for s in shown)
-    fig.suptitle(f"{suite}: mean cumulative regret, {confidence:.0%} bands (R≥{n})",
-                 fontsize=11)
-    legend_rows = math.ceil(len(labels) / 4)
-    fig.tight_layout(rect=(0, 0.04 + 0.035 * legend_rows, 1, 0.95))
+        ax.set_ylabel(f"cumulative regret ({unit})")
+    handles = [plt.Line2D([], [], **{**styles[lab], "lw": 2}) for lab in names]
+    texts = [labels.config_label(lab) for lab in names]
+    bottom = 0.0
+    if single:
+        axes[0, 0].legend(handles, texts, loc="center left", bbox_to_anchor=(1.02, 0.5),
+                          fontsize=9, frameon=False, title="agent")
+    elif spare:  # the legend takes the spare cells: no empty panel
+        for ax in axes.flat[len(panels):]:
+            ax.set_axis_off()
+        axes.flat[len(panels)].legend(handles, texts, loc="center", fontsize=9,
+                                      frameon=False, title="agent")
+    else:
+        fig.legend(handles, texts, loc="lower center", ncol=min(len(names), 4), fontsize=9,
+                   frameon=False)
+        bottom = 0.04 + 0.035 * math.ceil(len(names) / 4)
+    fig.suptitle(figure_title(suite, shown, confidence), fontsize=11)
+    fig.tight_layout(rect=(0, bottom, 1, 0.88 if nrows == 1 else 0.95))
     return fig
 
 

@@ -1,9 +1,10 @@
 """A static HTML report of a results store that opens from disk with no server.
 
 ``write_report(store, out_dir)`` writes ``index.html`` (the overall leaderboard, the aggregate
-figures, links to one page per env configuration under ``envs/``, one table and one figure per
-suite, and the run metadata), the figures as PNG and SVG under ``figures/`` (referenced by
-relative paths) and the leaderboard as ``leaderboard.{md,csv,json}``. The page
+figures, links to one page per env configuration under ``envs/``, one figure, leaderboard and
+settings table per suite (no second leaderboard when there is one suite), and the run metadata
+as tables), the figures as PNG and SVG under ``figures/`` (referenced by relative paths) and
+the leaderboard as ``leaderboard.{md,csv,json}``. The page
 has no scripts and no external resources.
 """
 
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 from pathlib import Path
 from urllib.parse import quote
 
 from gambit_gym._paths import inside, output_dir
-from gambit_gym.bench.analysis import summarise
+from gambit_gym.bench.analysis import SettingStats, summarise
+from gambit_gym.bench.labels import config_label, is_reference, natural_key, panel_label
 from gambit_gym.bench.leaderboard import Leaderboard
-from gambit_gym.bench.plots import figure_name, plot_store
+from gambit_gym.bench.plots import figure_name, panel_order, plot_store
 from gambit_gym.bench.report_pages import aggregate_section, env_pages
 from gambit_gym.bench.store import ResultStore
 
@@ -36,6 +37,41 @@ def _when(t: float | None) -> str:
     if t is None:
         return "–"
     return _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "meta") -> str:
+    esc = html.escape
+    return (f"<table class=\"{cls}\"><thead><tr>"
+            + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>"
+                      for row in rows) + "</tbody></table>")
+
+
+def _settings_table(stats: list[SettingStats], suite: str) -> str:
+    """Per setting of a suite: panel, agent, env, T, R, wall time; in the figure's order."""
+    panels = panel_order(suite, stats)
+    ordered = sorted(stats, key=lambda s: (panels.index(s.panel), is_reference(s.agent_key),
+                                           natural_key(config_label(s.agent_key))))
+    rows = [[panel_label(s.panel), config_label(s.agent_key), config_label(s.env_key),
+             s.horizon, s.n, f"{s.wall_time_s:.2f}"] for s in ordered]
+    return _table(["panel", "agent", "env", "T", "R", "wall time (s)"], rows)
+
+
+def _suites_table(suites: dict[str, dict]) -> str:
+    """One row per suite: its name, R, T, seed, number of settings and description."""
+    rows = [[name, d.get("replicates", "–"), d.get("horizon", "–"), d.get("seed", "–"),
+             len(d["settings"]) if isinstance(d.get("settings"), list) else
+             d.get("settings", "–"), d.get("description", "")]
+            for name, d in suites.items()]
+    return "<h3>Suites</h3>" + _table(["suite", "R", "T", "seed", "settings", "description"],
+                                      rows)
+
+
+def _versions_table(versions: list[dict[str, str]]) -> str:
+    """Package and platform versions the units ran with, one row per distinct set."""
+    keys = sorted({k for v in versions for k in v}, key=natural_key)
+    rows = [[v.get(k, "–") for k in keys] for v in versions]
+    return "<h3>Versions</h3>" + _table(keys, rows) if keys else ""
 
 
 def write_report(store: ResultStore, out_dir: str | Path) -> Path:
@@ -83,23 +119,18 @@ def write_report(store: ResultStore, out_dir: str | Path) -> Path:
         if inside(out, f"figures/{figure_name(name, 'png')}").is_file():
             parts.append(f"<p><a href=\"{esc(svg)}\"><img src=\"{esc(png)}\" "
                          f"alt=\"cumulative regret, suite {esc(name)}\"></a></p>")
-        parts.append(Leaderboard.from_stats(stats).to_html(full_page=False))
-        parts.append("<table class=\"meta\"><thead><tr><th>panel</th><th>agent</th>"
-                     "<th>env</th><th>T</th><th>R</th><th>wall time (s)</th></tr></thead><tbody>")
-        for s in stats:
-            parts.append(f"<tr><td>{esc(s.panel)}</td><td>{esc(s.agent_key)}</td>"
-                         f"<td>{esc(s.env_key)}</td><td>{s.horizon}</td><td>{s.n}</td>"
-                         f"<td>{s.wall_time_s:.2f}</td></tr>")
-        parts.append("</tbody></table>")
-    parts.append("<h2 id=\"metadata\">Run metadata</h2><table class=\"meta\"><tbody>")
+        if len(suites) > 1:  # with one suite, its leaderboard is the one above
+            parts.append(Leaderboard.from_stats(stats).to_html(full_page=False))
+        parts.append(_settings_table(stats, name))
+    parts.append("<h2 id=\"metadata\">Run metadata</h2>")
     rows = [("store", info["path"]), ("units", info["units"]),
             ("first unit", _when(info["first"])), ("last unit", _when(info["last"])),
-            ("report written", _when(_dt.datetime.now(_dt.timezone.utc).timestamp())),
-            ("suites", json.dumps(suites, sort_keys=True))]
-    rows += [(f"versions ({i + 1})", json.dumps(v, sort_keys=True))
-             for i, v in enumerate(info["versions"])]
-    parts += [f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows]
-    parts.append("</tbody></table>")
+            ("report written", _when(_dt.datetime.now(_dt.timezone.utc).timestamp()))]
+    parts.append("<table class=\"meta\"><tbody>" + "".join(
+        f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows)
+        + "</tbody></table>")
+    parts.append(_suites_table(suites))
+    parts.append(_versions_table(info["versions"]))
     parts.append("<p>Figures: " + ", ".join(
         f"<a href=\"figures/{esc(quote(p.name))}\">{esc(p.name)}</a>" for p in figures) + "</p>")
     parts.append("</body></html>\n")

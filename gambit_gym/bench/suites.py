@@ -200,7 +200,7 @@ class Suite:
                 serial and local executors (spawned workers import the script again, so keep
                 the sweep under ``if __name__ == "__main__":``), not with Ray.
             agent_kwargs: the agent's kwargs.
-            label: its line label in figures (default: the agent).
+            label: its line label in figures (default: the agent and its kwargs, readable).
 
         Raises:
             ValueError: the agent is not importable by name.
@@ -214,7 +214,8 @@ class Suite:
             seen.setdefault(s.env_key, s)
         extra = tuple(Setting(env_id=s.env_id, env_kwargs=dict(s.env_kwargs), agent=agent,
                               agent_kwargs=dict(agent_kwargs or {}), panel=s.panel,
-                              label=label or agent, tags=("user",))
+                              label=label or _line_label(agent, agent_kwargs or {}),
+                              tags=("user",))
                       for s in seen.values())
         return replace(self, settings=self.settings + extra)
 
@@ -224,6 +225,13 @@ class Suite:
             return self
         return replace(self, settings=tuple(replace(s, env_kwargs={**s.env_kwargs, **extra})
                                             for s in self.settings))
+
+
+def _line_label(agent: str, agent_kwargs: dict[str, Any]) -> str:
+    """A user agent's figure label: its name and kwargs, readable (``LinTS (alpha = 2)``)."""
+    from gambit_gym.bench.labels import config_label
+
+    return config_label(config_key(agent, agent_kwargs))
 
 
 def agent_ref(agent: str | type | Any) -> str:
