@@ -12,7 +12,12 @@ from bench_helpers import VersionedRandom
 from gambit_gym.bench import suites
 from gambit_gym.bench.executors import SerialExecutor, sweep
 from gambit_gym.bench.leaderboard import Leaderboard
-from gambit_gym.bench.provenance import ProvenanceMismatch, file_sha256, suite_fingerprint
+from gambit_gym.bench.provenance import (
+    ProvenanceMismatch,
+    file_sha256,
+    suite_fingerprint,
+    suite_protocol,
+)
 from gambit_gym.bench.store import ResultStore
 from gambit_gym.text.bank import default_bank_path
 
@@ -43,7 +48,8 @@ def test_every_unit_carries_its_provenance(store):
         assert prov["versions"]["numpy"] == np.__version__
         assert prov["machine"]["host"] and prov["machine"]["cpus"] >= 1
         assert prov["bank"] == {"file": default_bank_path().name, "sha256": bank}
-        assert prov["suite"] == {"name": "one_d", "fingerprint": fingerprint}
+        assert prov["suite"] == {"name": "one_d", "fingerprint": fingerprint,
+                                 "protocol": suite_protocol(tiny_suite())}
         assert prov["env"]["id"] == "GambitIHS-1D-v0"
     agents = {rec.unit.setting.agent: rec.provenance["agent"] for rec in records}
     assert agents["Random"] == {"name": "Random", "class": "gambit_gym.agents.classic:RandomAgent",
@@ -52,12 +58,16 @@ def test_every_unit_carries_its_provenance(store):
     assert agents["bench_helpers:VersionedRandom"]["class"] == "bench_helpers:VersionedRandom"
 
 
-def test_fingerprint_follows_the_definition():
+def test_fingerprint_follows_the_definition_and_protocol_the_run():
     base = suites.get("one_d")
     assert suite_fingerprint(base) == suite_fingerprint(suites.get("one_d"))
     for other in (base.narrow(replicates=3), base.narrow(horizon=7), base.narrow(seed=1),
-                  base.narrow(agents=["Random", "Oracle"]), suites.get("scale_arms")):
+                  suites.get("scale_arms")):
         assert suite_fingerprint(other) != suite_fingerprint(base)
+        assert suite_protocol(other) != suite_protocol(base)
+    for same_run in (base.narrow(agents=["Random", "Oracle"]), base.with_agent(VersionedRandom)):
+        assert suite_fingerprint(same_run) != suite_fingerprint(base)
+        assert suite_protocol(same_run) == suite_protocol(base)
 
 
 def test_leaderboard_shows_provenance(store):
@@ -80,7 +90,7 @@ def _copy(store, tmp_path, name):
 
 @pytest.mark.parametrize("field, value, message", [
     ("$.bank.sha256", "0" * 64, "two different response banks"),
-    ("$.suite.fingerprint", "feedfacefeedface", "two different suite definitions"),
+    ("$.suite.protocol", "feedfacefeedface", "holds units of suite 'one_d' run two ways"),
 ])
 def test_leaderboard_refuses_mixed_banks_and_suite_definitions(store, tmp_path, field, value,
                                                                message):

@@ -9,7 +9,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from bench_helpers import cli, subprocess_env
+from bench_helpers import VersionedRandom, cli, subprocess_env
 
 from gambit_gym.bench import suites
 from gambit_gym.bench.executors import SerialExecutor, sweep
@@ -95,6 +95,18 @@ def _tamper(path, agent, delta=0.5, key="final_regret"):
     return uid
 
 
+def test_a_submitters_added_agent_merges_with_the_maintainers_store(stores, tmp_path):
+    _, whole = stores
+    mine = ResultStore(tmp_path / "mine.sqlite")
+    sweep(_suite().with_agent(VersionedRandom), mine, executor=SerialExecutor(), chunk=2,
+          progress=False, propensity_samples=50)
+    report = merge_stores(tmp_path / "board.sqlite", [whole.path, mine.path])
+    assert (report.units, report.duplicates) == (8, 6)
+    board = Leaderboard.from_store(ResultStore(tmp_path / "board.sqlite"), reps=100)
+    assert "bench_helpers:VersionedRandom" in {r.agent for r in board.rows}
+    assert ResultStore(tmp_path / "board.sqlite").suites()["one_d"]["settings"] == 4
+
+
 def test_conflicting_units_are_refused_and_nothing_is_written(stores, tmp_path):
     root, whole = stores
     forged = tmp_path / "forged.sqlite"
@@ -115,7 +127,8 @@ def test_mismatched_stores_are_refused(stores, tmp_path, capsys):
     out = tmp_path / "out.sqlite"
     assert main(["merge", str(out), str(whole.path), str(other.path)]) == 2
     err = capsys.readouterr().err
-    assert "suite 'one_d' is defined differently" in err and err.count("\n") == 1
+    assert "suite 'one_d' was run with other replicates, horizon or seed" in err
+    assert "replicates 4" in err and "replicates 2" in err and err.count("\n") == 1
     assert not out.exists()
 
     bank = tmp_path / "bank.sqlite"  # the same units claimed on another response bank

@@ -153,7 +153,7 @@ class Leaderboard:
         Raises:
             ValueError: the store holds no results (for that suite).
             ProvenanceMismatch: (a ValueError) an env column mixes units of two response
-                banks, or a suite's units come from two definitions of it.
+                banks, or units of one suite run with another R, T or seed.
         """
         records = store.records(suite=suite)
         if not records:

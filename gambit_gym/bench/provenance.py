@@ -3,10 +3,11 @@
 A public leaderboard merges results run on other people's machines; to accept them it must
 know, per unit, which package and libraries ran it, on which machine, against which response
 bank (by checksum: two banks of the same name are not the same bank), under which suite
-definition (by fingerprint: its settings, replicates R, horizon T and seed), and which agent
-(class path, kwargs and the agent's own version string if it has one). :func:`collect` builds
-that dict when a unit is summarised; :func:`check_consistent` is what the leaderboard and
-``gambit-gym merge`` use to refuse mixing units of different banks or suite definitions.
+definition (by fingerprint: its settings, replicates R, horizon T and seed; and its protocol,
+the R, T and seed alone), and which agent (class path, kwargs and the agent's own version
+string if it has one). :func:`collect` builds that dict when a unit is summarised;
+:func:`check_consistent` is what the leaderboard and ``gambit-gym merge`` use to refuse mixing,
+in one env column, units of different banks or of one suite run with another R, T or seed.
 
 Stores written before provenance existed hold none; their units read as provenance ``{}`` and
 the checks skip them.
@@ -40,6 +41,19 @@ def suite_fingerprint(suite: Any) -> str:
          json.dumps(s.agent_kwargs, sort_keys=True, default=str)] for s in suite.settings)
     key = {"name": suite.name, "settings": settings, "replicates": suite.replicates,
            "horizon": suite.horizon, "seed": suite.seed}
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def suite_protocol(suite: Any) -> str:
+    """Hex digest of how a suite runs each env configuration: name, R, T and seed.
+
+    The part of the fingerprint that must agree for units to share an env column: adding an
+    agent (``--add-agent``) or leaving some out keeps it, so a submitter's agent run under the
+    suite merges with the maintainer's store; another R, T or seed does not.
+    """
+    key = {"name": suite.name, "replicates": suite.replicates, "horizon": suite.horizon,
+           "seed": suite.seed}
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -120,7 +134,8 @@ def collect(unit: Any, metadata: dict[str, Any]) -> dict[str, Any]:
         "versions": library_versions(),
         "machine": machine(),
         "bank": bank_info(s.env_id, dict(s.env_kwargs)),
-        "suite": {"name": unit.suite, "fingerprint": unit.suite_fingerprint or None},
+        "suite": {"name": unit.suite, "fingerprint": unit.suite_fingerprint or None,
+                  "protocol": unit.suite_protocol or None},
         "agent": {"name": s.agent, "class": metadata.get("agent_class"),
                   "kwargs": json.loads(json.dumps(s.agent_kwargs, sort_keys=True, default=str)),
                   "version": metadata.get("agent_version")},
@@ -140,12 +155,17 @@ def suite_print(provenance: dict[str, Any]) -> str | None:
     return (provenance.get("suite") or {}).get("fingerprint")
 
 
+def suite_proto(provenance: dict[str, Any]) -> str | None:
+    """The suite protocol (name, R, T, seed) recorded in a provenance dict (None if not)."""
+    return (provenance.get("suite") or {}).get("protocol")
+
+
 class ProvenanceMismatch(ValueError):
     """Units that must not be mixed: different banks or suite definitions in one place."""
 
 
 def check_consistent(items: Iterable[tuple[str, str, dict[str, Any], str]]) -> None:
-    """Refuse to mix units of different banks, or of different definitions of one suite.
+    """Refuse to mix, in one env column, units of two banks or of two runs of one suite.
 
     Args:
         items: ``(column, suite name, provenance, where)`` per unit; ``column`` is where the
@@ -153,12 +173,12 @@ def check_consistent(items: Iterable[tuple[str, str, dict[str, Any], str]]) -> N
             (a store path) for the message.
 
     Raises:
-        ProvenanceMismatch: one column holds units of two bank checksums, or two units of the
-            same suite name hold different suite fingerprints. Units without provenance (old
-            stores) are not checked.
+        ProvenanceMismatch: one column holds units of two bank checksums, or units of one
+            suite run with two protocols (:func:`suite_protocol`: another R, T or seed). Units
+            without provenance (old stores) are not checked.
     """
     banks: dict[str, dict[str, str]] = {}
-    prints: dict[str, dict[str, str]] = {}
+    protocols: dict[tuple[str, str], dict[str, str]] = {}
     for column, suite, prov, where in items:
         sha = bank_sha(prov)
         if sha is not None:
@@ -171,17 +191,17 @@ def check_consistent(items: Iterable[tuple[str, str, dict[str, Any], str]]) -> N
                     f"(sha256 {a[:12]}… from {wa}, {b[:12]}… from {wb}); results on different "
                     "banks are not comparable: rerun on one bank, or keep them in separate "
                     "stores")
-        fp = suite_print(prov)
-        if fp is not None:
-            seen = prints.setdefault(suite, {})
-            seen.setdefault(fp, where)
+        proto = suite_proto(prov)
+        if proto is not None:
+            seen = protocols.setdefault((column, suite), {})
+            seen.setdefault(proto, where)
             if len(seen) > 1:
                 (a, wa), (b, wb) = list(seen.items())[:2]
                 raise ProvenanceMismatch(
-                    f"suite {suite!r} holds units of two different suite definitions "
-                    f"(fingerprint {a} from {wa}, {b} from {wb}: other settings, replicates, "
-                    "horizon or seed); run every part with the same gambit-gym bench "
-                    "arguments, or pass --suite to look at one")
+                    f"env column {column} holds units of suite {suite!r} run two ways "
+                    f"(protocol {a} from {wa}, {b} from {wb}: another number of replicates, "
+                    "horizon or seed); run every part with the same --replicates, --horizon "
+                    "and --seed, or pass --suite to look at one")
 
 
 def summarise_provenance(records: Iterable[Any]) -> dict[str, Any]:

@@ -4,10 +4,12 @@ A leaderboard maintainer receives stores run elsewhere (a suite split over machi
 ``gambit-gym bench --shard I/N``, or a submitter's own agent). :func:`merge_stores` combines
 them into a new store: a unit found in two inputs with the same numbers is kept once; the same
 unit id with different numbers, or units of one env column on two response banks, or one
-suite under two definitions (:mod:`gambit_gym.bench.provenance`) are refused before anything is
-written. :func:`validate_store` re-runs a random sample of a store's units on a few replicates
-and checks every number reproduces bit for bit, so a submission can be accepted without
-trusting it: a replicate's result depends only on its seed, whatever the machine ran.
+suite run with another R, T or seed (:mod:`gambit_gym.bench.provenance`) are refused before
+anything is written. A submitter's store of a suite with their agent added (``--add-agent``)
+merges with the maintainer's: the suite's shared units are identical and kept once.
+:func:`validate_store` re-runs a random sample of a store's units on a few replicates and
+checks every number reproduces bit for bit, so a submission can be accepted without trusting
+it: a replicate's result depends only on its seed, whatever the machine ran.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ def merge_stores(out: str | Path, inputs: list[str | Path]) -> MergeReport:
         ValueError: no inputs, ``out`` already exists or is one of the inputs, or an input is
             not a results store.
         MergeConflict: a unit id with different numbers in two inputs.
-        ProvenanceMismatch: units of one env column on two banks, or of one suite under two
-            definitions.
+        ProvenanceMismatch: units of one env column on two banks, or of one suite run with two
+            protocols (R, T, seed).
     """
     out = Path(out)
     paths = [Path(p) for p in inputs]
@@ -122,11 +124,16 @@ def merge_stores(out: str | Path, inputs: list[str | Path]) -> MergeReport:
         for name, definition, updated in store.suite_rows():
             if name in suites:
                 (_, seen, _), where = suites[name]
-                if json.loads(seen) != json.loads(definition):
+                a, b = json.loads(seen), json.loads(definition)
+                run = ("replicates", "horizon", "seed")
+                if [a.get(k) for k in run] != [b.get(k) for k in run]:
                     raise ValueError(
-                        f"suite {name!r} is defined differently in {where} and {p} "
-                        f"({seen} vs {definition}); run every part with the same "
-                        "gambit-gym bench arguments (use --shard I/N to split a suite)")
+                        f"suite {name!r} was run with other replicates, horizon or seed in "
+                        f"{where} ({', '.join(f'{k} {a.get(k)}' for k in run)}) than in {p} "
+                        f"({', '.join(f'{k} {b.get(k)}' for k in run)}); run every part with "
+                        "the same --replicates, --horizon and --seed")
+                if b.get("settings", 0) > a.get("settings", 0):  # e.g. with --add-agent
+                    suites[name] = ((name, definition, updated), str(p))
             else:
                 suites[name] = ((name, definition, updated), str(p))
     check_consistent((row["env_key"], row["suite"], json.loads(row["provenance"] or "{}"),

@@ -44,6 +44,7 @@ class Unit:
         propensity_samples: Monte Carlo samples per decision for propensities.
         suite_fingerprint: :func:`~gambit_gym.bench.provenance.suite_fingerprint` of the suite
             the unit was planned from (provenance; not part of the id).
+        suite_protocol: :func:`~gambit_gym.bench.provenance.suite_protocol` of it (the same).
     """
 
     suite: str
@@ -56,6 +57,7 @@ class Unit:
     propensities: bool = True
     propensity_samples: int = 1000
     suite_fingerprint: str = ""
+    suite_protocol: str = ""
 
     @property
     def unit_id(self) -> str:
@@ -80,10 +82,10 @@ def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None,
     Raises:
         ValueError: ``chunk`` is not a positive integer.
     """
-    from gambit_gym.bench.provenance import suite_fingerprint
+    from gambit_gym.bench.provenance import suite_fingerprint, suite_protocol
 
     check_positive_int("chunk", chunk)
-    fingerprint = suite_fingerprint(suite)
+    fingerprint, protocol = suite_fingerprint(suite), suite_protocol(suite)
     units = []
     for setting in suite.settings:
         for start in range(0, suite.replicates, chunk):
@@ -92,7 +94,7 @@ def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None,
                               n_reps=min(chunk, suite.replicates - start), device=device,
                               propensities=propensities,
                               propensity_samples=propensity_samples,
-                              suite_fingerprint=fingerprint))
+                              suite_fingerprint=fingerprint, suite_protocol=protocol))
     return units
 
 
