@@ -107,3 +107,15 @@ def test_report_tables_and_one_leaderboard_for_one_suite(tmp_path):
     settings = text[text.index("<th>wall time (s)</th>"):]
     panels = re.findall(r"<tr><td>(K = \d+)</td>", settings)
     assert list(dict.fromkeys(panels)) == ["K = 3", "K = 5", "K = 15", "K = 30", "K = 40"]
+
+
+def test_env_page_figures_use_the_same_colours(store):
+    from gambit_gym.bench.aggregate_plots import plot_env
+
+    stats = summarise(store.records(suite="one_d"))
+    env_fig = plot_env(stats, stats[0].env_key)
+    suite_fig = plot_suite(stats, "one_d", with_reference=True)
+    env_lines = {label.split(" (R=")[0]: colours for label, colours in _lines(env_fig).items()}
+    suite_lines = _lines(suite_fig)
+    for agent in ("StdTS", "poGAMBITTS", "Random", "Oracle"):
+        assert env_lines[agent] == suite_lines[agent], agent

@@ -9,7 +9,7 @@
   threshold, with 95% bands;
 - :func:`plot_env`: one env configuration's cumulative regret curves, every agent, with bands.
 
-Each agent keeps one colour across the three aggregate figures (its rank order in tab10).
+Each agent keeps its one colour (:func:`gambit_gym.bench.labels.line_styles`) in every figure.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from gambit_gym.bench.aggregates import METRIC_NAMES, METRICS, Aggregates
 from gambit_gym.bench.analysis import ORACLE, RANDOM, SettingStats
+from gambit_gym.bench.labels import config_label, line_styles, reward_unit
 
 
 def _pyplot() -> Any:
@@ -32,8 +33,8 @@ def _pyplot() -> Any:
 
 
 def _colours(agents: list[str]) -> dict[str, Any]:
-    plt = _pyplot()
-    return {a: plt.get_cmap("tab10")(i % 10) for i, a in enumerate(agents)}
+    """Each agent's fixed colour, the one it has in every figure (suite figures included)."""
+    return {a: style["color"] for a, style in line_styles(agents).items()}
 
 
 def plot_intervals(aggs: Aggregates) -> Any:
@@ -63,7 +64,7 @@ def plot_intervals(aggs: Aggregates) -> Any:
             pad = 0.06 * max(max(ends) - min(ends), 0.5)
             ax.set_xlim(min(ends) - pad, max(ends) + pad)
     axes[0][0].set_yticks(y)
-    axes[0][0].set_yticklabels(agents, fontsize=9)
+    axes[0][0].set_yticklabels([config_label(a) for a in agents], fontsize=9)
     fig.suptitle(f"Aggregate scores (Random 0, Oracle 1) with {aggs.confidence:.0%} "
                  f"stratified-bootstrap intervals ({aggs.reps} resamples)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
@@ -92,9 +93,9 @@ def plot_improvement(aggs: Aggregates) -> Any:
             ax.text(j, i, f"{iv.point:.2f}\n[{iv.low:.2f}, {iv.high:.2f}]", ha="center",
                     va="center", fontsize=7, color="white" if dark else "black")
     ax.set_xticks(range(n))
-    ax.set_xticklabels(agents, rotation=40, ha="right", fontsize=8)
+    ax.set_xticklabels([config_label(a) for a in agents], rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(n))
-    ax.set_yticklabels(agents, fontsize=8)
+    ax.set_yticklabels([config_label(a) for a in agents], fontsize=8)
     ax.set_xlabel("Y (column)")
     ax.set_ylabel("X (row)")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="P(X > Y)")
@@ -112,7 +113,7 @@ def plot_profiles(aggs: Aggregates) -> Any:
     tau = aggs.thresholds
     for agent in aggs.agents:
         point, low, high = aggs.profiles[agent]
-        ax.plot(tau, point, color=colours[agent], label=agent, lw=1.6)
+        ax.plot(tau, point, color=colours[agent], label=config_label(agent), lw=1.6)
         ax.fill_between(tau, low, high, color=colours[agent], alpha=0.2, lw=0)
     ax.set_xlabel("normalised score τ (Random 0, Oracle 1)")
     ax.set_ylabel("fraction of runs with score > τ")
@@ -131,22 +132,22 @@ def plot_env(stats: list[SettingStats], title: str, confidence: float = 0.95) ->
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.4))
-    learners = [s for s in stats if s.agent_key not in (RANDOM, ORACLE)]
-    colours = {s.agent_key: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(learners)}
+    styles = line_styles([s.agent_key for s in stats])
     for s in stats:
         t = np.arange(1, s.horizon + 1)
         reference = s.agent_key in (RANDOM, ORACLE)
-        colour = "0.45" if reference else colours[s.agent_key]
-        style = {RANDOM: "--", ORACLE: ":"}.get(s.agent_key, "-")
-        ax.plot(t, s.curve_mean, color=colour, lw=1.4, ls=style,
-                label=f"{s.agent_key} (R={s.n})")
+        colour = styles[s.agent_key]["color"]
+        ax.plot(t, s.curve_mean, label=f"{config_label(s.agent_key)} (R={s.n})",
+                **styles[s.agent_key])
         if not reference:
             lo, hi = s.band(confidence)
             ax.fill_between(t, lo, hi, color=colour, alpha=0.2, lw=0)
     ax.set_xlabel("step t")
-    ax.set_ylabel("cumulative regret")
+    unit = reward_unit(stats[0].env_id) if stats else "reward units"
+    ax.set_ylabel(f"cumulative regret ({unit})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
-    ax.set_title(f"{title}\nmean cumulative regret, {confidence:.0%} bands", fontsize=10)
+    ax.set_title(f"{config_label(title)}\nmean cumulative regret, {confidence:.0%} bands",
+                 fontsize=10)
     fig.tight_layout()
     return fig

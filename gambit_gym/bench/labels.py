@@ -48,7 +48,7 @@ _PALETTE: tuple[str, ...] = (
 _FIXED: dict[str, str] = {name: _PALETTE[i] for i, name in enumerate(_FIXED_ORDER)}
 #: Colours for lines that are not a built-in agent (user agents, kwargs variants), by hash:
 #: strong hues that stay apart from one another.
-_SPARE: tuple[str, ...] = ("#000075", "#808000", "#800000", "#469990", "#f032e6", "#5c3c92",
+_SPARE: tuple[str, ...] = ("#000075", "#808000", "#800000", "#469990", "#f032e6",
                            "#c0a000", "#4b4b00")
 
 

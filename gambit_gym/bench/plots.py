@@ -88,9 +88,13 @@ def plot_suite(stats: list[SettingStats], suite: str, *, with_reference: bool = 
     if suite in suite_defs.SUITES:
         order = {lab: i for i, lab in enumerate(dict.fromkeys(
             s.label for s in suite_defs.get(suite).settings))}
-    names.sort(key=lambda lab: (labels.is_reference(lab), order.get(lab, len(order)),
+    refs = {s.label for s in shown if labels.is_reference(s.agent_key)}
+    names.sort(key=lambda lab: (lab in refs, order.get(lab, len(order)),
                                 labels.natural_key(lab)))
-    styles = labels.line_styles(names)
+    # colours follow the agent configuration (its key), as in every other figure
+    key_of = {s.label: s.agent_key for s in shown}
+    by_key = labels.line_styles([key_of[lab] for lab in names])
+    styles = {lab: by_key[key_of[lab]] for lab in names}
     unit = _common([labels.reward_unit(s.env_id) for s in shown], "reward units")
     for ax, panel in zip(axes.flat, panels):
         for s in sorted((s for s in shown if s.panel == panel),
@@ -99,7 +103,7 @@ def plot_suite(stats: list[SettingStats], suite: str, *, with_reference: bool = 
             lo, hi = s.band(confidence)
             style = styles[s.label]
             ax.plot(t, s.curve_mean, label=labels.config_label(s.label), **style)
-            if not labels.is_reference(s.label):
+            if not labels.is_reference(s.agent_key):
                 ax.fill_between(t, lo, hi, color=style["color"], alpha=0.18, lw=0)
         ax.set_title(labels.panel_label(panel), fontsize=10)
         ax.set_xlabel("step t")
