@@ -72,9 +72,9 @@ def test_leaderboard_ranks_and_formats(store):
     parser = Cells()
     parser.feed(board.render("html"))
     n = len(board.rows)
-    # aggregate table (rank, agent, 4 metrics, runs), the n x n improvement matrix, the cells,
-    # the provenance (what, value)
-    assert parser.td == (n * 7 + n * (n + 1) + n * (3 + len(board.columns))
+    # aggregate table (rank, agent, 4 metrics, envs, runs), the n x n improvement matrix, the
+    # cells, the provenance (what, value)
+    assert parser.td == (n * 8 + n * (n + 1) + n * (3 + len(board.columns))
                          + 2 * len(board._provenance_rows()))
     with pytest.raises(ValueError, match="unknown format"):
         board.render("xlsx")
@@ -141,6 +141,11 @@ def test_leaderboard_ranks_by_iqm_of_replicate_scores(store):
     assert by_agent["Random"].iqm.overlaps(by_agent["StdTS"].iqm)
     assert by_agent["Random"].rank_text == by_agent["StdTS"].rank_text == "3–4"
     assert by_agent["Oracle"].rank_text == "1"
+    # poGAMBITTS ran on the 1-D env only: its aggregates cover 1 env, 4 runs
+    assert board.aggregates.n_runs["poGAMBITTS"] == {"GambitIHS-1D-v0": 4}
+    md_row = next(line for line in board.render("md").splitlines()
+                  if line.startswith("| 2 | poGAMBITTS |"))
+    assert md_row.endswith("| 1 | 4 |")
 
 
 def test_json_carries_every_aggregate_and_the_improvement_matrix(store):

@@ -244,15 +244,16 @@ class Leaderboard:
             cells = [r.rank_text, config_label(r.agent)]
             if self.aggregates is not None and r.agent in self.aggregates.metrics:
                 cells += [_interval(self.aggregates.metrics[r.agent][m]) for m in METRICS]
-                cells.append(str(sum(self.aggregates.n_runs[r.agent].values())))
+                runs = self.aggregates.n_runs[r.agent]
+                cells += [str(len(runs)), str(sum(runs.values()))]
             else:
-                cells += ["–"] * (len(METRICS) + 1)
+                cells += ["–"] * (len(METRICS) + 2)
             out.append(cells)
         return out
 
     def _aggregate_head(self) -> list[str]:
         return (["Rank", "Agent"] + [f"{METRIC_NAMES[m]} [95% CI]" for m in METRICS]
-                + ["Runs"])
+                + ["Envs", "Runs"])
 
     def _aggregate_note(self) -> str:
         aggs = self.aggregates
@@ -262,7 +263,9 @@ class Leaderboard:
         return ("Ranked by IQM (interquartile mean of the normalised scores of every run on "
                 "every env: uniform random 0, oracle 1; higher is better; optimality gap: "
                 "lower is better). A rank range such as 2–3 means the IQM intervals overlap: "
-                "those agents are not told apart." + how)
+                "those agents are not told apart. Envs: the env configurations an agent's "
+                "aggregates cover (an agent that ran on fewer is ranked on those alone: compare "
+                "it on the per-env table)." + how)
 
     def to_markdown(self) -> str:
         """Markdown for a README: aggregates, probability of improvement, per-cell table.
