@@ -8,6 +8,7 @@ import pytest
 from bench_helpers import make_small_store
 from test_bench_report import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 
+from gambit_gym.bench.labels import config_label
 from gambit_gym.bench.leaderboard import Leaderboard
 from gambit_gym.bench.report import write_report
 from gambit_gym.bench.report_pages import env_page_name
@@ -79,11 +80,12 @@ def test_aggregates_and_env_pages_in_headless_chromium(site, driver):
         assert _loaded_width(driver, figures[alt]) > 300, alt
 
     links = driver.find_elements(By.CSS_SELECTOR, "ul.envs a")
-    assert [a.text for a in links] == board.columns
+    assert [a.text for a in links] == [config_label(c) for c in board.columns]
     targets = [a.get_attribute("href") for a in links]
     for col, href in zip(board.columns, targets):
         driver.get(href)
-        assert driver.find_element(By.TAG_NAME, "h1").text == col
+        assert driver.find_element(By.TAG_NAME, "h1").text == config_label(col)
+        assert col in driver.find_element(By.TAG_NAME, "code").text
         img = driver.find_element(By.TAG_NAME, "img")
         assert _loaded_width(driver, img) > 300, col
         body = driver.find_elements(By.CSS_SELECTOR, "table.env tbody tr")

@@ -22,6 +22,7 @@ from gambit_gym.bench.aggregate_plots import (
     plot_profiles,
 )
 from gambit_gym.bench.analysis import SettingStats
+from gambit_gym.bench.labels import config_label
 from gambit_gym.bench.leaderboard import Leaderboard, column_names
 
 AGGREGATE_FIGURES: tuple[tuple[str, str], ...] = (
@@ -108,7 +109,8 @@ def env_pages(board: Leaderboard, stats: list[SettingStats], out: Path, css: str
         html_page = (
             f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>gambit-gym '
             f"env: {esc(col)}</title><style>{css}</style></head><body>"
-            f'<p><a href="../index.html">← report</a></p><h1>{esc(col)}</h1>'
+            f'<p><a href="../index.html">← report</a></p><h1>{esc(config_label(col))}</h1>'
+            f"<p>Configuration <code>{esc(col)}</code></p>"
             + _figure(png.split("/", 1)[1], svg.split("/", 1)[1],
                       f"cumulative regret on {col}")
             + '<table class="env"><thead><tr><th>Rank</th><th>Agent</th><th>R</th>'
@@ -118,7 +120,7 @@ def env_pages(board: Leaderboard, stats: list[SettingStats], out: Path, css: str
             "the normalised score (uniform random 0, oracle 1); rank 1 = lowest regret.</p>"
             "</body></html>\n")
         inside(out, f"envs/{page}").write_text(html_page, encoding="utf-8")
-        links.append(f'<li><a href="envs/{esc(quote(page))}">{esc(col)}</a> '
+        links.append(f'<li><a href="envs/{esc(quote(page))}">{esc(config_label(col))}</a> '
                      f"({len(rows)} agents)</li>")
     return ('<h2 id="envs">Env configurations</h2><p>One page per configuration: its regret '
             "curves and table.</p><ul class=\"envs\">" + "".join(links) + "</ul>")
