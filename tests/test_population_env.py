@@ -51,7 +51,14 @@ def test_aec_conversion_passes_api_test(active):
 
 
 def test_module_convention():
-    assert gambit_population_v0.raw_env is type(gambit_population_v0.parallel_env())
+    from pettingzoo.utils import wrappers
+    from pettingzoo.utils.env import AECEnv
+
+    raw = gambit_population_v0.raw_env(n_users=3)
+    assert isinstance(raw, AECEnv) and not isinstance(raw, wrappers.BaseWrapper)
+    wrapped = gambit_population_v0.env(n_users=3)
+    assert isinstance(wrapped, wrappers.OrderEnforcingWrapper)
+    assert isinstance(wrapped.env, wrappers.AssertOutOfBoundsWrapper)
     assert isinstance(gambit_population_v0.parallel_env(), ParallelEnv)
     env = gambit_population_v0.parallel_env()
     assert env.possible_agents == [f"user_{i}" for i in range(10)]

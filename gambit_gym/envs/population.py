@@ -28,6 +28,7 @@ from gambit_gym.envs.config import GambitConfig, make_config
 from gambit_gym.envs.dynamics import GambitTables, build_tables, reward_offset, step_dynamics
 from gambit_gym.envs.gambit_env import describe_env, simulator_for, validate_action
 from gambit_gym.envs.outcomes import LinearOutcome
+from gambit_gym.envs.render import check_render_mode, notification_text
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS
 
 Schedule = Mapping[str, tuple[int, int | None]] | Sequence[tuple[int, int | None]] | None
@@ -200,8 +201,14 @@ class GambitPopulationEnv(ParallelEnv):
     ## Arguments
     ``n_users`` (10), ``spread`` (0.5), ``active`` (None: everyone for the whole horizon; or
     ``(start, stop)`` per user, or a dict of them by name), ``population_seed`` (None: a new
-    population at every reset), ``preset`` (a linear GAMBIT preset, "3d"), and the GAMBIT
-    kwargs ``noise_level`` / ``noise_sd``, ``n_prompts`` / ``prompt_ids``, ``horizon``, ``bank``.
+    population at every reset), ``preset`` (a linear GAMBIT preset, "3d"), ``max_cycles``
+    (PettingZoo's name for ``horizon``), ``render_mode`` (``"ansi"`` or ``"human"``: each
+    user's last notification as text), and the GAMBIT kwargs ``noise_level`` / ``noise_sd``,
+    ``n_prompts`` / ``prompt_ids``, ``horizon``, ``bank``, ``center_rewards``.
+
+    ## State
+    ``state()`` is every user's current context id (-1 for a user not acting now), in
+    ``state_space = Box(-1, 11, (N,), int64)``.
 
     >>> from gambit_gym.envs import gambit_population_v0
     >>> env = gambit_population_v0.parallel_env(n_users=3, horizon=5)
@@ -216,17 +223,23 @@ class GambitPopulationEnv(ParallelEnv):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi"], "name": "gambit_population_v0",
-                "is_parallelizable": True}
+    metadata = {"render_modes": ["ansi", "human"], "name": "gambit_population_v0",
+                "is_parallelizable": True, "render_fps": 4}
 
     def __init__(self, n_users: int = 10, spread: float = 0.5, active: Schedule = None,
                  population_seed: int | None = None, preset: str = "3d",
-                 render_mode: str | None = None, **gambit_kwargs: Any) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or "
-                             f"None, got {render_mode!r}")
+                 render_mode: str | None = None, max_cycles: int | None = None,
+                 **gambit_kwargs: Any) -> None:
+        check_render_mode("GambitPopulationEnv", render_mode, self.metadata["render_modes"])
+        if max_cycles is not None:  # PettingZoo's name for the episode length
+            max_cycles = check_positive_int("max_cycles", max_cycles)
+            if gambit_kwargs.setdefault("horizon", max_cycles) != max_cycles:
+                raise ValueError(f"max_cycles={max_cycles} and horizon="
+                                 f"{gambit_kwargs['horizon']} disagree: they are the same "
+                                 "thing (steps per episode); pass one of them")
         self.config = make_population_config(n_users, spread, active, population_seed, preset,
                                              **gambit_kwargs)
+        self.max_cycles = self.config.gambit.horizon
         self.render_mode = render_mode
         gambit = self.config.gambit
         self._tables = build_tables(gambit)
@@ -240,6 +253,8 @@ class GambitPopulationEnv(ParallelEnv):
         self._obs_space = spaces.MultiDiscrete([len(LOCATIONS), len(STEP_BUCKETS)])
         self._act_space = spaces.Discrete(gambit.n_actions)
         self._obs_spaces = {a: self._obs_space for a in self.possible_agents}
+        #: every user's current context id, -1 for a user not acting now (see :meth:`state`)
+        self.state_space = spaces.Box(-1, N_CONTEXTS - 1, (self.config.n_users,), np.int64)
         self._act_spaces = {a: self._act_space for a in self.possible_agents}
         self._start = np.array([s for s, _ in self.config.schedule], dtype=np.int64)
         self._stop = np.array([s for _, s in self.config.schedule], dtype=np.int64)
@@ -254,7 +269,7 @@ class GambitPopulationEnv(ParallelEnv):
         self.deltas = np.zeros((self.config.n_users, self._outcomes.coef.size))
         self.user_expected = np.zeros((self.config.n_users, N_CONTEXTS, gambit.n_actions))
         self._t = 0
-        self._last_texts: dict[str, str] = {}
+        self._last_step: dict[str, tuple[Any, ...]] = {}  # per user, for render()
 
     # ------------------------------------------------------------------ spaces
     def observation_space(self, agent: str) -> spaces.Space:
@@ -279,7 +294,7 @@ class GambitPopulationEnv(ParallelEnv):
         self.deltas = self._fixed_deltas if self._fixed_deltas is not None else deltas
         self.user_expected = self._outcomes.expected(self.deltas) - self.reward_offset
         self._t = 0
-        self._last_texts = {}
+        self._last_step = {}
         self.agents = [a for a in self.possible_agents if self._start[self._index[a]] == 0]
         return ({a: self._observation(a) for a in self.agents},
                 {a: {"context": self._context_dict(a)} for a in self.agents})
@@ -307,7 +322,9 @@ class GambitPopulationEnv(ParallelEnv):
             for j, name in enumerate(acting):
                 infos[name] = self._info(idx[j], int(acts[j]), int(contexts[j]), int(rows[j]))
                 rewards[name] = float(user_rewards[j])
-                self._last_texts[name] = infos[name]["text"]
+                info = infos[name]
+                self._last_step[name] = (info["context"], info["prompt"], info["text"],
+                                         rewards[name], float(info["regret"]))
         self._t = t + 1
         live_next = [a for a in self.possible_agents
                      if self._start[self._index[a]] <= self._t < self._stop[self._index[a]]]
@@ -324,16 +341,36 @@ class GambitPopulationEnv(ParallelEnv):
         return obs, rewards, terms, truncs, infos
 
     def render(self) -> str | None:
-        """``ansi``: the last message each user received."""
-        if self.render_mode != "ansi":
+        """``ansi``: the last notification of each user (context, prompt, message, reward).
+
+        ``human``: the same text, printed. Before the first step: each user's context.
+        """
+        if self.render_mode is None:
             return None
-        return "\n".join(f"{a}: {text}" for a, text in self._last_texts.items())
+        lines = []
+        for agent in self.possible_agents:
+            if agent in self._last_step:
+                context, prompt, text, reward, regret = self._last_step[agent]
+                body = notification_text(context, prompt, text, reward, regret)
+            elif agent in self.agents:
+                body = notification_text(self._context_dict(agent), None, None, None)
+            else:
+                continue
+            lines.append(f"[{agent}]\n{body}")
+        out = "\n".join(lines)
+        if self.render_mode == "human":
+            print(out)
+            return None
+        return out
 
     def close(self) -> None:
         """Nothing to release."""
 
     def state(self) -> np.ndarray:
-        """Every user's current context id (-1 where not live), ``(N,)`` int64."""
+        """The global state: every user's current context id (-1 where not acting), ``(N,)``.
+
+        In :attr:`state_space`, ``Box(-1, 11, (N,), int64)``.
+        """
         out = np.full(self.config.n_users, -1, dtype=np.int64)
         for a in self.agents:
             i = self._index[a]
