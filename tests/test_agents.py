@@ -297,7 +297,7 @@ def test_batched_decisions_equal_single_replicate_decisions(name):
 def test_propensities_sum_to_one_and_match_action_frequencies(name):
     agent, data, env = rollout(make(name), steps=25, noise_level=4)
     obs = data["obs"][3]
-    probs = agent.action_probabilities(obs, n_samples=2000)
+    probs = agent.action_probabilities(obs, n_samples=2000, target_rse=None)  # 2000 draws
     assert probs.shape == (agent.n_actions,)
     assert probs.sum() == pytest.approx(1.0)
     assert np.all(probs >= 0)
@@ -306,6 +306,46 @@ def test_propensities_sum_to_one_and_match_action_frequencies(name):
     freq = np.bincount(acts, minlength=agent.n_actions) / n
     se = np.sqrt(probs * (1 - probs) / n + probs * (1 - probs) / 2000) + 1e-9
     assert np.all(np.abs(freq - probs) <= 4.5 * se + 2e-3), (freq, probs)
+
+
+@pytest.mark.parametrize("name", ["StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS",
+                                  "LinTS"])
+def test_adaptive_propensities_agree_with_a_large_sample_within_their_standard_error(name):
+    agent, data, _ = rollout(make(name), steps=40, noise_level=4)
+    obs = data["obs"][5]
+    ref = agent.action_probabilities(obs, n_samples=40_000, target_rse=None)
+    probs = agent.action_probabilities(obs, n_samples=1000)  # the default: by relative SE
+    se, draws = agent.propensity_se[0], agent.propensity_draws[0]
+    assert probs.sum() == pytest.approx(1.0) and 32 <= draws <= 1000
+    assert np.all(np.abs(probs - ref) <= 4.5 * se + 0.01), (probs, ref, se)
+    chosen = agent.act(obs)  # the action the estimate was made precise for
+    if draws < 1000:  # stopped early: the chosen arm's relative SE reached the target
+        assert se[chosen] / probs[chosen] <= 0.1 * 1.5
+    assert probs[chosen] > 0
+
+
+@pytest.mark.parametrize("name", ["poGAMBITTS", "LinTS"])
+def test_two_arm_propensities_are_exact(name):
+    agent, data, _ = rollout(make(name), steps=15, noise_level=2, n_prompts=2)
+    obs = data["obs"][3]
+    probs = agent.action_probabilities(obs)
+    assert agent.propensity_draws[0] == 0  # the closed form, no draws
+    n = 4000
+    acts = np.array([agent.act(obs) for _ in range(n)])  # the agent's own decisions
+    freq = np.bincount(acts, minlength=2) / n
+    se = np.sqrt(probs * (1 - probs) / n) + 1e-9
+    assert np.all(np.abs(freq - probs) <= 4.5 * se + 1e-3), (freq, probs)
+    assert 0.02 < probs[0] < 0.98  # a case where the closed form is not trivially 0 or 1
+
+
+def test_propensities_then_update_do_not_reuse_a_stale_action():
+    agent, data, env = rollout(make("StdTS"), steps=10)
+    twin, _, _ = rollout(make("StdTS"), steps=10)
+    obs = data["obs"][-1]
+    agent.action_probabilities(obs, n_samples=100)  # computes (and keeps) the next action
+    for ag in (agent, twin):
+        ag.update(obs, 0, 120.0, {})  # a large reward for arm 0 changes the posterior
+    assert agent.act(obs) == twin.act(obs)
 
 
 def test_propensities_do_not_change_decisions():

@@ -212,23 +212,33 @@ def test_bandit_feedback_follows_obps_documented_layout(logged):
 def test_a_converging_agents_logs_export_with_positive_propensities(tmp_path):
     """Once a TS posterior is sharp, an action's Monte Carlo frequency is often 0 and TS still
     takes it now and then; its logged propensity must stay positive (the add-one estimate of
-    ``mc_probabilities``) or export-obp and IPW break on exactly the logs they exist for."""
+    ``sampled_probabilities``) or export-obp and IPW break on exactly the logs they exist for."""
     logged = run("GambitIHS-v0", "StdTS", horizon=300, replicates=10, seed=0, progress=False,
                  propensities=True, n_propensity_samples=50)
     assert (logged.propensities > 0).all()
     fb = ope.from_result(logged, n_actions=K, n_contexts=N_CTX)
-    assert fb["pscore"].min() == pytest.approx(1 / (50 + K))  # a 0-of-50 action was taken
+    assert fb["pscore"].min() == pytest.approx(1 / (50 + 1))  # a 0-of-50 action was taken
     ope.save(fb, tmp_path / "fb.npz")
     np.testing.assert_array_equal(ope.load(tmp_path / "fb.npz")["pscore"], fb["pscore"])
 
 
-def test_monte_carlo_propensities_are_add_one_estimates():
-    from gambit_gym.agents._batched import mc_probabilities
+def test_monte_carlo_propensities_are_add_one_estimates_for_the_chosen_action():
+    from gambit_gym.agents._batched import sampled_probabilities
 
-    def always_action_1(counter, stream, n):  # (R=2, n, K=4) scores, action 1 always wins
-        scores = np.zeros((2, n, 4))
+    def noise(gen, rows, n):
+        return (np.zeros((len(rows), n, 4)),)
+
+    def always_action_1(rows, numbers):  # (rows, n, K=4) scores, action 1 always wins
+        scores = numbers[0].copy()
         scores[:, :, 1] = 1.0
         return scores
 
-    p = mc_probabilities(always_action_1, 0, 96, 4, 2, chunk=40)
-    np.testing.assert_allclose(p, [[1 / 100, 97 / 100, 1 / 100, 1 / 100]] * 2)
+    # replicate 0 is about to take action 1, replicate 1 action 0 (never drawn)
+    p, se, draws = sampled_probabilities(noise, always_action_1, np.random.default_rng(0), 2, 4,
+                                         96, np.array([1, 0]), None)
+    np.testing.assert_allclose(p, [[0, 1, 0, 0], [1 / 97, 96 / 97, 0, 0]])
+    np.testing.assert_array_equal(draws, [96, 96])
+    # with a target relative SE, a never-drawn chosen action gets the most draws; a sure one 32
+    p, se, draws = sampled_probabilities(noise, always_action_1, np.random.default_rng(0), 2, 4,
+                                         96, np.array([1, 0]), 0.1)
+    np.testing.assert_array_equal(draws, [32, 96])

@@ -74,7 +74,10 @@ def test_agents_without_a_batched_form_give_the_same_numbers():
                   propensities=True, n_propensity_samples=100)
     assert looped.metadata["runner"] == "looped"
     np.testing.assert_array_equal(looped.actions, batched.actions)
-    np.testing.assert_allclose(looped.propensities, batched.propensities)
+    # propensities are Monte Carlo estimates drawn per batch: the same within their error
+    # (the wrapper hides the achieved SE, so bound it by the batched run's largest)
+    se = batched.metadata["propensity"]["max_se"]
+    assert np.all(np.abs(looped.propensities - batched.propensities) <= 4.5 * np.sqrt(2) * se)
 
 
 def test_envs_without_a_vector_entry_point_run_looped():

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gambit_gym._validate import check_positive_int
-from gambit_gym.agents._rng import CounterStreams, argmax_frequencies, replicate_keys
+from gambit_gym.agents._rng import CounterStreams, replicate_keys
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, context_ids
 
@@ -29,40 +29,123 @@ STREAM_RESET = 80
 STREAM_TRAIN = 96
 STREAM_PERTURB = 112
 STREAM_TREAT = 128
-STREAM_PROP = 1 << 20  # propensity chunk j uses STREAM_PROP + 64 j
 
 
-def mc_probabilities(draw_scores: Any, counter: int, n_samples: int, n_actions: int,
-                     replicates: int, chunk: int) -> np.ndarray:
-    """Propensities by Monte Carlo over an agent's own randomisation, in chunks of samples.
+#: Default target relative standard error (SE / p) of the chosen action's Monte Carlo propensity.
+PROPENSITY_RSE = 0.1
+#: Draws per replicate in the first round of a Monte Carlo propensity (see
+#: :func:`sampled_probabilities`).
+PROPENSITY_PILOT = 32
+_PROP_TAG = 0x9E3779B97F4A7C15  # mixed into each replicate's key: the propensity generators
+_PROP_CHUNK = 1 << 21  # scores materialised at once (R·S·K elements)
+
+
+def propensity_generator(keys: np.ndarray) -> np.random.Generator:
+    """The numpy generator of a batch's propensity draws, seeded from its replicates' keys.
+
+    Why not the counter streams the agents act with: propensities need tens to hundreds of
+    draws per replicate and step, which numpy draws for the whole batch in one call several
+    times faster than hashing. The price: a replicate's propensity estimates (not its
+    decisions) depend on the batch it runs in. It is separate from the acting streams, so
+    computing propensities never changes a decision.
+    """
+    return np.random.Generator(np.random.PCG64([*(int(k) for k in keys), _PROP_TAG]))
+
+
+def sampled_probabilities(noise: Any, scores: Any, generator: np.random.Generator,
+                          replicates: int, n_actions: int, max_samples: int, chosen: np.ndarray,
+                          target_rse: float | None,
+                          pilot: int = PROPENSITY_PILOT) -> tuple[np.ndarray, ...]:
+    """Propensities by Monte Carlo over an agent's own randomisation, draws set by their error.
+
+    What needs to be precise is the propensity of the action the agent is about to take (the
+    one logged for off-policy evaluation), and in relative terms (it divides the reward). So:
+    a first round of ``pilot`` draws per replicate; a replicate whose chosen arm's estimate has
+    a relative standard error ``√((1 - p̃)/(p̃ S))`` (``p̃ = (count + 1)/(S + 2)``) above
+    ``target_rse``, or was never drawn, gets one more round sized by the pilot to reach it
+    (rounded up to a power of two times the pilot; at most ``max_samples`` draws in all).
+    ``target_rse=None``: ``max_samples`` draws. Each round draws every replicate's random
+    numbers in one generator call per kind of number.
 
     Args:
-        draw_scores: ``f(counter, stream, n) -> (R, n, K)`` sampled scores, drawn exactly as
-            the agent's ``act`` draws them (but from ``stream``).
-        counter: the decision counter.
-        n_samples: S.
-        n_actions: K.
+        noise: ``f(generator, rows, n) -> tuple of arrays (len(rows), n, ...)``: the random
+            numbers of ``n`` draws for each replicate in ``rows``.
+        scores: ``f(rows, numbers) -> (len(rows), n, K)``: the sampled scores of replicates
+            ``rows`` from those numbers.
+        generator: the batch's propensity generator (:func:`propensity_generator`).
         replicates: R.
-        chunk: samples per call (bounds memory).
+        n_actions: K.
+        max_samples: the most draws per replicate.
+        chosen: ``(R,)`` the actions the agent takes now.
+        target_rse: the target relative standard error, or None for ``max_samples`` draws.
+        pilot: draws in the first round.
 
     Returns:
-        ``(R, K)`` add-one estimates ``(count + 1) / (S + K)`` of each action's probability of
-        being the argmax. Never zero, on purpose: an action the agent then takes is logged with
-        its propensity, and a raw frequency of 0 for it (likely once a posterior is sharp, as
-        Thompson sampling's soon is) leaves an importance weight undefined. The inverse of the
-        add-one estimate is nearly unbiased for ``1/p``:
-        ``E[(S + K)/(C + 1)] = (S + K)/(S + 1) · (1 − (1 − p)^(S+1)) / p`` for
-        ``C ~ Binomial(S, p)``, off by at most ``(K − 1)/(S + 1)`` relative where ``p ≫ 1/S``.
+        ``(probabilities (R, K), standard errors (R, K), draws (R,))``. The chosen action's
+        probability is the add-one estimate ``(C + 1)/(S + 1)``: never zero (a logged action
+        with an estimate of 0 leaves its importance weight undefined), and its inverse is
+        nearly unbiased for ``1/p``, as importance weighting needs.
     """
-    counts = np.zeros((replicates, n_actions))
-    done, j = 0, 0
-    while done < n_samples:
-        n = min(chunk, n_samples - done)
-        scores = draw_scores(counter, STREAM_PROP + 64 * j, n)
-        counts += argmax_frequencies(scores, n_actions) * n
-        done += n
-        j += 1
-    return (counts + 1.0) / (n_samples + n_actions)
+    r = replicates
+    counts = np.zeros((r, n_actions))
+    drawn = np.zeros(r, dtype=np.int64)
+    first = max_samples if target_rse is None else min(pilot, max_samples)
+    need = np.full(r, first, dtype=np.int64)
+    rows_all = np.arange(r)
+    for _ in range(2):
+        for n in np.unique(need[need > 0]):
+            rows = np.flatnonzero(need == n)
+            per_call = max(1, _PROP_CHUNK // (int(n) * max(n_actions, 8)))
+            for lo in range(0, len(rows), per_call):
+                part = rows[lo:lo + per_call]
+                picks = scores(part, noise(generator, part, int(n))).argmax(axis=-1)
+                offsets = (np.arange(len(part)) * n_actions)[:, None]
+                counts[part] += np.bincount((picks + offsets).ravel(),
+                                            minlength=len(part) * n_actions).reshape(
+                                                len(part), n_actions)
+        drawn += need
+        if target_rse is None:
+            break
+        hits = counts[rows_all, chosen]
+        p = (hits + 1.0) / (drawn + 2.0)
+        want = (1.0 - p) / (p * target_rse ** 2)
+        total = first * 2 ** np.ceil(np.log2(np.maximum(want / first, 1.0)))
+        total[hits == 0] = max_samples
+        need = np.minimum(total, max_samples).astype(np.int64) - drawn
+        need[(want <= drawn) & (hits > 0)] = 0
+        if not need.any():
+            break
+    # the chosen arm's estimate is (C + 1)/(S + 1), never zero; its inverse is nearly unbiased
+    # for 1/p: E[(S + 1)/(C + 1)] = (1 - (1 - p)^(S+1))/p for C ~ Binomial(S, p). The other
+    # arms share the rest in proportion to their counts.
+    hits = counts[rows_all, chosen]
+    p_chosen = (hits + 1.0) / (drawn + 1.0)
+    others = drawn - hits
+    share = np.divide(1.0 - p_chosen, others, out=np.zeros(r), where=others > 0)
+    probs = counts * share[:, None]
+    probs[rows_all, chosen] = p_chosen
+    smooth = (counts + 1.0) / (drawn[:, None] + 2.0)
+    return probs, np.sqrt(smooth * (1.0 - smooth) / drawn[:, None]), drawn
+
+
+def two_arm_probabilities(mean: np.ndarray, factor: np.ndarray, a: np.ndarray | None,
+                          b: np.ndarray | None) -> np.ndarray:
+    """Exact propensities ``(R, 2)`` of Thompson sampling with two arms and correlated scores.
+
+    The scores are ``mean + √v·factor·z`` (``z ~ N(0, I)``, ``v = 1`` or ``v ~ IG(a, b)``), so
+    their difference is ``N(Δ, v·q)`` with ``q = |factor₀ - factor₁|²``: arm 0 wins with
+    probability ``Φ(Δ/√q)``, or ``T_{2a}(Δ/√(q·b/a))`` with the variance integrated out.
+    """
+    from scipy.special import ndtr, stdtr
+
+    delta = mean[:, 0] - mean[:, 1]
+    diff = factor[:, 0] - factor[:, 1]
+    q = np.maximum(np.einsum("rp,rp->r", diff, diff), 1e-300)
+    if a is None:
+        p0 = ndtr(delta / np.sqrt(q))
+    else:
+        p0 = stdtr(2.0 * a, delta / np.sqrt(q * b / a))
+    return np.stack([p0, 1.0 - p0], axis=1)
 
 
 class BatchedAgent:
@@ -95,6 +178,8 @@ class BatchedAgent:
         self.streams = CounterStreams(replicate_keys(seed, self.replicates))
         self.n_actions = int(spec.n_actions)
         self.t = 0
+        self._prop_generator: np.random.Generator | None = None
+        self._chosen_at: tuple[int, np.ndarray] | None = None
         self._setup(spec)
 
     def act(self, obs: Any) -> int:
@@ -108,17 +193,31 @@ class BatchedAgent:
         self.update_batch(np.asarray(obs)[None], np.array([int(action)]),
                           np.array([float(reward)]), batch_info(info))
 
-    def action_probabilities(self, obs: Any, n_samples: int = 1000) -> np.ndarray:
-        """``(K,)`` probabilities that :meth:`act` picks each action now."""
+    def action_probabilities(self, obs: Any, n_samples: int = 1000,
+                             target_rse: float | None = PROPENSITY_RSE) -> np.ndarray:
+        """``(K,)`` probabilities that :meth:`act` picks each action now.
+
+        Args:
+            obs: the observation.
+            n_samples: the most Monte Carlo draws (agents whose propensities are sampled).
+            target_rse: stop drawing once the probability of the action :meth:`act` is about
+                to take has a relative standard error below this; None: ``n_samples`` draws.
+        """
         self._check_reset()
-        return self.action_probabilities_batch(np.asarray(obs)[None], n_samples)[0]
+        return self.action_probabilities_batch(np.asarray(obs)[None], n_samples, target_rse)[0]
 
     # ------------------------------------------------------------------ batched form
     def act_batch(self, obs: np.ndarray) -> np.ndarray:
         """Actions ``(R,)`` int64 for observations ``(R, ...)``."""
         self._check_reset()
         obs = self._check_obs(obs)
-        actions = np.asarray(self._act(obs, self.t), dtype=np.int64)
+        kept = getattr(self, "_chosen_at", None)
+        if kept is not None and kept[0] == self.t and (kept[1] is obs or np.array_equal(
+                kept[1], obs)):
+            actions = self._chosen  # computed for the propensities: the same function
+        else:
+            actions = np.asarray(self._act(obs, self.t), dtype=np.int64)
+        self._chosen_at = None
         self.t += 1
         return actions
 
@@ -136,17 +235,54 @@ class BatchedAgent:
         obs = self._check_obs(obs)
         actions = np.asarray(actions, dtype=np.int64).reshape(self.replicates)
         rewards = np.asarray(rewards, dtype=np.float64).reshape(self.replicates)
+        self._chosen_at = None  # the state changes: a kept next action would be stale
         self._update(obs, actions, rewards, info)
 
-    def action_probabilities_batch(self, obs: np.ndarray, n_samples: int = 1000) -> np.ndarray:
+    def action_probabilities_batch(self, obs: np.ndarray, n_samples: int = 1000,
+                                   target_rse: float | None = PROPENSITY_RSE) -> np.ndarray:
         """``(R, K)`` propensities of the next :meth:`act_batch` call (Monte Carlo or exact).
 
-        Uses its own random streams, so computing propensities never changes the decisions.
+        Sampled propensities draw from their own generators, so computing them never changes
+        the decisions. They are made precise where it matters: the action the agent is about
+        to take (computed here, as :meth:`act_batch` will, and kept for it) gets a relative
+        standard error of at most ``target_rse`` where ``n_samples`` draws allow. Afterwards
+        :attr:`propensity_se` ``(R, K)`` holds each probability's standard error (0 where
+        exact) and :attr:`propensity_draws` ``(R,)`` the draws made (0 where exact).
+
+        Args:
+            obs: observations ``(R, ...)``.
+            n_samples: the most Monte Carlo draws per replicate.
+            target_rse: the target relative standard error of the chosen action's
+                probability; None: ``n_samples`` draws.
         """
         self._check_reset()
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        return self._probabilities(self._check_obs(obs), self.t, int(n_samples))
+        n_samples = check_positive_int("n_samples", n_samples)
+        if target_rse is not None:
+            check_positive("target_rse", target_rse)
+        obs = self._check_obs(obs)
+        self._target_rse = target_rse
+        self.propensity_se = np.zeros((self.replicates, self.n_actions))
+        self.propensity_draws = np.zeros(self.replicates, dtype=np.int64)
+        self._chosen: np.ndarray | None = None
+        self._obs_for_chosen = obs.copy()
+        return self._probabilities(obs, self.t, n_samples)
+
+    def _next_actions(self) -> np.ndarray:
+        """The actions :meth:`act_batch` takes next (computed once, kept for it)."""
+        if self._chosen is None:
+            self._chosen = np.asarray(self._act(self._obs_for_chosen, self.t), dtype=np.int64)
+            self._chosen_at = (self.t, self._obs_for_chosen)
+        return self._chosen
+
+    def _sampled(self, noise: Any, scores: Any, n_samples: int) -> np.ndarray:
+        """Monte Carlo propensities (:func:`sampled_probabilities`); records their SE."""
+        if getattr(self, "_prop_generator", None) is None:
+            self._prop_generator = propensity_generator(self.streams.keys)
+        probs, se, drawn = sampled_probabilities(noise, scores, self._prop_generator,
+                                                 self.replicates, self.n_actions, n_samples,
+                                                 self._next_actions(), self._target_rse)
+        self.propensity_se, self.propensity_draws = se, drawn
+        return probs
 
     # ------------------------------------------------------------------ helpers
     def _check_reset(self) -> None:

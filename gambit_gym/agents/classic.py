@@ -26,8 +26,8 @@ from gambit_gym.agents._batched import (
     BatchedAgent,
     check_positive,
     gambit_contexts,
-    mc_probabilities,
     require_contexts,
+    two_arm_probabilities,
 )
 from gambit_gym.agents._rng import argmax_random_ties, tie_probabilities
 from gambit_gym.agents.base import EnvDescription
@@ -142,10 +142,22 @@ class LinTS(_DisjointLinear):
         return self._draw_scores(self.features(obs), counter, STREAM_ACT, None).argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        """The arms' scores are independent normals: exact for two arms, else Monte Carlo."""
         x = self.features(obs)
-        chunk = max(1, 200_000 // (self.replicates * self.n_actions * self.p))
-        return mc_probabilities(lambda c, s, n: self._draw_scores(x, c, s, n), counter,
-                                n_samples, self.n_actions, self.replicates, chunk)
+        mean = np.einsum("rki,rki->rk", x, self.mu)
+        sd = np.sqrt(np.einsum("rki,rkij,rkj->rk", x, self.cov, x))
+        if self.n_actions == 2:  # independent arms: the factor is diagonal
+            factor = np.zeros((self.replicates, 2, 2))
+            factor[:, 0, 0], factor[:, 1, 1] = sd[:, 0], sd[:, 1]
+            return two_arm_probabilities(mean, factor, None, None)
+
+        def noise(gen: np.random.Generator, rows: np.ndarray, n: int) -> tuple[np.ndarray]:
+            return (gen.standard_normal((len(rows), n, self.n_actions)),)
+
+        def scores(rows: np.ndarray, stacked: tuple[np.ndarray]) -> np.ndarray:
+            return mean[rows, None] + sd[rows, None] * stacked[0]
+
+        return self._sampled(noise, scores, n_samples)
 
 
 @dataclass(eq=False)

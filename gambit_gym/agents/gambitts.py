@@ -36,9 +36,9 @@ from gambit_gym.agents._batched import (
     BayesLinReg,
     check_positive,
     gambit_contexts,
-    mc_probabilities,
     require_contexts,
     require_simulator,
+    two_arm_probabilities,
 )
 from gambit_gym.agents.base import EnvDescription
 
@@ -198,14 +198,39 @@ class POGambitTS(_LinearGambitts):
         return self._score(theta, contexts, self._arm_embeddings(contexts)).argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        """Monte Carlo over θ's posterior (exact for two arms), scoring the arms directly.
+
+        The scores ``Φθ`` (``Φ`` the arms' features, ``K × p``) are ``Φμ + √v·(Φ·root)z``:
+        the ``K × p`` factor is formed once per step, then each draw is ``p`` normals and one
+        noise variance ``v = b/g``, ``g ~ Gamma(a)`` (``v = 1`` with known noise). With two
+        arms the score difference is a scalar Student-t (normal with known noise), so the
+        probability is its CDF at 0.
+        """
         contexts = gambit_contexts(obs)
-        zbar = self._arm_embeddings(contexts)[:, None]
+        zbar = self._arm_embeddings(contexts)  # (R, K, d)
+        phi = self.features(np.broadcast_to(contexts[:, None], zbar.shape[:2]), zbar)
+        model = self.model
+        mean = np.einsum("rkp,rp->rk", phi, model.mu)
+        factor = np.matmul(phi, model.root)  # (R, K, p)
+        learned = model.noise_var is None
+        if self.n_actions == 2:
+            return two_arm_probabilities(mean, factor, model.a if learned else None,
+                                         model.b if learned else None)
 
-        def draw(c: int, s: int, n: int) -> np.ndarray:
-            return self._score(self.model.sample(self.streams, c, s, n), contexts, zbar)
+        def noise(gen: np.random.Generator, rows: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+            z = gen.standard_normal((len(rows), n, model.p))
+            if not learned:
+                return (z,)
+            return z, model.b[rows, None] / gen.standard_gamma(model.a[rows, None],
+                                                               size=(len(rows), n))
 
-        chunk = max(1, 400_000 // (self.replicates * max(self.n_actions, self.model.p)))
-        return mc_probabilities(draw, counter, n_samples, self.n_actions, self.replicates, chunk)
+        def scores(rows: np.ndarray, stacked: tuple[np.ndarray, ...]) -> np.ndarray:
+            spread = np.matmul(stacked[0], np.swapaxes(factor[rows], -1, -2))  # (r, n, K)
+            if learned:
+                spread *= np.sqrt(stacked[1])[..., None]
+            return mean[rows, None] + spread
+
+        return self._sampled(noise, scores, n_samples)
 
 
 @dataclass(eq=False)
@@ -391,11 +416,30 @@ class FOGambitTS(_LinearGambitts):
                                        None).argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        """Monte Carlo over θ and each arm's Student-t mean embedding, as :meth:`_act` draws."""
         contexts = gambit_contexts(obs)
+        m_n, kappa_n, dof, psi = self._mean_posterior(contexts, None)
+        model, k, d = self.model, self.n_actions, self.d
+        learned = model.noise_var is None
+        psi_flat = np.swapaxes(psi.reshape(self.replicates, k, d * d), 1, 2)  # (R, d², K)
 
-        def draw(c: int, s: int, n: int) -> np.ndarray:
-            theta = self.model.sample(self.streams, c, s, n)
-            return self._sample_arm_scores(theta, contexts, c, s + 8, n)
+        def noise(gen: np.random.Generator, rows: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+            r = len(rows)
+            z = gen.standard_normal((r, n, model.p))
+            v = model.b[rows, None] / gen.standard_gamma(model.a[rows, None], size=(r, n)) \
+                if learned else np.ones((r, n))
+            g = 2.0 * gen.standard_gamma(0.5 * dof[rows, None], size=(r, n, k))
+            return z, v, g, gen.standard_normal((r, n, k))
 
-        chunk = max(1, 200_000 // (self.replicates * self.n_actions * self.d * self.d))
-        return mc_probabilities(draw, counter, n_samples, self.n_actions, self.replicates, chunk)
+        def scores(rows: np.ndarray, stacked: tuple[np.ndarray, ...]) -> np.ndarray:
+            z, v, g, xi = stacked
+            step = np.matmul(z, np.swapaxes(model.root[rows], -1, -2))  # (r, n, p)
+            theta = model.mu[rows, None] + np.sqrt(v)[..., None] * step
+            tz = theta[..., :d]
+            outer = (tz[..., :, None] * tz[..., None, :]).reshape(*tz.shape[:2], d * d)
+            quad = np.matmul(outer, psi_flat[rows])  # θ_zᵀΨθ_z, (r, n, K)
+            np.maximum(quad, 0.0, out=quad)
+            spread = np.sqrt(quad / (kappa_n[rows, None] * g)) * xi
+            return self._score(theta, contexts[rows], m_n[rows, None]) + spread
+
+        return self._sampled(noise, scores, n_samples)

@@ -20,7 +20,6 @@ from gambit_gym.agents._batched import (
     BatchedAgent,
     check_positive,
     gambit_contexts,
-    mc_probabilities,
     require_contexts,
 )
 from gambit_gym.agents.base import EnvDescription
@@ -102,10 +101,22 @@ class StdTS(BatchedAgent):
         return self._draw_means(self._cells(obs), counter, STREAM_ACT, None).argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
-        cells = self._cells(obs)
-        chunk = max(1, 200_000 // (self.replicates * self.n_actions))
-        return mc_probabilities(lambda c, s, n: self._draw_means(cells, c, s, n), counter,
-                                n_samples, self.n_actions, self.replicates, chunk)
+        """Monte Carlo over the arms' marginal Student-t means (one draw per arm per sample).
+
+        ``m_N + √(β_N/(ν_N g))·z`` with ``g ~ Gamma(α_N)`` is ``m_N + √(β_N/(α_N ν_N))·t``
+        with ``t ~ t_{2α_N}``: the same distribution as :meth:`_act`'s draw, one number each.
+        """
+        m_n, nu_n, alpha_n, beta_n = self.posterior(self._cells(obs))
+        scale = np.sqrt(beta_n / (alpha_n * nu_n))
+        dof = 2.0 * alpha_n
+
+        def noise(gen: np.random.Generator, rows: np.ndarray, n: int) -> tuple[np.ndarray]:
+            return (gen.standard_t(dof[rows, None], size=(len(rows), n, self.n_actions)),)
+
+        def scores(rows: np.ndarray, stacked: tuple[np.ndarray]) -> np.ndarray:
+            return m_n[rows, None] + scale[rows, None] * stacked[0]
+
+        return self._sampled(noise, scores, n_samples)
 
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:

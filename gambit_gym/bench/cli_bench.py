@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench import suites
 from gambit_gym.bench.executors import EXECUTORS, make_executor, sweep
 from gambit_gym.bench.store import ResultStore
@@ -84,7 +85,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="do not record propensities (faster; the logs then cannot be "
                              "used off-policy)")
     parser.add_argument("--propensity-samples", type=int, default=1000, metavar="N",
-                        help="Monte Carlo samples per decision for propensities (default 1000)")
+                        help="the most Monte Carlo draws per decision for propensities "
+                             "(default 1000)")
+    parser.add_argument("--propensity-rse", type=float, default=PROPENSITY_RSE, metavar="X",
+                        help="draw until the logged propensity's relative standard error is "
+                             f"at most X (default {PROPENSITY_RSE}); 0: always the most draws")
     parser.add_argument("--shard", type=_shard, metavar="I/N",
                         help="run only part I of N of the suite's units (1/2 on one machine, "
                              "2/2 on another), then combine the stores with gambit-gym merge")
@@ -115,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         report = sweep(suite, store, executor=executor, resume=args.resume, chunk=args.chunk,
                        device=args.device, propensities=not args.no_propensities,
                        propensity_samples=args.propensity_samples,
+                       propensity_rse=args.propensity_rse or None,
                        progress=not args.no_progress, shard=args.shard)
     finally:
         shutdown = getattr(executor, "shutdown", None)

@@ -33,6 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench.store import ResultStore
 from gambit_gym.bench.suites import Suite
 from gambit_gym.bench.units import (
@@ -328,8 +329,8 @@ class SweepReport:
 def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
           resume: bool = False, chunk: int = DEFAULT_CHUNK, device: str | None = None,
           propensities: bool = True, propensity_samples: int = 1000,
-          progress: bool = True, check_agents: bool = True,
-          shard: tuple[int, int] | None = None) -> SweepReport:
+          propensity_rse: float | None = PROPENSITY_RSE, progress: bool = True,
+          check_agents: bool = True, shard: tuple[int, int] | None = None) -> SweepReport:
     """Run a suite's units into a store.
 
     Args:
@@ -342,7 +343,9 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
         chunk: replicates per unit.
         device: torch device for agents that use one.
         propensities: record each decision's propensity (for off-policy evaluation).
-        propensity_samples: Monte Carlo samples per decision for propensities.
+        propensity_samples: the most Monte Carlo draws per decision for propensities.
+        propensity_rse: target relative standard error of each logged propensity (None:
+            always ``propensity_samples`` draws).
         progress: show a progress bar with ETA (tqdm, on stderr).
         check_agents: first check, in this process, each user agent (settings tagged
             ``"user"``, from :meth:`Suite.with_agent`) with one step on each of its env
@@ -362,7 +365,7 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
         for notice in check_user_agents(suite, propensities, propensity_samples):
             print(f"notice: {notice}", file=sys.stderr)
     units = plan(suite, chunk=chunk, device=device, propensities=propensities,
-                 propensity_samples=propensity_samples)
+                 propensity_samples=propensity_samples, propensity_rse=propensity_rse)
     if shard is not None:
         i, n = shard
         if not (isinstance(i, int) and isinstance(n, int) and 1 <= i <= n):

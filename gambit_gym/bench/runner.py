@@ -27,7 +27,9 @@ import gymnasium as gym
 import numpy as np
 
 from gambit_gym._validate import check_positive_int
+from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench.agent_view import agent_description, agent_info, context_ids_of, make_factory
+from gambit_gym.bench.propensity import PropensityLog
 from gambit_gym.bench.result import RunResult
 
 
@@ -78,7 +80,8 @@ def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
 def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
         env_kwargs: dict[str, Any] | None = None, agent_kwargs: dict[str, Any] | None = None,
         device: str | None = None, progress: bool = True, propensities: bool = False,
-        n_propensity_samples: int = 1000) -> RunResult:
+        n_propensity_samples: int = 1000,
+        propensity_rse: float | None = PROPENSITY_RSE) -> RunResult:
     """Run an agent on R replicates of an env for ``horizon`` steps.
 
     Args:
@@ -97,7 +100,11 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
         propensities: record the probability of each chosen action (Monte Carlo over the
             agent's randomisation; costs time). Skipped, with a warning, for an agent that
             has no ``action_probabilities``.
-        n_propensity_samples: Monte Carlo samples per decision for propensities.
+        n_propensity_samples: the most Monte Carlo draws per decision for propensities.
+        propensity_rse: agents that sample their propensities draw until the chosen action's
+            probability has at most this relative standard error (SE / p), within
+            ``n_propensity_samples`` draws (None: always ``n_propensity_samples``); the
+            achieved errors are summarised in ``metadata["propensity"]``.
 
     Returns:
         a :class:`RunResult` with ``regret``, ``rewards``, ``actions``, ``contexts`` and (if
@@ -130,14 +137,14 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
                       "(the other results are unchanged)", UserWarning, stacklevel=2)
         propensities = False
     bar = _progress_bar(horizon, progress, f"{label} on {env_id}")
+    log = PropensityLog(replicates, horizon, check_positive_int(
+        "n_propensity_samples", n_propensity_samples), propensity_rse) if propensities else None
     try:
         if batched:
-            out = _run_batched(envs, agent_obj, horizon, replicates, seed, propensities,
-                               n_propensity_samples, bar)
+            out = _run_batched(envs, agent_obj, horizon, replicates, seed, log, bar)
         else:
             agents = [agent_obj] + [make_agent() for _ in range(replicates - 1)]
-            out = _run_looped(envs, native, agents, horizon, seed, propensities,
-                              n_propensity_samples, bar)
+            out = _run_looped(envs, native, agents, horizon, seed, log, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -152,6 +159,7 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
                 "agent_version": _agent_version(agent_obj),
                 "propensity_samples": n_propensity_samples if propensities else None,
                 "propensities_skipped": "agent has no action_probabilities" if skipped else None,
+                "propensity": None if log is None else log.summary(),
                 "versions": _versions()}
     return RunResult(env_id=env_id, agent=label, regret=regret, rewards=rewards, actions=actions,
                      propensities=props, contexts=contexts,
@@ -159,17 +167,17 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
                      agent_kwargs=agent_kwargs, metadata=metadata)
 
 
-def _allocate(replicates: int, horizon: int, propensities: bool) -> tuple[np.ndarray, ...]:
+def _allocate(replicates: int, horizon: int,
+              log: PropensityLog | None) -> tuple[np.ndarray | None, ...]:
     regret = np.zeros((replicates, horizon))
     rewards = np.zeros((replicates, horizon))
     actions = np.zeros((replicates, horizon), dtype=np.int64)
-    props = np.zeros((replicates, horizon)) if propensities else None
-    return regret, rewards, actions, props
+    return regret, rewards, actions, None if log is None else log.values
 
 
 def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int,
-                 propensities: bool, n_samples: int, bar: Any) -> tuple:
-    regret, rewards, actions, props = _allocate(replicates, horizon, propensities)
+                 log: PropensityLog | None, bar: Any) -> tuple:
+    regret, rewards, actions, props = _allocate(replicates, horizon, log)
     contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
     obs, _ = envs.reset(seed=seed)
     agent.reset_batch(agent_description(_describe(envs), agent), seed, replicates)
@@ -180,16 +188,16 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
             contexts = None
         elif contexts is not None:
             contexts[:, t] = ctx
-        if props is not None:
-            p = np.asarray(agent.action_probabilities_batch(obs, n_samples))
+        if log is not None:
+            p = log.batch(agent, obs)
         a = np.asarray(agent.act_batch(obs), dtype=np.int64)
         next_obs, r, _, _, info = envs.step(a)
         agent.update_batch(obs, a, r, agent_info(info, r, ctx))
         regret[:, t] = info["regret"]
         rewards[:, t] = r
         actions[:, t] = a
-        if props is not None:
-            props[:, t] = p[rows, a]
+        if log is not None:
+            log.record(t, rows, p, a, agent)
         obs = next_obs
         if bar is not None:
             bar.update(1)
@@ -197,9 +205,9 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
 
 
 def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: int,
-                propensities: bool, n_samples: int, bar: Any) -> tuple:
+                log: PropensityLog | None, bar: Any) -> tuple:
     replicates = len(agents)
-    regret, rewards, actions, props = _allocate(replicates, horizon, propensities)
+    regret, rewards, actions, props = _allocate(replicates, horizon, log)
     contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
     if native:  # a native vector env but an agent without a batched form: R agent objects
         obs, _ = envs.reset(seed=seed)
@@ -211,9 +219,8 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
             contexts = None if ctx is None or contexts is None else contexts
             if contexts is not None:
                 contexts[:, t] = ctx
-            if props is not None:  # from the state the action is taken in
-                p = [np.asarray(ag.action_probabilities(obs[r], n_samples))
-                     for r, ag in enumerate(agents)]
+            if log is not None:  # from the state the action is taken in
+                p = [log.single(ag, obs[r]) for r, ag in enumerate(agents)]
             a = np.array([ag.act(obs[r]) for r, ag in enumerate(agents)], dtype=np.int64)
             next_obs, rew, _, _, info = envs.step(a)
             for r, ag in enumerate(agents):
@@ -221,8 +228,9 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
                           agent_info(_row(info, r), float(rew[r]),
                                      None if ctx is None else int(ctx[r])))
             regret[:, t], rewards[:, t], actions[:, t] = info["regret"], rew, a
-            if props is not None:
-                props[:, t] = [p[r][a[r]] for r in range(replicates)]
+            if log is not None:
+                for r, ag in enumerate(agents):
+                    log.record(t, r, p[r], a[r], ag)
             obs = next_obs
             if bar is not None:
                 bar.update(1)
@@ -240,15 +248,15 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
                 contexts = None
             elif contexts is not None:
                 contexts[r, t] = ctx[0]
-            if props is not None:
-                p = np.asarray(ag.action_probabilities(o, n_samples))
+            if log is not None:
+                p = log.single(ag, o)
             a = int(ag.act(o))
             next_o, rew, _, _, info = env.step(a)
             ag.update(o, a, float(rew),
                       agent_info(info, float(rew), None if ctx is None else int(ctx[0])))
             regret[r, t], rewards[r, t], actions[r, t] = info["regret"], rew, a
-            if props is not None:
-                props[r, t] = p[a]
+            if log is not None:
+                log.record(t, r, p, a, ag)
             observations[r] = next_o
         if bar is not None:
             bar.update(1)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from gambit_gym._validate import check_positive_int
+from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench.result import RunResult
 from gambit_gym.bench.suites import Setting, Suite
 
@@ -41,7 +42,9 @@ class Unit:
         device: torch device for agents that use one (not part of the id).
         propensities: record each decision's propensity (Monte Carlo over the agent's
             randomisation; not part of the id: it does not change the decisions).
-        propensity_samples: Monte Carlo samples per decision for propensities.
+        propensity_samples: the most Monte Carlo draws per decision for propensities.
+        propensity_rse: target relative standard error of each logged propensity (None:
+            always ``propensity_samples`` draws); not part of the id.
         suite_fingerprint: :func:`~gambit_gym.bench.provenance.suite_fingerprint` of the suite
             the unit was planned from (provenance; not part of the id).
         suite_protocol: :func:`~gambit_gym.bench.provenance.suite_protocol` of it (the same).
@@ -56,6 +59,7 @@ class Unit:
     device: str | None = None
     propensities: bool = True
     propensity_samples: int = 1000
+    propensity_rse: float | None = PROPENSITY_RSE
     suite_fingerprint: str = ""
     suite_protocol: str = ""
 
@@ -76,7 +80,8 @@ class Unit:
 
 
 def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None,
-         propensities: bool = True, propensity_samples: int = 1000) -> list[Unit]:
+         propensities: bool = True, propensity_samples: int = 1000,
+         propensity_rse: float | None = PROPENSITY_RSE) -> list[Unit]:
     """The units of a suite: every setting, its replicates cut into chunks of ``chunk``.
 
     Raises:
@@ -94,7 +99,8 @@ def plan(suite: Suite, chunk: int = DEFAULT_CHUNK, device: str | None = None,
                               n_reps=min(chunk, suite.replicates - start), device=device,
                               propensities=propensities,
                               propensity_samples=propensity_samples,
-                              suite_fingerprint=fingerprint, suite_protocol=protocol))
+                              suite_fingerprint=fingerprint, suite_protocol=protocol,
+                              propensity_rse=propensity_rse))
     return units
 
 
@@ -201,7 +207,8 @@ def execute(unit: Unit, progress: bool = False) -> UnitRecord:
                      seed=unit.run_seed, env_kwargs=dict(s.env_kwargs),
                      agent_kwargs=dict(s.agent_kwargs), device=unit.device, progress=progress,
                      propensities=unit.propensities,
-                     n_propensity_samples=unit.propensity_samples)
+                     n_propensity_samples=unit.propensity_samples,
+                     propensity_rse=unit.propensity_rse)
     return UnitRecord.from_result(unit, result)
 
 
