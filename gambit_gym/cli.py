@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
     "list": ("gambit_gym.envs.listing", "print the registered environment ids and their setup"),
+    "agents": ("gambit_gym.agents.listing",
+               "print the registered agent names, their family and one line each"),
     "demo": ("gambit_gym.demo", "a short demo: messages, embeddings and two agents' regret"),
     "build-bank": ("gambit_gym.text.builder",
                    "generate, embed and save a response bank (resumable)"),
@@ -49,16 +52,35 @@ def _one_line(exc: BaseException) -> str:
     return str(exc.args[0]) if exc.args else str(exc)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default in ``--help`` where it has a meaningful one.
+
+    Not for defaults of None, False or empty (nothing to say), nor where the help text already
+    names the default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or "default" in text.lower() or default is argparse.SUPPRESS
+                or default is None or default is False or default in ([], {}, ())
+                or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand configured."""
     parser = argparse.ArgumentParser(
         prog="gambit-gym",
         description="Generator-mediated bandit environments, agents and benchmarks.",
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text,
+                                    formatter_class=HelpFormatter)
         module.configure(sub_parser)
         sub_parser.set_defaults(_run=module.run)
     return parser
@@ -68,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gambit-gym`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return code
+    except BrokenPipeError:  # e.g. `gambit-gym list | head`: the reader has had enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141  # 128 + SIGPIPE, what a command killed by the closed pipe would return
     except KeyboardInterrupt:
         print("gambit-gym: interrupted", file=sys.stderr)
         return 130

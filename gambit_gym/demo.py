@@ -16,12 +16,16 @@ import numpy as np
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``gambit-gym demo``."""
+    from gambit_gym._argtypes import comma_list
+
     parser.add_argument("--env", default="GambitIHS-v0", help="environment id")
     parser.add_argument("--messages", type=int, default=3, help="messages to print")
     parser.add_argument("--replicates", type=int, default=50, help="replicates per agent")
     parser.add_argument("--horizon", type=int, default=300, help="steps per replicate")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--agents", nargs="+", default=["poGAMBITTS", "StdTS"])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the env and the agents")
+    parser.add_argument("--agents", type=comma_list, default="poGAMBITTS,StdTS",
+                        metavar="A,B", help="agents to compare (comma-separated; "
+                        "gambit-gym agents lists them)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         _, reward, _, _, info = env.step(action)
         scores = ", ".join(f"{n}={v:+.2f}" for n, v in
                            zip(info["embedding_names"], info["embedding"]))
-        print(f"\ncontext: {info['context']['location']}, yesterday "
-              f"{info['context']['step_bucket']} steps; prompt {info['prompt_id']}")
+        location, bucket = str(info["context"]).split(", ", 1)  # "work, 5,000-9,999"
+        print(f"\ncontext: {location}, yesterday {bucket} steps; prompt {info['prompt_id']}")
         print(textwrap.fill(info["text"], 96, initial_indent="  > ", subsequent_indent="    "))
         print(f"  embedding: {scores}")
         print(f"  reward {reward:.3f}  expected {info['expected_reward']:.3f}  "

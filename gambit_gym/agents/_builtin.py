@@ -1,36 +1,71 @@
-"""Registers the built-in agents by name (string entry points, imported on first use)."""
+"""Registers the built-in agents by name (string entry points, imported on first use).
+
+Each row also says the agent's family and what it does in one line: ``gambit-gym agents``
+prints them, so the list of agents is written here once.
+"""
 
 from gambit_gym.agents.base import register
 
-# Each line: registered name -> "module:factory". Modules are imported only when the agent is made.
-_BUILTIN: dict[str, str] = {
-    # GAMBITTS agents and classic baselines (batched, numpy; ensembles in torch)
-    "StdTS": "gambit_gym.agents.stdts:StdTS",
-    "StdTS-Contextual": "gambit_gym.agents.stdts:StdTSContextual",
-    "poGAMBITTS": "gambit_gym.agents.gambitts:POGambitTS",
-    "foGAMBITTS": "gambit_gym.agents.gambitts:FOGambitTS",
-    "ens-poGAMBITTS": "gambit_gym.agents.ensemble:EnsPOGambitTS",
-    "ens-foGAMBITTS": "gambit_gym.agents.ensemble:EnsFOGambitTS",
-    "LinTS": "gambit_gym.agents.classic:LinTS",
-    "LinUCB": "gambit_gym.agents.classic:LinUCB",
-    "UCB1": "gambit_gym.agents.classic:UCB1",
-    "EpsilonGreedy": "gambit_gym.agents.classic:EpsilonGreedy",
-    "Random": "gambit_gym.agents.classic:RandomAgent",
-    "Oracle": "gambit_gym.agents.classic:Oracle",
-    # mixed-effect agents (gambit_gym.agents.mets)
-    "meTS-Lin": "gambit_gym.agents.mets:MeTSLin",
-    "meTS-GLM": "gambit_gym.agents.mets:MeTSGLM",
-    "meTS-Fa": "gambit_gym.agents.mets:MeTSFa",
-    "HierTS": "gambit_gym.agents.mets:HierTS",
-    "LinTS-Disjoint": "gambit_gym.agents.mets:MixedLinTS",
-    "LinUCB-Disjoint": "gambit_gym.agents.mets:MixedLinUCB",
-    "GLM-TS": "gambit_gym.agents.mets:GLMTS",
-    "UCB-GLM": "gambit_gym.agents.mets:UCBGLM",
+GAMBITTS = "GAMBITTS"
+CLASSIC = "classic bandit"
+METS = "mixed-effect"
+REFERENCE = "reference"
+RL = "RL baseline (stable-baselines3)"
+
+# name -> ("module:factory", family, one line). Modules are imported only when the agent is made.
+BUILTIN: dict[str, tuple[str, str, str]] = {
+    # GAMBITTS agents and prompts-as-arms Thompson sampling (batched numpy; ensembles in torch)
+    "poGAMBITTS": ("gambit_gym.agents.gambitts:POGambitTS", GAMBITTS,
+                   "TS on a linear reward model of the message embedding; simulator access"),
+    "foGAMBITTS": ("gambit_gym.agents.gambitts:FOGambitTS", GAMBITTS,
+                   "like poGAMBITTS, but learns each prompt's embeddings online (no simulator)"),
+    "ens-poGAMBITTS": ("gambit_gym.agents.ensemble:EnsPOGambitTS", GAMBITTS,
+                       "ensemble sampling over MLP reward models of the embedding; simulator"),
+    "ens-foGAMBITTS": ("gambit_gym.agents.ensemble:EnsFOGambitTS", GAMBITTS,
+                       "ensemble MLP reward models, treatment learned online (no simulator)"),
+    "StdTS": ("gambit_gym.agents.stdts:StdTS", GAMBITTS,
+              "prompts as arms: Normal-Inverse-Gamma Thompson sampling per prompt"),
+    "StdTS-Contextual": ("gambit_gym.agents.stdts:StdTSContextual", GAMBITTS,
+                         "prompts as arms, one posterior per (context, prompt): 12·K cells"),
+    # classic bandits
+    "LinTS": ("gambit_gym.agents.classic:LinTS", CLASSIC,
+              "linear Thompson sampling on context features, one model per prompt"),
+    "LinUCB": ("gambit_gym.agents.classic:LinUCB", CLASSIC,
+               "linear UCB on context features, one model per prompt"),
+    "UCB1": ("gambit_gym.agents.classic:UCB1", CLASSIC,
+             "UCB1 over prompts, sub-Gaussian width; unplayed prompts first"),
+    "EpsilonGreedy": ("gambit_gym.agents.classic:EpsilonGreedy", CLASSIC,
+                      "ε-greedy on empirical means per prompt (epsilon=0.1)"),
+    # the references every suite runs (the leaderboard's 0 and 1)
+    "Random": ("gambit_gym.agents.classic:RandomAgent", REFERENCE,
+               "uniformly random prompts: score 0"),
+    "Oracle": ("gambit_gym.agents.classic:Oracle", REFERENCE,
+               "the best prompt in each context from the env's oracle table: score 1"),
+    # mixed-effect agents (gambit_gym.agents.mets), for the MixedEffect* envs
+    "meTS-Lin": ("gambit_gym.agents.mets:MeTSLin", METS,
+                 "mixed-effect TS with exact Gaussian posteriors (Aouali et al. 2023)"),
+    "meTS-GLM": ("gambit_gym.agents.mets:MeTSGLM", METS,
+                 "mixed-effect TS with a Laplace step per action (logistic link)"),
+    "meTS-Fa": ("gambit_gym.agents.mets:MeTSFa", METS,
+                "mixed-effect TS with a factored effect posterior"),
+    "HierTS": ("gambit_gym.agents.mets:HierTS", METS,
+               "hierarchical TS with one shared effect (Hong et al. 2022)"),
+    "LinTS-Disjoint": ("gambit_gym.agents.mets:MixedLinTS", METS,
+                       "disjoint linear TS per action with the mixed-effect marginal prior"),
+    "LinUCB-Disjoint": ("gambit_gym.agents.mets:MixedLinUCB", METS,
+                        "disjoint LinUCB per action with the mixed-effect marginal prior"),
+    "GLM-TS": ("gambit_gym.agents.mets:GLMTS", METS,
+               "disjoint GLM Thompson sampling, Laplace posterior per action"),
+    "UCB-GLM": ("gambit_gym.agents.mets:UCBGLM", METS,
+                "UCB-GLM per action (Li et al. 2017)"),
     # stable-baselines3 baselines: runner = "sb3", run whole by gambit_gym.baselines.sb3
-    "PPO": "gambit_gym.baselines.sb3:PPOBaseline",
-    "A2C": "gambit_gym.baselines.sb3:A2CBaseline",
-    "DQN": "gambit_gym.baselines.sb3:DQNBaseline",
+    "PPO": ("gambit_gym.baselines.sb3:PPOBaseline", RL,
+            "PPO with gamma 0: a decision's value is its immediate reward"),
+    "A2C": ("gambit_gym.baselines.sb3:A2CBaseline", RL,
+            "A2C with gamma 0: a decision's value is its immediate reward"),
+    "DQN": ("gambit_gym.baselines.sb3:DQNBaseline", RL,
+            "DQN with gamma 0: a decision's value is its immediate reward"),
 }
 
-for _name, _path in _BUILTIN.items():
+for _name, (_path, _family, _about) in BUILTIN.items():
     register(_name, _path)

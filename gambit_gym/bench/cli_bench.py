@@ -6,19 +6,12 @@ import argparse
 import json
 import sys
 
+from gambit_gym._argtypes import comma_list
 from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench import suites
 from gambit_gym.bench.executors import EXECUTORS, make_executor, sweep
 from gambit_gym.bench.store import ResultStore
 from gambit_gym.bench.units import DEFAULT_CHUNK
-
-
-def _csv(text: str) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"give at least one name (comma-separated), got "
-                                         f"{text!r}; leave the option out to run them all")
-    return names
 
 
 def _json_dict(text: str) -> dict:
@@ -53,13 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicates", type=int, metavar="R",
                         help="replicates per setting (default: the suite's, 250 for the study)")
     parser.add_argument("--horizon", type=int, metavar="T", help="steps per replicate")
-    parser.add_argument("--agents", type=_csv, metavar="A,B",
+    parser.add_argument("--agents", type=comma_list, metavar="A,B",
                         help="only these of the suite's agents (comma-separated); Random and "
                              "Oracle run too, unless --no-reference")
     parser.add_argument("--no-reference", action="store_true",
                         help="do not run the reference agents Random and Oracle (the "
                              "leaderboard then has no normalised scores)")
-    parser.add_argument("--envs", type=_csv, metavar="ID,ID",
+    parser.add_argument("--envs", type=comma_list, metavar="ID,ID",
                         help="only these of the suite's env ids (comma-separated)")
     parser.add_argument("--seed", type=int, help="base seed (default: the suite's, 323)")
     parser.add_argument("--add-agent", metavar="AGENT",
@@ -71,9 +64,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="kwargs merged into every env config, e.g. "
                              "'{\"bank\": \"b.parquet\"}'")
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="N",
-                        help=f"replicates per unit of work (default {DEFAULT_CHUNK})")
+                        help="replicates per unit of work")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
-                        help="local: processes on this machine (default); serial: this process; "
+                        help="local: processes on this machine; serial: this process; "
                              "ray: a Ray cluster (pip install 'gambit-gym[ray]')")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes (local) or CPUs of a local Ray instance "
@@ -85,11 +78,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="do not record propensities (faster; the logs then cannot be "
                              "used off-policy)")
     parser.add_argument("--propensity-samples", type=int, default=1000, metavar="N",
-                        help="the most Monte Carlo draws per decision for propensities "
-                             "(default 1000)")
+                        help="the most Monte Carlo draws per decision for propensities")
     parser.add_argument("--propensity-rse", type=float, default=PROPENSITY_RSE, metavar="X",
                         help="draw until the logged propensity's relative standard error is "
-                             f"at most X (default {PROPENSITY_RSE}); 0: always the most draws")
+                             "at most X; 0: always the most draws")
     parser.add_argument("--shard", type=_shard, metavar="I/N",
                         help="run only part I of N of the suite's units (1/2 on one machine, "
                              "2/2 on another), then combine the stores with gambit-gym merge")

@@ -6,7 +6,11 @@ check fails on an env broken on purpose (``tests/test_env_checks.py``).
 
 >>> import gambit_gym
 >>> from gambit_gym.envs.checks import check_gambit_env
->>> check_gambit_env("GambitIHS-v0", n_prompts=3)  # or a factory: lambda: MyEnv(...)
+>>> checks = check_gambit_env("GambitIHS-v0", n_prompts=3)  # doctest: +ELLIPSIS
+ok    spaces: Discrete(K >= 2) actions; a seeded reset lands in the observation space
+ok    gymnasium: ...
+>>> len(checks)  # a factory works too: check_gambit_env(lambda: MyEnv(...))
+6
 """
 
 from __future__ import annotations
@@ -174,13 +178,18 @@ def check_pickle(env: gym.Env, steps: int = 5) -> None:
         assert np.array_equal(o1, o2) and r1 == r2, "pickled env diverged"
 
 
-def check_gambit_env(env: str | Callable[[], gym.Env], **kwargs: Any) -> None:
+def check_gambit_env(env: str | Callable[[], gym.Env], *, verbose: bool = True,
+                     **kwargs: Any) -> list[str]:
     """Run every contract check on a registered id (with env kwargs) or an env factory.
 
     Args:
         env: a registered id, made with ``gym.make(env, **kwargs)``, or a callable returning a
             fresh env each call (a user's own class, say); ``kwargs`` are then not allowed.
+        verbose: print one line per check as it passes (``ok  name: what it checked``).
         **kwargs: env kwargs for a registered id.
+
+    Returns:
+        one line per check, ``"name: what it checked"`` (a skipped check says so).
 
     Raises:
         AssertionError: the first check that fails, with a message saying what broke.
@@ -197,11 +206,31 @@ def check_gambit_env(env: str | Callable[[], gym.Env], **kwargs: Any) -> None:
         if kwargs:
             raise TypeError("env kwargs go with a registered id; a factory builds its own env")
         factory = env
-    check_spaces(factory())
-    check_gymnasium_contract(factory())
-    check_step_types_and_info(factory())
     spec = getattr(factory(), "spec", None)
-    if not (spec is not None and spec.nondeterministic):
-        check_determinism(factory)
-    check_invalid_actions(factory())
-    check_pickle(factory())
+    deterministic = not (spec is not None and spec.nondeterministic)
+    checks: list[tuple[str, str, Callable[[], None] | None]] = [
+        ("spaces", "Discrete(K >= 2) actions; a seeded reset lands in the observation space",
+         lambda: check_spaces(factory())),
+        ("gymnasium", "gymnasium.utils.env_checker.check_env passes without warnings",
+         lambda: check_gymnasium_contract(factory())),
+        ("step types and info", "float rewards, bool flags, typed info keys, regret = "
+         "optimal - expected >= 0", lambda: check_step_types_and_info(factory())),
+        ("determinism", "same seed, same trajectory (two envs, and a second reset of one); "
+         "another seed differs", (lambda: check_determinism(factory)) if deterministic
+         else None),
+        ("invalid actions", "out-of-range, float, NaN, array, None and str actions raise "
+         "ValueError naming the range", lambda: check_invalid_actions(factory())),
+        ("pickle", "a pickled env continues exactly like the original",
+         lambda: check_pickle(factory())),
+    ]
+    ran = []
+    for name, what, check in checks:
+        if check is None:
+            line = f"{name}: skipped (the id is registered nondeterministic)"
+        else:
+            check()
+            line = f"{name}: {what}"
+        ran.append(line)
+        if verbose:
+            print(("ok    " if check is not None else "skip  ") + line)
+    return ran
