@@ -103,6 +103,37 @@ def test_improvement_bootstrap_equals_a_plain_loop():
     assert got.point == pytest.approx(agg.probability_of_improvement(x, y))
 
 
+def test_improvement_matrix_equals_a_plain_loop():
+    rng = np.random.default_rng(4)
+    table = {"A": {"t1": rng.integers(0, 3, 5).astype(float), "t2": rng.normal(size=4)},
+             "B": {"t1": rng.integers(0, 3, 6).astype(float)},  # ties with A on t1
+             "C": {"t1": rng.normal(size=3), "t2": rng.normal(size=5)}}
+    got = agg.improvement_matrix(table, reps=300, seed=7)
+    counts = {}  # the same draws: per agent, its own generator, its tasks in sorted order
+    for a in sorted(table):
+        r = agg.rng_for(7, "poi", a)
+        counts[a] = {t: agg.resample_counts(r, table[a][t].size, 300) for t in sorted(table[a])}
+    for a in table:
+        for t in table[a]:
+            assert (counts[a][t].sum(axis=1) == table[a][t].size).all()
+    for x, y in [("A", "B"), ("A", "C"), ("B", "C")]:
+        common = sorted(set(table[x]) & set(table[y]))
+        values = []
+        for b in range(300):
+            per_task = []
+            for t in common:
+                xs = np.repeat(table[x][t], counts[x][t][b].astype(int))
+                ys = np.repeat(table[y][t], counts[y][t][b].astype(int))
+                u = stats.mannwhitneyu(xs, ys, alternative="greater")[0]
+                per_task.append(u / (xs.size * ys.size))
+            values.append(np.mean(per_task))
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        assert (got[x][y].low, got[x][y].high) == pytest.approx((lo, hi), abs=1e-12)
+        assert got[x][y].point == pytest.approx(agg.probability_of_improvement(
+            [table[x][t] for t in common], [table[y][t] for t in common]))
+        assert (got[y][x].low, got[y][x].high) == pytest.approx((1 - hi, 1 - lo), abs=1e-12)
+
+
 def test_resampling_is_stratified_by_task():
     blocks = list(agg.resample_blocks(np.random.default_rng(0), [2, 5], 600))
     assert [b[0].shape for b in blocks] == [(250, 2), (250, 2), (100, 2)]

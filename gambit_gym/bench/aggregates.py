@@ -26,7 +26,8 @@ Intervals are stratified-bootstrap percentile intervals, as rliable's default
 independently, as many runs as the task has, with replacement; the interval is the
 ``(1 - c)/2`` and ``(1 + c)/2`` percentiles (numpy's linear interpolation) of the statistic over
 the resamples. For the probability of improvement the two agents are resampled independently
-(rliable's ``StratifiedIndependentBootstrap``). Resampling is vectorised (a block of resamples is
+(rliable's ``StratifiedIndependentBootstrap``); :func:`improvement_matrix` draws each agent's
+resamples once and uses them in all its pairs. Resampling is vectorised (a block of resamples is
 one array) and seeded from the base seed and the agent names only, so the same store gives the
 same intervals, and adding an agent to a store leaves the others' intervals unchanged.
 """
@@ -265,6 +266,77 @@ def bootstrap_improvement(x: Tasks | np.ndarray, y: Tasks | np.ndarray, *,
     return Interval(probability_of_improvement(xs, ys), float(lo), float(hi))
 
 
+def resample_counts(rng: np.random.Generator, n: int, reps: int) -> np.ndarray:
+    """``(reps, n)``: how often each of ``n`` runs is drawn in each of ``reps`` resamples.
+
+    Drawn as :func:`resample_blocks` draws one task's indices, block by block.
+    """
+    return np.concatenate([_counts(idx, n) for (idx,) in resample_blocks(rng, [n], reps)])
+
+
+def improvement_matrix(scores: Mapping[str, Mapping[str, np.ndarray]], *,
+                       reps: int = DEFAULT_REPS, confidence: float = 0.95,
+                       seed: int = DEFAULT_SEED) -> dict[str, dict[str, Interval]]:
+    """``P(X > Y)`` with its interval for every pair of agents, over the tasks both have.
+
+    The same independent stratified bootstrap as :func:`bootstrap_improvement`, with one set
+    of resamples per agent shared by all its pairs: agent ``a``'s resample counts on its tasks
+    (in sorted task order) come from its own generator (:func:`rng_for` ``(seed, "poi", a)``).
+    Within a pair the two agents' resamples are independent, as the bootstrap requires, and
+    each agent is resampled once instead of once per pair, which makes the whole matrix about
+    as costly as the pairs' arithmetic. Tasks are taken one at a time to bound memory.
+
+    Returns:
+        ``{x: {y: Interval}}`` for ``x != y`` (NaN where the two share no task);
+        ``P(Y > X) = 1 - P(X > Y)`` on every resample, so ``y``'s interval mirrors ``x``'s.
+    """
+    _check(reps, confidence)
+    names = sorted(scores)
+    tasks = sorted({t for row in scores.values() for t in row})
+    rngs = {a: rng_for(seed, "poi", a) for a in names}
+    pairs = [(x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+    totals = {pair: np.zeros(reps) for pair in pairs}
+    shared = {pair: 0 for pair in pairs}
+    for task in tasks:
+        have = [a for a in names if task in scores[a]]
+        runs = {a: np.asarray(scores[a][task], dtype=np.float64) for a in have}
+        # float32 holds these counts, their cumulative sums and the per-resample totals
+        # (whole or half numbers below n_x * n_y) exactly: half the memory traffic, same sums
+        counts = {a: resample_counts(rngs[a], runs[a].size, reps).astype(np.float32)
+                  for a in have}
+        order = {a: np.argsort(runs[a], kind="stable") for a in have}
+        sorted_runs = {a: runs[a][order[a]] for a in have}
+        cum = {a: np.concatenate([np.zeros((reps, 1), np.float32),
+                                  np.cumsum(counts[a][:, order[a]], axis=1)], axis=1)
+               for a in have}
+        for x, y in pairs:
+            if x not in runs or y not in runs:
+                continue
+            below = np.searchsorted(sorted_runs[y], runs[x], side="left")
+            upto = np.searchsorted(sorted_runs[y], runs[x], side="right")
+            lo = cum[y][:, below]
+            if np.array_equal(below, upto):  # no ties between the two agents' runs
+                below_count = lo
+            else:
+                below_count = lo + np.float32(0.5) * (cum[y][:, upto] - lo)
+            wins = (counts[x] * below_count).sum(axis=1, dtype=np.float64)
+            totals[(x, y)] += wins / (runs[x].size * runs[y].size)
+            shared[(x, y)] += 1
+    out: dict[str, dict[str, Interval]] = {a: {} for a in names}
+    nan = Interval(math.nan, math.nan, math.nan)
+    for x, y in pairs:
+        if not shared[(x, y)]:
+            out[x][y] = out[y][x] = nan
+            continue
+        common = [t for t in tasks if t in scores[x] and t in scores[y]]
+        point = probability_of_improvement([scores[x][t] for t in common],
+                                           [scores[y][t] for t in common])
+        lo, hi = _percentiles(totals[(x, y)] / shared[(x, y)], confidence)
+        out[x][y] = Interval(point, float(lo), float(hi))
+        out[y][x] = Interval(1 - point, 1 - float(hi), 1 - float(lo))
+    return out
+
+
 # ---------------------------------------------------------------------- all agents
 @dataclass
 class Aggregates:
@@ -376,21 +448,7 @@ def aggregate(scores: Mapping[str, Mapping[str, np.ndarray]], *,
         metrics[agent], profiles[agent] = bootstrap_metrics(
             [row[t] for t in task_names], thresholds=tau, reps=reps, confidence=confidence,
             rng=rng_for(seed, "metrics", agent))
-    names = sorted(scores)
-    improvement: dict[str, dict[str, Interval]] = {a: {} for a in names}
-    nan = Interval(math.nan, math.nan, math.nan)
-    for i, x in enumerate(names):
-        for y in names[i + 1:]:
-            common = [t for t in tasks if t in scores[x] and t in scores[y]]
-            if not common:
-                improvement[x][y] = improvement[y][x] = nan
-                continue
-            iv = bootstrap_improvement([scores[x][t] for t in common],
-                                       [scores[y][t] for t in common], reps=reps,
-                                       confidence=confidence, rng=rng_for(seed, "poi", x, y))
-            improvement[x][y] = iv
-            # P(Y > X) = 1 - P(X > Y) on every resample, so its interval mirrors X's
-            improvement[y][x] = Interval(1 - iv.point, 1 - iv.high, 1 - iv.low)
+    improvement = improvement_matrix(scores, reps=reps, confidence=confidence, seed=seed)
     order = sorted(scores, key=lambda a: (-metrics[a]["iqm"].point, a))
     return Aggregates(
         agents=order, tasks=tasks, metrics=metrics, improvement=improvement, thresholds=tau,
