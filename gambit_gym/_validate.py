@@ -75,44 +75,69 @@ def check_number(name: str, value: Any, *, minimum: float | None = None,
     return out
 
 
-def check_index(name: str, value: Any, n: int) -> int:
+def check_index(name: str, value: Any, n: int | None) -> int:
     """``int(value)``, or an error naming ``name`` unless it is an integer in ``[0, n)``.
 
     Python and numpy integers pass, and so does a numpy integer array holding one value (what
     ``action_space.sample()`` and Stable-Baselines3's ``predict`` return). Floats (``2.9`` is
     not arm 2), strings, booleans and negative values (``-1`` is not the last arm) are refused.
+    With ``n`` None there is no upper bound.
 
     Raises:
-        TypeError: not an integer.
-        ValueError: an integer outside ``[0, n)``.
+        ValueError: not an integer, or an integer outside ``[0, n)`` (one exception type for
+            every bad value, as :func:`check_positive_int`).
     """
     raw = value
+    what = f"an integer in 0..{n - 1}" if n is not None else "a non-negative integer"
     if isinstance(value, np.ndarray) and value.size == 1 and value.ndim <= 1:
         value = value.reshape(()).item() if np.issubdtype(value.dtype, np.integer) else value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer in 0..{n - 1}, got {raw!r} "
-                        f"({type(raw).__name__})")
-    if not 0 <= value < n:
-        raise ValueError(f"{name} must be an integer in 0..{n - 1}, got {int(value)}")
+        raise ValueError(f"{name} must be {what}, got {raw!r} ({type(raw).__name__})")
+    if value < 0 or (n is not None and value >= n):
+        raise ValueError(f"{name} must be {what}, got {int(value)}")
     return int(value)
 
 
-def check_index_sequence(name: str, value: Any, n: int) -> tuple[int, ...]:
+def check_index_array(name: str, value: Any, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    """An int64 array of the given ``shape`` whose entries are integers in ``[0, n)``.
+
+    Raises:
+        ValueError: not integers (floats and booleans are refused), the wrong shape, or an
+            entry out of range.
+    """
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must be integers in 0..{n - 1}, got dtype {arr.dtype} "
+                        f"({np.asarray(value).ravel()[:5].tolist()}...)")
+    if arr.shape != shape:
+        if arr.size == int(np.prod(shape)) and arr.ndim <= len(shape) + 1:
+            arr = arr.reshape(shape)
+        else:
+            raise ValueError(f"{name} must have shape {shape} (one per replicate), got shape "
+                             f"{arr.shape}")
+    bad = (arr < 0) | (arr >= n)
+    if bad.any():
+        raise ValueError(f"{name} must be integers in 0..{n - 1}, got {arr[bad][:5].tolist()} "
+                         f"at positions {np.flatnonzero(bad)[:5].tolist()}")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_index_sequence(name: str, value: Any, n: int | None) -> tuple[int, ...]:
     """A non-empty sequence of distinct integers in ``[0, n)``, as a tuple of ints.
 
     A string is refused (``"012"`` is not three ids), and so is any element that is not an
     integer (floats, booleans).
 
     Raises:
-        TypeError: not a sequence of integers.
-        ValueError: empty, an id out of range, or an id repeated.
+        ValueError: not a sequence of integers, empty, an id out of range, or an id repeated.
     """
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{name} must be a sequence of integers in 0..{n - 1}, got {value!r} "
+    what = f"integers in 0..{n - 1}" if n is not None else "non-negative integers"
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of {what}, got {value!r} "
                         f"({type(value).__name__})")
-    items = list(value.tolist() if isinstance(value, np.ndarray) else value)
+    items = list(value)
     if not items:
-        raise ValueError(f"{name} must name at least one id in 0..{n - 1}, got {value!r}")
+        raise ValueError(f"{name} must name at least one id, got {value!r}")
     out = tuple(check_index(f"{name}[{i}]", v, n) for i, v in enumerate(items))
     if len(set(out)) != len(out):
         raise ValueError(f"{name} must not repeat an id, got {value!r}")
@@ -123,13 +148,12 @@ def check_seed(name: str, value: Any) -> int | None:
     """None, or a non-negative integer seed (booleans and floats refused), as an int.
 
     Raises:
-        TypeError: not an integer.
-        ValueError: negative.
+        ValueError: not an integer, or negative.
     """
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a non-negative integer or None, got {value!r} "
+        raise ValueError(f"{name} must be a non-negative integer or None, got {value!r} "
                         f"({type(value).__name__})")
     if value < 0:
         raise ValueError(f"{name} must be a non-negative integer or None, got {value}")
@@ -162,4 +186,29 @@ def check_propensities(name: str, p: Any, n: int, chosen: int | None = None, *,
     if chosen is not None and arr[chosen] <= 0:
         raise ValueError(f"{name} gives the chosen arm {chosen} probability 0; an agent must "
                          "give its own choice a positive probability")
+    return arr
+
+
+def check_propensity_rows(name: str, p: Any, n: int, chosen: np.ndarray, *,
+                          atol: float = 1e-4) -> np.ndarray:
+    """``(R, n)`` probability rows, each checked like :func:`check_propensities`.
+
+    Raises:
+        ValueError: naming the first replicate whose row is wrong, and what is wrong.
+    """
+    chosen = np.asarray(chosen)
+    try:
+        arr = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be ({len(chosen)}, {n}) probabilities, got {p!r}") \
+            from None
+    if arr.shape != (len(chosen), n):
+        raise ValueError(f"{name} must have shape ({len(chosen)}, {n}) (one probability per "
+                         f"replicate and arm), got shape {arr.shape}")
+    ok = (np.isfinite(arr).all(axis=1) & (arr >= 0).all(axis=1)
+          & (np.abs(arr.sum(axis=1) - 1.0) <= atol))
+    ok &= arr[np.arange(len(chosen)), chosen] > 0
+    if not ok.all():
+        r = int(np.flatnonzero(~ok)[0])
+        check_propensities(f"{name} of replicate {r}", arr[r], n, int(chosen[r]), atol=atol)
     return arr

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gambit_gym._validate import check_positive_int
+from gambit_gym._validate import check_index, check_index_array, check_number, check_positive_int
 from gambit_gym.agents._rng import CounterStreams, replicate_keys
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, context_ids
@@ -190,8 +190,9 @@ class BatchedAgent:
     def update(self, obs: Any, action: int, reward: float, info: dict) -> None:
         """Learn from one step (``info`` is the env's step info)."""
         self._check_reset()
-        self.update_batch(np.asarray(obs)[None], np.array([int(action)]),
-                          np.array([float(reward)]), batch_info(info))
+        a = check_index("action", action, self.n_actions)
+        r = check_number("reward", reward)
+        self.update_batch(np.asarray(obs)[None], np.array([a]), np.array([r]), batch_info(info))
 
     def action_probabilities(self, obs: Any, n_samples: int = 1000,
                              target_rse: float | None = PROPENSITY_RSE) -> np.ndarray:
@@ -233,8 +234,8 @@ class BatchedAgent:
         """
         self._check_reset()
         obs = self._check_obs(obs)
-        actions = np.asarray(actions, dtype=np.int64).reshape(self.replicates)
-        rewards = np.asarray(rewards, dtype=np.float64).reshape(self.replicates)
+        actions = check_index_array("actions", actions, self.n_actions, (self.replicates,))
+        rewards = _check_rewards(rewards, self.replicates)
         self._chosen_at = None  # the state changes: a kept next action would be stale
         self._update(obs, actions, rewards, info)
 
@@ -291,7 +292,7 @@ class BatchedAgent:
 
     def _check_obs(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs)
-        if obs.shape[0] != self.replicates:
+        if obs.ndim == 0 or obs.shape[0] != self.replicates:
             raise ValueError(f"expected a batch of {self.replicates} observations, got shape "
                              f"{obs.shape}")
         return obs
@@ -353,13 +354,24 @@ for _c in range(N_CONTEXTS):
 CONTEXT_ONE_HOTS.setflags(write=False)
 
 
+def _check_rewards(rewards: Any, replicates: int) -> np.ndarray:
+    """``(R,)`` finite float64 rewards, or a ValueError saying what is wrong."""
+    try:
+        arr = np.asarray(rewards, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"rewards must be {replicates} numbers, got {rewards!r}") from None
+    if arr.size != replicates:
+        raise ValueError(f"rewards must have shape ({replicates},) (one per replicate), got "
+                         f"shape {arr.shape}")
+    arr = arr.reshape(replicates)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"rewards must be finite, got {arr[~np.isfinite(arr)][:5].tolist()}")
+    return arr
+
+
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
     """Raise a ValueError unless ``value`` is a finite number > 0 (or >= 0)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value) and (
-        value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    check_number(name, value, minimum=0.0, strict=not allow_zero)
 
 
 class BayesLinReg:

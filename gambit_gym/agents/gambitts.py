@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from gambit_gym._validate import check_positive_int
+from gambit_gym._validate import check_number, check_positive_int
 from gambit_gym.agents._batched import (
     CONTEXT_ONE_HOTS,
     N_CONTEXT_FEATURES,
@@ -67,8 +67,7 @@ class _LinearGambitts(BatchedAgent):
         for name in ("prior_precision", "intercept_precision", "noise_a0", "noise_b0"):
             check_positive(name, getattr(self, name))
         for name in ("prior_mean", "intercept_mean"):
-            if not np.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}")
+            check_number(name, getattr(self, name))
         if self.release_compat and self.noise != "learn":
             raise ValueError("release_compat=True fixes the noise variance at 1 (the release's "
                              "v2); do not also pass noise=")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gambit_gym._validate import check_number
 from gambit_gym.agents.base import EnvDescription
 
 
@@ -63,8 +64,7 @@ class MixedEffectStructure:
             raise ValueError("b and mu_psi must be finite")
         _spd("sigma_psi", cov_psi)
         _spd("sigma_0", cov_0)
-        if not (np.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"sigma must be positive, got {self.sigma}")
+        check_number("sigma", self.sigma, minimum=0.0, strict=True)
         for name, value in (("b", b), ("mu_psi", mu), ("sigma_psi", cov_psi),
                             ("sigma_0", cov_0)):
             value.setflags(write=False)

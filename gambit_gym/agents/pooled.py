@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
+from gambit_gym._validate import check_number
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, context_ids
 
@@ -80,14 +81,12 @@ class PopulationGambitTS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         for name in ("random_effect_sd", "prior_precision", "intercept_precision",
                      "min_noise_sd"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            check_number(name, getattr(self, name), minimum=0.0, strict=True)
         if isinstance(self.noise, str):
             if self.noise != "env":
                 raise ValueError(f"noise must be 'env' or a noise sd > 0, got {self.noise!r}")
-        elif not (np.isfinite(self.noise) and self.noise > 0):
-            raise ValueError(f"noise must be 'env' or a noise sd > 0, got {self.noise!r}")
+        else:
+            check_number("noise ('env' or a noise sd)", self.noise, minimum=0.0, strict=True)
 
     # ------------------------------------------------------------------ protocol
     def reset(self, spec: EnvDescription, agents: Sequence[str], seed: int | None = None) -> None:

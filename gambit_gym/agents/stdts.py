@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gambit_gym._validate import check_number
 from gambit_gym.agents._batched import (
     STREAM_ACT,
     BatchedAgent,
@@ -54,8 +55,7 @@ class StdTS(BatchedAgent):
     contextual = False
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.m):
-            raise ValueError(f"m must be finite, got {self.m!r}")
+        check_number("m", self.m)
         for name in ("nu", "alpha", "beta"):
             check_positive(name, getattr(self, name))
 

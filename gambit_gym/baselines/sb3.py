@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gambit_gym._validate import check_positive_int
+from gambit_gym._validate import check_number, check_positive_int
 from gambit_gym.bench.result import RunResult
 
 ALGORITHMS: tuple[str, ...] = ("PPO", "A2C", "DQN")
@@ -72,8 +72,7 @@ class SB3Baseline:
     def __post_init__(self) -> None:
         if self.algo not in ALGORITHMS:
             raise ValueError(f"algo must be one of {ALGORITHMS}, got {self.algo!r}")
-        if "gamma" in self.hyper and not 0.0 <= float(self.hyper["gamma"]) <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.hyper['gamma']!r}")
+        _check_hyper(self.algo, self.hyper)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor kwargs in force: the defaults for ``algo`` updated by ``hyper``."""
@@ -217,6 +216,43 @@ DEFAULT_HYPER: dict[str, dict[str, Any]] = {
                 exploration_fraction=0.2, exploration_initial_eps=1.0,
                 exploration_final_eps=0.02, policy_kwargs=_NET),
 }
+
+
+_INT_HYPER = {"n_steps": 1, "batch_size": 1, "n_epochs": 1, "buffer_size": 1,
+              "learning_starts": 0, "target_update_interval": 1}
+_UNIT_HYPER = ("gamma", "gae_lambda", "exploration_fraction", "exploration_initial_eps",
+               "exploration_final_eps", "tau")
+_POSITIVE_HYPER = ("learning_rate", "clip_range", "max_grad_norm")
+_NON_NEGATIVE_HYPER = ("ent_coef", "vf_coef")
+
+
+def _check_hyper(algo: str, hyper: dict[str, Any]) -> None:
+    """Refuse hyperparameters that SB3 would take silently or fail on deep inside ``learn``."""
+    if "total_timesteps" in hyper:
+        raise ValueError("total_timesteps is not a hyperparameter here: an online baseline learns "
+                         "for the run's horizon (pass horizon=T to run, or --horizon to bench)")
+    for name, minimum in _INT_HYPER.items():
+        if name in hyper:
+            check_positive_int(name, hyper[name], minimum=minimum)
+    for name in _UNIT_HYPER:
+        if name in hyper:
+            check_number(name, hyper[name], minimum=0.0, maximum=1.0)
+    for name in _POSITIVE_HYPER:
+        if name in hyper and not callable(hyper[name]):
+            check_number(name, hyper[name], minimum=0.0, strict=True)
+    for name in _NON_NEGATIVE_HYPER:
+        if name in hyper and not isinstance(hyper[name], str):
+            check_number(name, hyper[name], minimum=0.0)
+    if hyper:
+        import inspect
+
+        import stable_baselines3
+
+        accepted = set(inspect.signature(getattr(stable_baselines3, algo)).parameters)
+        unknown = sorted(set(hyper) - accepted - {"policy", "env"})
+        if unknown:
+            raise ValueError(f"{algo} does not take {', '.join(map(repr, unknown))}; its "
+                             f"hyperparameters: {', '.join(sorted(accepted - {'policy', 'env'}))}")
 
 
 def make_baseline(algo: str, **hyper: Any) -> SB3Baseline:

@@ -26,7 +26,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from gambit_gym._validate import check_positive_int
+from gambit_gym._validate import (
+    check_index,
+    check_index_array,
+    check_positive_int,
+    check_propensities,
+    check_propensity_rows,
+)
 from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench.agent_view import agent_description, agent_info, context_ids_of, make_factory
 from gambit_gym.bench.propensity import PropensityLog
@@ -112,6 +118,7 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     """
     horizon = check_positive_int("horizon", horizon)
     replicates = check_positive_int("replicates", replicates)
+    n_propensity_samples = check_positive_int("n_propensity_samples", n_propensity_samples)
     if not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     seed = int(seed)
@@ -180,8 +187,9 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
     regret, rewards, actions, props = _allocate(replicates, horizon, log)
     contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
     obs, _ = envs.reset(seed=seed)
-    agent.reset_batch(agent_description(_describe(envs), agent), seed, replicates)
-    rows = np.arange(replicates)
+    desc = _describe(envs)
+    agent.reset_batch(agent_description(desc, agent), seed, replicates)
+    rows, k = np.arange(replicates), desc.n_actions
     for t in range(horizon):
         ctx = context_ids_of(obs)
         if ctx is None:
@@ -190,7 +198,10 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
             contexts[:, t] = ctx
         if log is not None:
             p = log.batch(agent, obs)
-        a = np.asarray(agent.act_batch(obs), dtype=np.int64)
+        a = check_index_array("the actions returned by act_batch()", agent.act_batch(obs), k,
+                              (replicates,))
+        if log is not None:
+            p = check_propensity_rows("action_probabilities_batch()", p, k, a)
         next_obs, r, _, _, info = envs.step(a)
         agent.update_batch(obs, a, r, agent_info(info, r, ctx))
         regret[:, t] = info["regret"]
@@ -212,6 +223,7 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
     if native:  # a native vector env but an agent without a batched form: R agent objects
         obs, _ = envs.reset(seed=seed)
         desc = _describe(envs)
+        k = desc.n_actions
         for r, ag in enumerate(agents):
             ag.reset(agent_description(desc, ag), seed + r)
         for t in range(horizon):
@@ -221,7 +233,10 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
                 contexts[:, t] = ctx
             if log is not None:  # from the state the action is taken in
                 p = [log.single(ag, obs[r]) for r, ag in enumerate(agents)]
-            a = np.array([ag.act(obs[r]) for r, ag in enumerate(agents)], dtype=np.int64)
+            a = np.array([check_index("the action returned by act()", ag.act(obs[r]), k)
+                          for r, ag in enumerate(agents)], dtype=np.int64)
+            if log is not None:
+                p = check_propensity_rows("action_probabilities()", np.stack(p), k, a)
             next_obs, rew, _, _, info = envs.step(a)
             for r, ag in enumerate(agents):
                 ag.update(obs[r], int(a[r]), float(rew[r]),
@@ -238,8 +253,10 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
     observations = []
     for r, (env, ag) in enumerate(zip(envs, agents)):
         o, _ = env.reset(seed=seed + r)
-        ag.reset(agent_description(_describe(env), ag), seed + r)
+        desc = _describe(env)
+        ag.reset(agent_description(desc, ag), seed + r)
         observations.append(o)
+    k = desc.n_actions
     for t in range(horizon):
         for r, (env, ag) in enumerate(zip(envs, agents)):
             o = observations[r]
@@ -250,7 +267,9 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
                 contexts[r, t] = ctx[0]
             if log is not None:
                 p = log.single(ag, o)
-            a = int(ag.act(o))
+            a = check_index("the action returned by act()", ag.act(o), k)
+            if log is not None:
+                p = check_propensities("action_probabilities()", p, k, a)
             next_o, rew, _, _, info = env.step(a)
             ag.update(o, a, float(rew),
                       agent_info(info, float(rew), None if ctx is None else int(ctx[0])))

@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from gambit_gym._validate import check_positive_int, unexpected_kwargs_error
+from gambit_gym._validate import (
+    check_index,
+    check_index_sequence,
+    check_number,
+    check_positive_int,
+    unexpected_kwargs_error,
+)
 from gambit_gym.envs.study import dimension_subset
 from gambit_gym.envs.study import outcome_facts as _facts
 
@@ -77,26 +83,18 @@ class GambitConfig:
     def __post_init__(self) -> None:
         if self.outcome not in ("linear", "mlp"):
             raise ValueError(f"outcome must be 'linear' or 'mlp', got {self.outcome!r}")
-        if not isinstance(self.noise_level, (int, np.integer)) or not (
-            0 <= self.noise_level < len(self.noise_ladder)
-        ):
-            raise ValueError(
-                f"noise_level must be an integer in 0..{len(self.noise_ladder) - 1}, "
-                f"got {self.noise_level!r}; or pass noise_sd= for any other level"
-            )
+        try:
+            check_index("noise_level", self.noise_level, len(self.noise_ladder))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc}; or pass noise_sd= for any other level") from None
         if self.noise_sd is not None:
-            if not np.isfinite(self.noise_sd) or self.noise_sd < 0:
-                raise ValueError(f"noise_sd must be a finite number >= 0, got {self.noise_sd!r}")
+            check_number("noise_sd", self.noise_sd, minimum=0.0)
             if "noise_level" in self._user_keys:
                 raise ValueError("pass either noise_level or noise_sd, not both")
         if "n_prompts" in self._user_keys and "prompt_ids" in self._user_keys:
             raise ValueError("pass either n_prompts or prompt_ids, not both")
         if self.prompt_ids is not None:
-            ids = tuple(int(p) for p in self.prompt_ids)
-            if len(ids) == 0 or len(set(ids)) != len(ids) or min(ids) < 0:
-                raise ValueError(
-                    f"prompt_ids must be distinct non-negative prompt indices, got {ids}"
-                )
+            ids = check_index_sequence("prompt_ids", self.prompt_ids, None)
             object.__setattr__(self, "prompt_ids", ids)
         else:
             check_positive_int("n_prompts", self.n_prompts)
@@ -106,8 +104,9 @@ class GambitConfig:
         if isinstance(self.no_message_reward, str):
             if self.no_message_reward not in ("median", "min", "max"):
                 raise ValueError("no_message_reward must be 'median', 'min', 'max' or a number")
-        elif not np.isfinite(self.no_message_reward):
-            raise ValueError("no_message_reward must be finite")
+        else:
+            check_number("no_message_reward ('median', 'min', 'max' or a number)",
+                         self.no_message_reward)
 
     @property
     def effective_noise_sd(self) -> float:

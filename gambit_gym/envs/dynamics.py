@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtri
 
+from gambit_gym._validate import check_index, check_positive_int
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import GambitConfig
 from gambit_gym.envs.outcomes import (
@@ -292,14 +293,16 @@ def context_id_of(context: object) -> int:
                 f"cannot read a context from {dict(context)!r}: a dict needs 'location' in "
                 f"{LOCATIONS} and 'step_bucket' in {STEP_BUCKETS}") from None
     arr = np.asarray(context)
-    if arr.dtype.kind in "iuf":
-        if arr.shape == (2,):
+    if arr.dtype.kind in "iu":  # integers only: 1.9 is no context, True is no id
+        if arr.shape == (2,) and 0 <= arr[0] < len(LOCATIONS) and \
+                0 <= arr[1] < len(STEP_BUCKETS):
             return int(arr[0]) * len(STEP_BUCKETS) + int(arr[1])
         if arr.ndim == 0 and 0 <= int(arr) < N_CONTEXTS:
             return int(arr)
     raise ValueError(f"cannot read a context from {context!r}: pass info['context'] (a label "
-                     "such as 'home, 0-4,999'), an id 0..11, an observation "
-                     "[location, step_bucket] or a Context")
+                     f"such as 'home, 0-4,999'), an id 0..{N_CONTEXTS - 1} (an integer), an "
+                     f"observation [location 0..{len(LOCATIONS) - 1}, step_bucket "
+                     f"0..{len(STEP_BUCKETS) - 1}] or a Context")
 
 
 class GambitSimulator:
@@ -328,12 +331,14 @@ class GambitSimulator:
     def cell_embeddings(self, action: int, context: object) -> np.ndarray:
         """Working embeddings of every bank message of (action, context), ``(n, d_w)``."""
         c = context_id_of(context)
+        action = check_index("action", action, self.n_actions)
         start, count = self._tables.offsets[action, c], self._tables.counts[action, c]
         return self._tables.working[start:start + count]
 
     def cell_texts(self, action: int, context: object) -> np.ndarray:
         """Every bank message of (action, context), ``(n,)``."""
         c = context_id_of(context)
+        action = check_index("action", action, self.n_actions)
         start, count = self._tables.offsets[action, c], self._tables.counts[action, c]
         return self._tables.texts[start:start + count]
 
@@ -345,8 +350,8 @@ class GambitSimulator:
                  rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
         """``n`` (text, working embedding) draws for (action, context), with replacement."""
         c = context_id_of(context)
-        if not 0 <= int(action) < self.n_actions:
-            raise ValueError(f"action must be in 0..{self.n_actions - 1}, got {action}")
+        action = check_index("action", action, self.n_actions)
+        n = check_positive_int("n", n)
         start, count = self._tables.offsets[action, c], self._tables.counts[action, c]
-        rows = start + rng.integers(count, size=int(n))
+        rows = start + rng.integers(count, size=n)
         return [(str(self._tables.texts[r]), self._tables.working[r]) for r in rows]

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from gambit_gym._validate import unexpected_kwargs_error
+from gambit_gym._validate import check_index, check_seed, unexpected_kwargs_error
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import GambitConfig, make_config, valid_kwargs
@@ -64,18 +64,12 @@ def simulator_for(tables: GambitTables) -> GambitSimulator:
 
 
 def validate_action(action: Any, n_actions: int) -> int:
-    """The action as an int, or a ValueError saying what a valid action is."""
-    if isinstance(action, np.ndarray) and action.ndim == 0:
-        action = action.item()
-    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-        raise ValueError(
-            f"invalid action {action!r} of type {type(action).__name__}: actions are integers "
-            f"in 0..{n_actions - 1} (one prompt index)"
-        )
-    if not 0 <= int(action) < n_actions:
-        raise ValueError(f"invalid action {int(action)}: actions are integers in "
-                         f"0..{n_actions - 1}")
-    return int(action)
+    """The action as an int, or a ValueError saying what a valid action is (one prompt index).
+
+    See :func:`gambit_gym._validate.check_index`: Python and numpy integers (and a one-element
+    integer array) pass; floats, strings, booleans and out-of-range values are refused.
+    """
+    return check_index("action", action, n_actions)
 
 
 class GambitEnv(gym.Env):
@@ -171,7 +165,7 @@ class GambitEnv(gym.Env):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode: draw its random key from ``np_random`` and the first context."""
-        super().reset(seed=seed)
+        super().reset(seed=check_seed("seed", seed))
         self._key = counter_rng.new_key(self.np_random)
         self._t = 0
         self._context = initial_contexts(self._key)

@@ -32,7 +32,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from gambit_gym._validate import check_positive_int
+from gambit_gym._validate import check_positive_int, check_seed
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import make_config
 from gambit_gym.envs.dynamics import (
@@ -129,12 +129,13 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         """Reset every replicate; replicate r is seeded ``seed + r`` (or ``seed[r]``)."""
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, (int, np.integer)):
-            seeds = [int(seed) + r for r in range(self.num_envs)]
+        elif not isinstance(seed, (list, tuple, np.ndarray)):
+            seeds = [check_seed("seed", seed) + r for r in range(self.num_envs)]
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} replicates")
+            seeds = [check_seed(f"seed[{r}]", s) for r, s in enumerate(seeds)]
         for r, s in enumerate(seeds):
             if s is not None or self._rngs[r] is None:
                 self._rngs[r] = seeding.np_random(s)[0]

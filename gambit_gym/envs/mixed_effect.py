@@ -22,7 +22,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from gambit_gym._validate import check_positive_int, unexpected_kwargs_error
+from gambit_gym._validate import (
+    check_index,
+    check_number,
+    check_positive_int,
+    check_seed,
+    unexpected_kwargs_error,
+)
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.envs.episode import horizon_with_spec_limit, requested_max_episode_steps
 from gambit_gym.envs.render import (
@@ -94,9 +100,10 @@ class MixedEffectConfig:
             raise ValueError(f"link must be one of {LINKS}, got {self.link!r}")
         if self.link == "logistic" and self.sigma is not None:
             raise ValueError("sigma applies to the linear env only; Bernoulli rewards have none")
-        if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"sigma must be a positive finite float, got {self.sigma!r}")
-        if not (np.isfinite(self.b_low) and np.isfinite(self.b_high) and self.b_low < self.b_high):
+        check_number("sigma", self.sigma, minimum=0.0, strict=True, allow_none=True)
+        check_number("b_low", self.b_low)
+        check_number("b_high", self.b_high)
+        if not self.b_low < self.b_high:
             raise ValueError(f"need finite b_low < b_high, got {self.b_low}, {self.b_high}")
         for name in ("mu_psi", "sigma_psi", "sigma_0"):
             try:
@@ -176,19 +183,11 @@ def expected_rewards(contexts: np.ndarray, theta: np.ndarray, link: str) -> np.n
 
 
 def validate_action(action: Any, n_actions: int) -> int:
-    """Return ``action`` as an int in ``0..n_actions-1`` or raise a ValueError saying why."""
-    if isinstance(action, np.ndarray):
-        if action.ndim != 0:
-            raise ValueError(
-                f"action must be a single integer in 0..{n_actions - 1}, got an array of shape "
-                f"{action.shape}"
-            )
-        action = action.item()
-    if isinstance(action, (bool, np.bool_)) or not isinstance(action, numbers.Integral):
-        raise ValueError(f"action must be an integer in 0..{n_actions - 1}, got {action!r}")
-    if not 0 <= int(action) < n_actions:
-        raise ValueError(f"action {int(action)} is out of range 0..{n_actions - 1}")
-    return int(action)
+    """Return ``action`` as an int in ``0..n_actions-1`` or raise a ValueError saying why.
+
+    The same check as every other env (:func:`gambit_gym._validate.check_index`).
+    """
+    return check_index("action", action, n_actions)
 
 
 class MixedEffectEnv(gym.Env):
@@ -346,7 +345,7 @@ class MixedEffectEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Draw a new problem from the prior and the first round's contexts."""
-        super().reset(seed=seed)
+        super().reset(seed=check_seed("seed", seed))
         self._draw_problem()
         self._t = 0
         self._last = None

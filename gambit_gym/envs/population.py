@@ -21,7 +21,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from gambit_gym._validate import check_positive_int
+from gambit_gym._validate import check_positive_int, check_seed
 from gambit_gym.agents.base import EnvDescription
 from gambit_gym.envs import counter_rng
 from gambit_gym.envs.config import GambitConfig, make_config
@@ -285,6 +285,7 @@ class GambitPopulationEnv(ParallelEnv):
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray],
                                                                dict[str, dict[str, Any]]]:
         """Start a study: draw each user's key and (unless fixed) random effects."""
+        seed = check_seed("seed", seed)
         if seed is not None or self._np_random is None:
             self._np_random, _ = seeding.np_random(seed)
         rng = self._np_random

@@ -38,6 +38,18 @@ METADATA_KEY = b"gambit_gym_bank"
 DEFAULT_BANK_FILENAME = "ihs_smollm2_bank.parquet"
 
 
+def _check_scores(scores: np.ndarray, dimensions: tuple[str, ...], where: str) -> None:
+    """Refuse NaN or infinite scores (they would turn into NaN rewards), naming the columns."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        counts = bad.sum(axis=0)
+        cols = ", ".join(f"{dimensions[j]!r}: {int(counts[j])} row(s)"
+                         for j in np.flatnonzero(counts))
+        raise BankFormatError(f"{where}: score columns hold NaN or infinite values ({cols}); "
+                              "every score must be a finite number, re-embed or rebuild the "
+                              "bank")
+
+
 class BankFormatError(ValueError):
     """A bank file is missing, corrupt, truncated, foreign or inconsistent."""
 
@@ -135,8 +147,7 @@ class ResponseBank:
             raise ValueError(f"scores must be (n_rows, {len(dimensions)}), got {s.shape}")
         if n and (p.min() < 0 or c.min() < 0 or c.max() >= N_CONTEXTS):
             raise ValueError(f"prompt ids must be >= 0 and context ids in 0..{N_CONTEXTS - 1}")
-        if not np.isfinite(s).all():
-            raise ValueError("scores contain NaN or infinity")
+        _check_scores(s, tuple(dimensions), "the bank")
         order = np.lexsort((c, p))
         return cls(texts_arr[order], p[order], c[order], np.ascontiguousarray(s[order]),
                    tuple(dimensions), dict(metadata or {}))
@@ -235,6 +246,11 @@ class ResponseBank:
         scores = np.column_stack(
             [table.column(name).to_numpy() for name in dimensions]
         ).astype(np.float32) if dimensions else np.zeros((table.num_rows, 0), np.float32)
+        _check_scores(scores, dimensions, repr(str(path)))
+        if len(prompt_ids) and (prompt_ids.min() < 0 or context_ids.min() < 0
+                                or context_ids.max() >= N_CONTEXTS):
+            raise BankFormatError(f"{str(path)!r}: prompt ids must be >= 0 and context ids in "
+                                  f"0..{N_CONTEXTS - 1}")
         if verify_checksum:
             actual = content_checksum(texts, prompt_ids, context_ids, scores, dimensions)
             if actual != meta.get("checksum"):
