@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gambit-gym`` console script."""
+    from gymnasium import error as gym_error  # an unknown env id: NameNotFound, one line
+
     args = build_parser().parse_args(argv)
     try:
         code = int(args._run(args) or 0)
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gambit-gym: interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, gym_error.Error) as exc:
         message = _one_line(exc)
         print(f"gambit-gym {args.command}: error: {message}", file=sys.stderr)
         return 2

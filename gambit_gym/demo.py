@@ -31,8 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print messages, embeddings and a regret summary."""
     import gambit_gym  # noqa: F401  (registers ids)
+    from gambit_gym._validate import check_positive_int
     from gambit_gym.bench import run as run_benchmark
 
+    check_positive_int("--messages", args.messages, minimum=0)
+    check_positive_int("--replicates", args.replicates)
+    check_positive_int("--horizon", args.horizon)
     env = gym.make(args.env)
     rng = np.random.default_rng(args.seed)
     env.reset(seed=args.seed)

@@ -1,19 +1,16 @@
-"""The agent API, the runner and the bank loader given wrong input: a clear error naming the
-argument and what is expected. Tables of (call, error, message pattern)."""
+"""The agent API and the runner given wrong input: a clear error naming the argument and
+what is expected, never a silent cast. Tables of (call, error, message pattern)."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 import gambit_gym  # noqa: F401
 from gambit_gym.agents import make
 from gambit_gym.agents.classic import RandomAgent
 from gambit_gym.bench import run
-from gambit_gym.text.bank import BankFormatError, ResponseBank
 
 AGENTS = ["StdTS", "StdTS-Contextual", "UCB1", "EpsilonGreedy", "LinTS", "LinUCB",
           "poGAMBITTS", "Random"]
@@ -181,55 +178,6 @@ def test_runner_records_good_propensities():
     assert np.all(result.propensities > 0) and np.all(result.propensities <= 1)
 
 
-# ------------------------------------------------------------------ the bank loader
-@pytest.fixture(scope="module")
-def good_bank(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    n = 2 * 12 * 2
-    p = np.repeat(np.arange(2), 24)
-    c = np.tile(np.repeat(np.arange(12), 2), 2)
-    path = tmp_path_factory.mktemp("bank") / "good.parquet"
-    ResponseBank.from_arrays([f"message {i}" for i in range(n)], p, c,
-                             rng.normal(size=(n, 3)), ("a", "b", "c"), {"seed": 0}).save(path)
-    return path
-
-
-def _poke(src, dst, column, values):
-    table = pq.read_table(src)
-    col = table.column(column).to_numpy().copy()
-    for i, v in values.items():
-        col[i] = v
-    idx = table.column_names.index(column)
-    table = table.set_column(idx, column, pa.array(col, type=table.schema.field(column).type))
-    pq.write_table(table, dst)
-    return dst
-
-
-@pytest.mark.parametrize("column, values, pattern", [
-    ("b", {3: np.nan, 7: np.nan}, r"score columns hold NaN or infinite values \('b': 2 row"),
-    ("c", {0: np.inf}, r"\('c': 1 row"),
-    ("a", {1: -np.inf}, r"\('a': 1 row"),
-    ("context_id", {0: 12}, r"context ids in 0\.\.11"),
-    ("prompt_id", {0: -3}, r"prompt ids must be >= 0"),
-])
-def test_bank_loader_refuses(good_bank, tmp_path, column, values, pattern):
-    bad = _poke(good_bank, tmp_path / "bad.parquet", column, values)
-    with pytest.raises(BankFormatError, match=pattern):
-        ResponseBank.load(bad)
-
-
-def test_bank_from_arrays_refuses_nan_naming_the_column():
-    with pytest.raises(BankFormatError, match=r"'y': 1 row"):
-        ResponseBank.from_arrays(["a b c d e"] * 2, [0, 0], [0, 1],
-                                 [[0.0, 1.0], [0.0, np.nan]], ("x", "y"))
-
-
-def test_env_with_a_nan_bank_refuses_to_build(good_bank, tmp_path):
-    bad = _poke(good_bank, tmp_path / "nan.parquet", "a", {0: np.nan})
-    with pytest.raises(BankFormatError, match="NaN"):
-        gym.make("GambitIHS-v0", bank=str(bad))
-
-
 class _BadBatched(RandomAgent):
     """A batched agent whose act_batch() or action_probabilities_batch() is wrong."""
 
@@ -258,3 +206,41 @@ def test_runner_checks_the_batched_form(mode, pattern):
         run("GambitIHS-v0", lambda: _BadBatched(mode), horizon=3, replicates=2, seed=0,
             env_kwargs={"n_prompts": 5}, progress=False, propensities=True,
             n_propensity_samples=10)
+
+
+# ------------------------------------------------------------------ riddles turned into messages
+def _fresh_stdts():
+    env = gym.make("GambitIHS-v0", n_prompts=3)
+    agent = make("StdTS")
+    agent.reset(env.unwrapped.describe(), seed=0)
+    return agent
+
+
+RIDDLES = [
+    (lambda: make(None), r"an agent must be a registered name.*got None"),
+    (lambda: make(3), r"an agent must be a registered name.*got 3"),
+    (lambda: run("GambitIHS-v0", None, horizon=3, replicates=1, seed=0, progress=False),
+     r"an agent must be a registered name.*got None"),
+    (lambda: run("GambitIHS-v0", "Random", horizon=3, replicates=1, seed=True, progress=False),
+     r"seed must be a non-negative integer or None, got True"),
+    (lambda: run("GambitIHS-v0", "Random", horizon=3, replicates=1, seed=None, progress=False),
+     r"seed must be a non-negative integer \(a run is reproducible\)"),
+    (lambda: run("GambitIHS-v0", "Random", horizon=3, replicates=1, seed=0, env_kwargs="x",
+                 progress=False), r"env_kwargs must be a dict of keyword arguments, got 'x'"),
+    (lambda: run("GambitIHS-v0", "Random", horizon=3, replicates=1, seed=0, agent_kwargs=[1],
+                 progress=False), r"agent_kwargs must be a dict"),
+    (lambda: _fresh_stdts().act(None), r"expected observations of shape \(2,\)"),
+    (lambda: _fresh_stdts().act(np.zeros(481)), r"expected observations of shape \(2,\).*481"),
+    (lambda: _fresh_stdts().act("abc"), r"expected observations of shape \(2,\)"),
+    (lambda: make("StdTS").reset(None, seed=0),
+     r"StdTS\.reset needs the env's description \(env\.unwrapped\.describe\(\)\)"),
+    (lambda: make("gambit_gym.agents.classic:NoSuchAgent"),
+     r"module 'gambit_gym\.agents\.classic' has no attribute 'NoSuchAgent'"),
+    (lambda: make("gambit_gym.agents.classic:__doc__"), r"names a str, not an agent class"),
+]
+
+
+@pytest.mark.parametrize("call, pattern", RIDDLES, ids=[str(i) for i in range(len(RIDDLES))])
+def test_riddles_become_messages(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()

@@ -159,6 +159,9 @@ def _cases(tmp_path, store, read_only=None):
             (["report", store, "--out", str(read_only)], r"is not writable"),
             (["leaderboard", store, "-o", str(read_only / "x.md")], r"Permission denied|"
              r"Operation not permitted"),
+            (["bench", "--suite", "one_d", "--agents", "Random", "--replicates", "1",
+              "--horizon", "5", "--executor", "serial", "--no-progress", "--out",
+              str(read_only / "s.sqlite")], r"cannot open results store .*can it be written"),
         ]
     return rows
 
@@ -172,7 +175,7 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path, store_path, capsys):
 
 
 def test_cli_read_only_folders_are_one_line_exit_2(tmp_path, store_path, capsys, read_only):
-    cases = _cases(tmp_path, str(store_path), read_only)[-4:]
+    cases = _cases(tmp_path, str(store_path), read_only)[-5:]
     before = _files(tmp_path)
     for args, pattern in cases:
         code, err = _run(capsys, *args)
@@ -190,3 +193,41 @@ def test_bench_agents_empty_is_refused(tmp_path):
     assert done.returncode == 2
     assert "--agents: give at least one name" in done.stderr
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def _down_url():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+OTHER_COMMANDS = [
+    (["demo", "--env", "Nope-v0"], r"Environment `Nope` doesn't exist"),
+    (["demo", "--replicates", "0"], r"--replicates must be a positive integer, got 0"),
+    (["demo", "--messages", "-1"], r"--messages must be an integer >= 0, got -1"),
+    (["demo", "--agents", "Nope"], r"unknown agent 'Nope'"),
+    (["bank-report", "--bank", "{tmp}/missing.parquet", "--out", "{tmp}/r.md"],
+     r"missing\.parquet' does not exist"),
+    (["bank-report", "--bank", "{tmp}/not_a_bank.parquet", "--out", "{tmp}/r.md"],
+     r"not a readable Parquet"),
+    (["build-bank", "--generator", "nope", "--out", "{tmp}/b.parquet"], r"unknown generator"),
+    (["build-bank", "--generator", "ollama:tiny", "--base-url", "ftp://x", "--out",
+      "{tmp}/b.parquet"], r"base URL must start with http:// or https://"),
+    (["build-bank", "--generator", "ollama:tiny", "--base-url", "{down}", "--per-pair", "1",
+      "--prompts", "0", "--contexts", "0", "--texts-only", "--no-progress", "--timeout", "1",
+      "--out", "{tmp}/b.parquet"],
+     r"failed after \d+ tries: connection refused.*finished chunks are kept"),
+]
+
+
+@pytest.mark.parametrize("args, pattern", OTHER_COMMANDS,
+                         ids=[" ".join(a[:3]) for a, _ in OTHER_COMMANDS])
+def test_other_commands_one_line_exit_2(tmp_path, capsys, args, pattern):
+    (tmp_path / "not_a_bank.parquet").write_text("hello")
+    args = [a.format(tmp=tmp_path, down=_down_url()) for a in args]
+    code, err = _run(capsys, *args)
+    assert code == 2, (args, err)
+    assert err.count("\n") == 1 and "Traceback" not in err, (args, err)
+    assert re.search(pattern, err), (args, err)

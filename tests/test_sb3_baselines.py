@@ -85,7 +85,7 @@ def test_ppo_beats_uniform_random_on_a_low_noise_env_and_is_reproducible():
 def test_invalid_arguments_raise_clear_errors():
     table = [
         (dict(algo="SAC"), ValueError, "algo must be one of"),
-        (dict(algo="PPO", hyper={"gamma": 2.0}), ValueError, "gamma must be in"),
+        (dict(algo="PPO", hyper={"gamma": 2.0}), ValueError, "gamma must be a finite number"),
     ]
     for kwargs, error, pattern in table:
         with pytest.raises(error, match=pattern):

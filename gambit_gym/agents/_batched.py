@@ -173,6 +173,9 @@ class BatchedAgent:
             seed: base seed, or None for fresh entropy.
             replicates: R.
         """
+        if not isinstance(getattr(spec, "n_actions", None), (int, np.integer)):
+            raise ValueError(f"{type(self).__name__}.reset needs the env's description "
+                             f"(env.unwrapped.describe()), got {type(spec).__name__}")
         self.spec = spec
         self.replicates = check_positive_int("replicates", replicates)
         self.streams = CounterStreams(replicate_keys(seed, self.replicates))
@@ -295,6 +298,12 @@ class BatchedAgent:
         if obs.ndim == 0 or obs.shape[0] != self.replicates:
             raise ValueError(f"expected a batch of {self.replicates} observations, got shape "
                              f"{obs.shape}")
+        space = getattr(self.spec, "observation_space", None)
+        shape = getattr(space, "shape", None)
+        if shape is not None and (obs.shape[1:] != tuple(shape) or obs.dtype.kind not in "iuf"):
+            raise ValueError(f"expected observations of shape {tuple(shape)} (numbers, from the "
+                             f"env's observation_space), got {obs.shape[1:]} of dtype "
+                             f"{obs.dtype}")
         return obs
 
     def _setup(self, spec: EnvDescription) -> None:

@@ -83,6 +83,10 @@ def names() -> list[str]:
 def resolve(name_or_class: str | type | Callable[..., Any]) -> Callable[..., Any]:
     """The factory behind a registered name, a ``"module:Class"`` path, or a class itself."""
     if not isinstance(name_or_class, str):
+        if not callable(name_or_class):
+            raise ValueError(f"an agent must be a registered name, a 'module:Class' path, or an "
+                             f"agent class or factory; got {name_or_class!r} "
+                             f"({type(name_or_class).__name__})")
         return name_or_class
     _load_builtin()
     if name_or_class in _REGISTRY:

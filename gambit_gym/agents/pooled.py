@@ -86,7 +86,7 @@ class PopulationGambitTS:
             if self.noise != "env":
                 raise ValueError(f"noise must be 'env' or a noise sd > 0, got {self.noise!r}")
         else:
-            check_number("noise ('env' or a noise sd)", self.noise, minimum=0.0, strict=True)
+            check_number("noise", self.noise, minimum=0.0, strict=True)
 
     # ------------------------------------------------------------------ protocol
     def reset(self, spec: EnvDescription, agents: Sequence[str], seed: int | None = None) -> None:

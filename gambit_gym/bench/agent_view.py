@@ -125,6 +125,8 @@ def make_factory(agent: Any, agent_kwargs: dict[str, Any],
     """
     from gambit_gym.agents.base import resolve
 
+    if is_instance(agent) and not hasattr(agent, "act"):
+        resolve(agent)  # not an agent object, nor a name or factory: resolve says what is
     if is_instance(agent):
         if agent_kwargs:
             raise ValueError("agent_kwargs were given but the agent is an instance; pass its "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -32,6 +33,7 @@ from gambit_gym._validate import (
     check_positive_int,
     check_propensities,
     check_propensity_rows,
+    check_seed,
 )
 from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench.agent_view import agent_description, agent_info, context_ids_of, make_factory
@@ -119,9 +121,12 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     horizon = check_positive_int("horizon", horizon)
     replicates = check_positive_int("replicates", replicates)
     n_propensity_samples = check_positive_int("n_propensity_samples", n_propensity_samples)
-    if not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_seed("seed", seed)
+    if seed is None:
+        raise ValueError("seed must be a non-negative integer (a run is reproducible), got None")
+    for what, value in (("env_kwargs", env_kwargs), ("agent_kwargs", agent_kwargs)):
+        if value is not None and not isinstance(value, Mapping):
+            raise ValueError(f"{what} must be a dict of keyword arguments, got {value!r}")
     env_kwargs = dict(env_kwargs or {})
     agent_kwargs = dict(agent_kwargs or {})
     label = _agent_label(agent)

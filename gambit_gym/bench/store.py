@@ -187,7 +187,8 @@ class ResultStore:
         try:
             con = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
         except sqlite3.Error as exc:
-            raise ValueError(f"cannot open results store {self.path}: {exc}") from None
+            raise ValueError(f"cannot open results store {self.path}: {exc} (does its folder "
+                             "exist, and can it be written?)") from None
         try:
             try:
                 con.execute("PRAGMA journal_mode=WAL")
