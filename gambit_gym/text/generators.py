@@ -716,7 +716,8 @@ class _HTTPGenerator(BaseGenerator):
     host and port (307/308, which keep the POST) is followed; one to any other origin is refused,
     so the ``Authorization`` header never reaches a host the user did not name. Error texts
     never carry the API key: a 401/403 reply's body is not shown, and any other body shown is
-    cut to 200 characters with the key masked.
+    cut to 200 characters with the key masked. Proxy variables and ``.netrc`` are not read
+    (``trust_env=False``): the request goes to the base URL's host and nowhere else.
     """
 
     hint = ""
