@@ -38,6 +38,11 @@ class GambitStepInfo(TypedDict):
     Every value is a numpy scalar, a numpy array or a ``np.str_`` (a ``str``), so Gymnasium's
     vector envs batch it into plain arrays, ``DictInfoToList`` splits it back, and torchrl's
     default info reader stores it without a custom reader.
+
+    Two parts: what a deployed app would see (``text``, ``prompt_id``, ``prompt``,
+    ``embedding``, ``embedding_names``, ``context``) and the evaluation-only oracle fields
+    (``expected_reward``, ``optimal_action``, ``optimal_expected_reward``, ``regret``). Agents
+    run by the benchmark harness get only the first part (``gambit_gym.bench.agent_view``).
     """
 
     text: np.str_
@@ -94,7 +99,8 @@ class GambitEnv(gym.Env):
     ## Rewards
     ``outcome(true embedding of the message[, context]) + N(0, noise_sd²)``, on the scale of
     square-root daily steps (about 83). ``info["regret"]`` is the expected regret
-    ``E[Y | c, best] - E[Y | c, chosen]``, exact over the bank and the noise.
+    ``E[Y | c, best] - E[Y | c, chosen]``, exact over the bank and the noise: an
+    evaluation-only field, like the other oracle keys, which agents run by the harness never see.
 
     ## Generator
     The bank (default: shipped, SmolLM2-135M-Instruct, MiniLM style axes). ``GambitIHS-Live-v0``
