@@ -105,9 +105,11 @@ def test_leaderboard_refuses_mixed_banks_and_suite_definitions(store, tmp_path, 
 
 def _old_layout(store, tmp_path):
     path = _copy(store, tmp_path, "old.sqlite")
-    with sqlite3.connect(path) as con:  # the layout before provenance was recorded
+    con = sqlite3.connect(path)  # the layout before provenance was recorded
+    with con:
         con.execute("ALTER TABLE units DROP COLUMN provenance")
         con.execute("UPDATE units SET unit = json_remove(unit, '$.suite_fingerprint')")
+    con.close()  # checkpoints the write-ahead log into the file
     return path
 
 
@@ -118,15 +120,29 @@ def _columns(path):
 
 def test_store_of_before_provenance_still_reads(store, tmp_path):
     path = _old_layout(store, tmp_path)
+    before = path.read_bytes()
     assert "provenance" not in _columns(path)
-    old = ResultStore(path, create=False)
-    assert "provenance" in _columns(path)  # opened writable: the column is added, empty
-    records = old.records()
-    assert len(records) == 6 and all(r.provenance == {} for r in records)
-    assert all(r.unit.suite_fingerprint == "" for r in records)
-    board = Leaderboard.from_store(old, reps=100)
-    assert board.provenance["without_provenance"] == 6
-    assert "6 (6 written before provenance was recorded)" in board.render("md")
+    for read_only in (True, False):
+        old = ResultStore(path, read_only=read_only, create=False)
+        records = old.records()
+        assert len(records) == 6 and all(r.provenance == {} for r in records)
+        assert all(r.unit.suite_fingerprint == "" for r in records)
+        board = Leaderboard.from_store(old, reps=100)
+        assert board.provenance["without_provenance"] == 6
+        assert "6 (6 written before provenance was recorded)" in board.render("md")
+        if read_only:
+            with pytest.raises(ValueError, match="read-only"):
+                old.add(records[0])
+            assert path.read_bytes() == before  # mode=ro: not a byte changed
+    assert "provenance" not in _columns(path)  # reading does not change the layout
+    # the first write adds the column, empty for the old units
+    new = store.records()[0]
+    moved = type(new)(**{**new.__dict__, "unit": type(new.unit)(
+        **{**new.unit.__dict__, "rep_start": 99})})
+    assert ResultStore(path).add(moved)
+    assert "provenance" in _columns(path)
+    provs = [r.provenance for r in ResultStore(path).records()]
+    assert provs.count({}) == 6 and len(provs) == 7
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files")

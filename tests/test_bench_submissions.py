@@ -76,9 +76,11 @@ def test_identical_units_are_kept_once(stores, tmp_path):
     root, _ = stores
     copy = tmp_path / "copy.sqlite"
     shutil.copy(root / "part1.sqlite", copy)
-    report = merge_stores(tmp_path / "m.sqlite", [root / "part1.sqlite", copy,
-                                                  root / "part2.sqlite"])
+    inputs = [root / "part1.sqlite", copy, root / "part2.sqlite"]
+    before = [p.read_bytes() for p in inputs]
+    report = merge_stores(tmp_path / "m.sqlite", inputs)
     assert (report.units, report.duplicates) == (6, 3)
+    assert [p.read_bytes() for p in inputs] == before  # inputs opened read-only
 
 
 def _tamper(path, agent, delta=0.5, key="final_regret"):

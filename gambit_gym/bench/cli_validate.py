@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print one line per re-run unit; exit status 1 if any did not reproduce."""
-    checks = validate_store(ResultStore(args.store, create=False), args.suite,
+    checks = validate_store(ResultStore(args.store, read_only=True), args.suite,
                             units=args.units, replicates=args.replicates, seed=args.seed)
     for check in checks:
         status = "ok" if check.ok else "MISMATCH"

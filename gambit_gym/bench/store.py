@@ -10,8 +10,9 @@ Arrays are kept as compressed ``.npz`` blobs in two columns: ``summary`` (per-st
 cumulative regret and final regrets, small, read by leaderboards and plots) and ``logs``
 (actions, rewards, propensities, contexts, read only by the off-policy export). The
 ``provenance`` column (JSON, :mod:`gambit_gym.bench.provenance`) was added later: a store
-written before it gains the column (empty, ``{}``) when it is next opened for writing, and is
-read as it is where it cannot be written.
+written before it is read as it is (provenance ``{}``) and gains the column, empty, on its next
+write. ``read_only=True`` opens a store with SQLite's ``mode=ro`` (merge and validate read
+other people's stores that way).
 """
 
 from __future__ import annotations
@@ -122,19 +123,28 @@ class ResultStore:
     Args:
         path: the store file (e.g. ``results.sqlite``).
         create: create the file if it is missing; when False a missing file is an error.
+        read_only: open the existing file read-only (SQLite ``mode=ro``): nothing is ever
+            written to it, writes raise ``ValueError``.
 
     Raises:
         FileNotFoundError: ``create`` is False and there is no store at ``path``.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        self._open_read_only = read_only
+        if (read_only or not create) and not self.path.is_file():
             raise FileNotFoundError(f"no results store at {self.path}")
         if self.path.is_dir():
             raise ValueError(f"{self.path} is a directory; the store is one SQLite file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.read_only = False
+        self.read_only = read_only
+        if read_only:  # opened with SQLite's mode=ro: the file is never changed
+            with self._connect() as con:
+                self._check_tables(con)
+                self._provenance = self._has_provenance_column(con)
+            return
         with self._connect() as con:
             try:
                 con.executescript(_SCHEMA)
@@ -149,7 +159,7 @@ class ResultStore:
                 raise ValueError(f"{self.path} is not a results store (SQLite): {exc}") \
                     from None
             self._check_tables(con)
-            self._provenance = self._add_provenance_column(con)
+            self._provenance = self._has_provenance_column(con)
 
     def _check_tables(self, con: sqlite3.Connection) -> None:
         """Refuse a SQLite file that is some other program's database (or a damaged store)."""
@@ -171,21 +181,23 @@ class ResultStore:
                              "permissions); copy it somewhere writable or give another --out")
 
     @staticmethod
-    def _add_provenance_column(con: sqlite3.Connection) -> bool:
-        """Give a store of before provenance its column; False where it cannot be written."""
-        names = {row[1] for row in con.execute("PRAGMA table_info(units)")}
-        if "provenance" in names:
-            return True
-        try:
+    def _has_provenance_column(con: sqlite3.Connection) -> bool:
+        return "provenance" in {row[1] for row in con.execute("PRAGMA table_info(units)")}
+
+    def _add_provenance_column(self, con: sqlite3.Connection) -> None:
+        """Give a store of before provenance its column (empty) before the first write."""
+        if not self._provenance and not self._has_provenance_column(con):
             con.execute("ALTER TABLE units ADD COLUMN provenance TEXT NOT NULL DEFAULT '{}'")
-        except sqlite3.OperationalError:  # read-only: read it as it is
-            return False
-        return True
+        self._provenance = True
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            con = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
+            if getattr(self, "_open_read_only", False):
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                con = sqlite3.connect(uri, uri=True, timeout=120.0, isolation_level=None)
+            else:
+                con = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
         except sqlite3.Error as exc:
             raise ValueError(f"cannot open results store {self.path}: {exc} (does its folder "
                              "exist, and can it be written?)") from None
@@ -281,6 +293,7 @@ class ResultStore:
                json.dumps(record.provenance, sort_keys=True, default=str))
         self._writable()
         with self._connect() as con:
+            self._add_provenance_column(con)
             con.execute("BEGIN IMMEDIATE")
             try:
                 if writer is not None:
@@ -424,6 +437,7 @@ class ResultStore:
         keys = [k.strip() for k in names.split(",")]
         added = 0
         with self._connect() as con:
+            self._add_provenance_column(con)
             con.execute("BEGIN IMMEDIATE")
             try:
                 for row in rows:

@@ -105,7 +105,7 @@ def merge_stores(out: str | Path, inputs: list[str | Path]) -> MergeReport:
     duplicates = 0
     per_input: dict[str, int] = {}
     for p in paths:
-        store = ResultStore(p, create=False)
+        store = ResultStore(p, read_only=True)
         rows = store.raw_rows()
         per_input[str(p)] = len(rows)
         for row in rows:
