@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 
 import gymnasium as gym
 import numpy as np
-from scipy import stats
 
 import gambit_gym  # noqa: F401  (registers the envs)
 from gambit_gym import agents
+from gambit_gym.core.intervals import mean_interval
 
 SUITES = {
     "linear": ("MixedEffectLinear-v0",
@@ -62,9 +62,8 @@ def run_batched(env_id: str, agent_name: str, runs: int, horizon: int, seed: int
 
 
 def summarize(cum: np.ndarray) -> dict:
-    n = cum.size
-    half = stats.t.ppf(0.975, n - 1) * cum.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
-    return {"mean": float(cum.mean()), "ci95": float(half), "runs": int(n)}
+    mean, half = mean_interval(cum)
+    return {"mean": mean, "ci95": float(half), "runs": int(cum.size)}
 
 
 def main(args: Args) -> dict:

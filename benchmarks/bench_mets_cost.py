@@ -18,9 +18,9 @@ import numpy as np
 from gymnasium import spaces
 from scipy import linalg
 
-from gambit_gym.agents.base import EnvDescription
 from gambit_gym.agents.mets import MeTSFa, MeTSLin
 from gambit_gym.agents.mets_structure import MixedEffectStructure
+from gambit_gym.core.description import EnvDescription
 
 
 @dataclass

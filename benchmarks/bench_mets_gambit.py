@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-import numpy as np
-from scipy import stats
-
 import gambit_gym  # noqa: F401  (registers the envs)
 from gambit_gym.agents import names
 from gambit_gym.bench import run
+from gambit_gym.core.intervals import mean_interval
 
 FALLBACK_PATHS = {"poGAMBITTS": "gambit_gym.agents.gambitts:POGambitTS",
                   "StdTS": "gambit_gym.agents.stdts:StdTS"}
@@ -44,8 +42,8 @@ def main(args: Args) -> None:
             res = run(args.env, target, horizon=args.horizon, replicates=args.runs,
                       seed=args.seed, env_kwargs={"n_prompts": K}, progress=False)
             cum = res.regret.sum(axis=1)
-            half = stats.t.ppf(0.975, cum.size - 1) * cum.std(ddof=1) / np.sqrt(cum.size)
-            print(f"  {agent:12s} {cum.mean():9.1f} ± {half:7.1f}  ({res.wall_time_s:6.1f} s)",
+            mean, half = mean_interval(cum)
+            print(f"  {agent:12s} {mean:9.1f} ± {half:7.1f}  ({res.wall_time_s:6.1f} s)",
                   flush=True)
 
 

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 import gambit_gym  # noqa: F401  (registers the ids)
+from gambit_gym.core.intervals import mean_interval
 
 ENV_ID = "GambitIHS-v0"
 
@@ -100,9 +101,8 @@ def main() -> None:
             for center in (False, True):
                 kwargs = {**order_kwargs, "center_rewards": center}
                 values = np.array([fn(kwargs, s) for s in range(args.seeds)])
-                half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 \
-                    else float("nan")
-                cells.append(f"{values.mean():.1f} ± {half:.1f}")
+                mean, half = mean_interval(values)
+                cells.append(f"{mean:.1f} ± {half:.1f}")
             print(f"| {name} | {order} | {cells[0]} | {cells[1]} |", flush=True)
     print()
     print(f"({time.perf_counter() - start:.0f} s)")

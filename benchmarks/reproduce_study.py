@@ -32,6 +32,7 @@ import numpy as np
 
 import gambit_gym  # noqa: F401
 from gambit_gym.bench import run
+from gambit_gym.core.intervals import mean_interval
 from gambit_gym.envs.diagnostics import ranking_floor
 
 MISSPEC = [("optimism", "GambitIHS-1D-v0"), ("severity", "GambitIHS-Misspec-Severity-v0"),
@@ -103,8 +104,8 @@ def optimism_correlations() -> dict[str, dict[str, float]]:
 
 
 def ci(final: np.ndarray) -> tuple[float, float]:
-    mean = float(final.mean())
-    return mean, float(1.96 * final.std(ddof=1) / np.sqrt(len(final)))
+    """Mean and 95% Student-t half-width (the library's one interval, core.intervals)."""
+    return mean_interval(final)
 
 
 def main(args: Args) -> None:

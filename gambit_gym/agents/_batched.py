@@ -15,7 +15,7 @@ import numpy as np
 
 from gambit_gym._validate import check_index, check_index_array, check_number, check_positive_int
 from gambit_gym.agents._rng import CounterStreams, replicate_keys
-from gambit_gym.agents.base import EnvDescription
+from gambit_gym.core.description import EnvDescription
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, context_ids
 
 #: Env ids the GAMBIT agents run on (the contract test uses the first).

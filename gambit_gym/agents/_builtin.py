@@ -1,10 +1,9 @@
-"""Registers the built-in agents by name (string entry points, imported on first use).
+"""The built-in agents as a data table: name -> (``"module:factory"``, family, one line).
 
-Each row also says the agent's family and what it does in one line: ``gambit-gym agents``
-prints them, so the list of agents is written here once.
+Pure data (it imports nothing): :mod:`gambit_gym.agents.base` seeds the registry from it, and
+``gambit-gym agents`` prints its families and lines, so the list of agents is written here once.
+Each module is imported only when its agent is made, so ``import gambit_gym`` stays light.
 """
-
-from gambit_gym.agents.base import register
 
 GAMBITTS = "GAMBITTS"
 CLASSIC = "classic bandit"
@@ -58,7 +57,7 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
                "disjoint GLM Thompson sampling, Laplace posterior per action"),
     "UCB-GLM": ("gambit_gym.agents.mets:UCBGLM", METS,
                 "UCB-GLM per action (Li et al. 2017)"),
-    # stable-baselines3 baselines: runner = "sb3", run whole by gambit_gym.baselines.sb3
+    # stable-baselines3 baselines: WholeRunAgents, run whole by gambit_gym.baselines.sb3
     "PPO": ("gambit_gym.baselines.sb3:PPOBaseline", RL,
             "PPO with gamma 0: a decision's value is its immediate reward"),
     "A2C": ("gambit_gym.baselines.sb3:A2CBaseline", RL,
@@ -66,6 +65,3 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     "DQN": ("gambit_gym.baselines.sb3:DQNBaseline", RL,
             "DQN with gamma 0: a decision's value is its immediate reward"),
 }
-
-for _name, (_path, _family, _about) in BUILTIN.items():
-    register(_name, _path)

@@ -5,7 +5,7 @@ single agents seeded ``seed + r`` make. Each replicate owns a 64-bit key (drawn 
 ``np.random.default_rng(seed + r)``); every draw is a hash of (key, counter, stream, index), so
 a batch of replicates draws in one numpy call, and the draws of one replicate never depend on
 how many other replicates share the batch, nor on whether propensities were computed in between.
-The hash is :mod:`gambit_gym.envs.counter_rng`'s.
+The hash is :mod:`gambit_gym.core.counter_rng`'s (the envs use the same one).
 """
 
 from __future__ import annotations
@@ -15,26 +15,17 @@ import functools
 import numpy as np
 from scipy.special import gammaincinv, ndtri
 
-from gambit_gym.envs import counter_rng
+from gambit_gym.core import counter_rng
 
 _INDEX = np.uint64(0x632BE59BD9B4E019)
 _GAMMA_TRIES = 3
 _S11 = np.uint64(11)
 _LATER = np.arange(1, _GAMMA_TRIES)  # the indices of a draw's later gamma proposals
-_offset = counter_rng._offset  # the (counter, stream) part of a pre-hash value
+_offset = counter_rng.offset  # the (counter, stream) part of a pre-hash value
 
 
 def _mix_twice(x: np.ndarray) -> None:
-    t = np.empty_like(x)
-    for _ in range(2):
-        np.right_shift(x, counter_rng._S30, out=t)
-        x ^= t
-        x *= counter_rng._M1
-        np.right_shift(x, counter_rng._S27, out=t)
-        x ^= t
-        x *= counter_rng._M2
-        np.right_shift(x, counter_rng._S31, out=t)
-        x ^= t
+    counter_rng.mix_inplace(x, rounds=2)
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,4 +1,4 @@
-"""The agent protocol, the description an agent receives, and the agent registry.
+"""The agent registry (and, re-exported from :mod:`gambit_gym.core`, the agent protocol).
 
 An agent is anything with ``reset / act / update / action_probabilities`` (see :class:`Agent`).
 Agents are registered by name, like environments, so that the benchmark harness, the CLI and a
@@ -10,61 +10,19 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import gymnasium as gym
-import numpy as np
+from gambit_gym.agents._builtin import BUILTIN
+from gambit_gym.core.description import EnvDescription
+from gambit_gym.core.protocol import Agent
 
-
-@dataclass(frozen=True)
-class EnvDescription:
-    """What an agent may know about an environment before it acts.
-
-    Attributes:
-        n_actions: number of actions ``K``.
-        action_space: the env's action space.
-        observation_space: the env's observation space.
-        embedding_names: names of the *working* embedding dims (what ``info["embedding"]`` holds).
-        context_names: names of the observation's parts.
-        n_contexts: number of distinct contexts (12 for IHS; 0 where contexts are continuous).
-        simulator: simulator access (an object with ``simulate`` / ``cell_embeddings`` /
-            ``mean_embeddings``), or None where the configuration gives none.
-        noise_sd: the env's reward noise sd (agents may use it only where their spec allows).
-        horizon: episode length.
-        extra: env-specific facts (e.g. feature dimension of a linear env).
-    """
-
-    n_actions: int
-    action_space: gym.Space
-    observation_space: gym.Space
-    embedding_names: tuple[str, ...] = ()
-    context_names: tuple[str, ...] = ()
-    n_contexts: int = 0
-    simulator: Any = None
-    noise_sd: float | None = None
-    horizon: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Agent", "EnvDescription", "make", "names", "register", "resolve"]
 
 
-@runtime_checkable
-class Agent(Protocol):
-    """The two-verb agent protocol (plus reset and propensities)."""
-
-    def reset(self, spec: EnvDescription, seed: int | None = None) -> None:
-        """Forget everything and prepare for ``spec``; all randomness is seeded from ``seed``."""
-
-    def act(self, obs: Any) -> int:
-        """Choose an action for observation ``obs``."""
-
-    def update(self, obs: Any, action: int, reward: float, info: dict) -> None:
-        """Learn from one step's outcome (``info`` is the env's step info)."""
-
-    def action_probabilities(self, obs: Any, n_samples: int = 1000) -> np.ndarray:
-        """``(n_actions,)`` probabilities that ``act(obs)`` picks each action, now."""
-
-
-_REGISTRY: dict[str, Callable[..., Any]] = {}
+#: name -> factory (a callable or a ``"module:attr"`` path). The built-in agents come from the
+#: data table :data:`gambit_gym.agents._builtin.BUILTIN`, imported only when made.
+_REGISTRY: dict[str, Callable[..., Any] | str] = {
+    name: path for name, (path, _family, _about) in BUILTIN.items()}
 
 
 def register(name: str, factory: Callable[..., Any] | str) -> None:
@@ -76,7 +34,6 @@ def register(name: str, factory: Callable[..., Any] | str) -> None:
 
 def names() -> list[str]:
     """Registered agent names, sorted."""
-    _load_builtin()
     return sorted(_REGISTRY)
 
 
@@ -88,7 +45,6 @@ def resolve(name_or_class: str | type | Callable[..., Any]) -> Callable[..., Any
                              f"agent class or factory; got {name_or_class!r} "
                              f"({type(name_or_class).__name__})")
         return name_or_class
-    _load_builtin()
     if name_or_class in _REGISTRY:
         factory = _REGISTRY[name_or_class]
         return _import_path(factory) if isinstance(factory, str) else factory
@@ -128,15 +84,3 @@ def _import_path(path: str) -> Callable[..., Any]:
         raise ValueError(f"agent {path!r} names a {type(target).__name__}, not an agent class "
                          "or factory")
     return target
-
-
-_BUILTIN_LOADED = False
-
-
-def _load_builtin() -> None:
-    """Import the modules that register the built-in agents (lazily, to keep imports light)."""
-    global _BUILTIN_LOADED
-    if _BUILTIN_LOADED:
-        return
-    _BUILTIN_LOADED = True
-    from gambit_gym.agents import _builtin  # noqa: F401  (registers on import)

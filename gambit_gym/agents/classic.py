@@ -30,7 +30,7 @@ from gambit_gym.agents._batched import (
     two_arm_probabilities,
 )
 from gambit_gym.agents._rng import argmax_random_ties, tie_probabilities
-from gambit_gym.agents.base import EnvDescription
+from gambit_gym.core.description import EnvDescription
 
 
 def _is_mixed_effect(spec: EnvDescription) -> bool:

@@ -47,8 +47,8 @@ from gambit_gym.agents._batched import (
     require_contexts,
     require_simulator,
 )
-from gambit_gym.agents.base import EnvDescription
 from gambit_gym.agents.gambitts import FOGambitTS
+from gambit_gym.core.description import EnvDescription
 
 _CHUNK_ELEMENTS = 1 << 24  # bound on hidden activations materialised at once when scoring
 _CPU_TRAIN_ELEMENTS = 1 << 21  # hidden activations per training chunk on a CPU (see _train_step)

@@ -40,7 +40,7 @@ from gambit_gym.agents._batched import (
     require_simulator,
     two_arm_probabilities,
 )
-from gambit_gym.agents.base import EnvDescription
+from gambit_gym.core.description import EnvDescription
 
 
 @dataclass(eq=False)

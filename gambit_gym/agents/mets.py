@@ -36,7 +36,6 @@ import numpy as np
 from gymnasium import spaces
 
 from gambit_gym._validate import check_positive_int
-from gambit_gym.agents.base import EnvDescription
 from gambit_gym.agents.mets_glm import GaussianStats, LaplaceStats
 from gambit_gym.agents.mets_posterior import (
     argmax_random_ties,
@@ -52,6 +51,7 @@ from gambit_gym.agents.mets_structure import (
     gambit_features,
     gambit_structure,
 )
+from gambit_gym.core.description import EnvDescription
 
 LIKELIHOODS: tuple[str, ...] = ("gaussian", "logistic", "auto")
 _PROPENSITY_CHUNK = 512

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gambit_gym._validate import check_number
-from gambit_gym.agents.base import EnvDescription
+from gambit_gym.core.description import EnvDescription
 
 
 def _spd(name: str, mat: np.ndarray) -> None:

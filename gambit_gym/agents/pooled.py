@@ -32,7 +32,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from gambit_gym._validate import check_number
-from gambit_gym.agents.base import EnvDescription
+from gambit_gym.core.description import EnvDescription
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS, context_ids
 
 POOLINGS: tuple[str, ...] = ("pooled", "mixed", "independent")

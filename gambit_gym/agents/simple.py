@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from gambit_gym.agents.base import EnvDescription
+from gambit_gym.core.description import EnvDescription
 from gambit_gym.text.contexts import STEP_BUCKETS
 
 _PROPENSITY_STREAM = 0x70726F70  # "prop": keeps the estimate's draws apart from act's

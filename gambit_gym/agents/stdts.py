@@ -23,7 +23,7 @@ from gambit_gym.agents._batched import (
     gambit_contexts,
     require_contexts,
 )
-from gambit_gym.agents.base import EnvDescription
+from gambit_gym.core.description import EnvDescription
 
 
 @dataclass(eq=False)

@@ -3,14 +3,14 @@
 The learning run *is* the study: SB3 learns from the env's transitions with ``model.learn``
 and every transition it takes is recorded — the regret from ``info["regret"]`` (the env owns
 the oracle), the observed reward, the action, the decision's context and the probability the
-policy gave that action. The result is a :class:`~gambit_gym.bench.result.RunResult`, the same
+policy gave that action. The result is a :class:`~gambit_gym.core.result.RunResult`, the same
 type the bandit runner returns, so RL baselines enter the same tables and leaderboards.
 
 Registered agent names ``PPO``, ``A2C`` and ``DQN`` map to :class:`PPOBaseline`,
 :class:`A2CBaseline` and :class:`DQNBaseline`. They are not step-by-step agents: SB3 owns its
-own loop, so their ``runner`` attribute is ``"sb3"`` and :func:`gambit_gym.bench.run` hands the
-whole run to :meth:`SB3Baseline.run`. :func:`run_sb3` is the same entry point without the
-registry.
+own loop, so they subclass :class:`~gambit_gym.core.protocol.WholeRunAgent` and
+:func:`gambit_gym.bench.run` hands the whole run to :meth:`SB3Baseline.run`. :func:`run_sb3` is
+the same entry point without the registry.
 
 stable-baselines3 (and torch) are imported only when a run starts, so ``import gambit_gym``
 stays light.
@@ -30,14 +30,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gambit_gym._validate import check_number, check_positive_int
-from gambit_gym.bench.result import RunResult
+from gambit_gym.core.protocol import WholeRunAgent
+from gambit_gym.core.result import RunResult
 
 ALGORITHMS: tuple[str, ...] = ("PPO", "A2C", "DQN")
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 
 
 @dataclass
-class SB3Baseline:
+class SB3Baseline(WholeRunAgent):
     """An SB3 algorithm with hyperparameters suited to one decision per step.
 
     Why these defaults: a GAMBIT step is a whole decision — the next context is drawn
@@ -66,7 +67,8 @@ class SB3Baseline:
     hyper: dict[str, Any] = field(default_factory=dict)
     policy: str = "MlpPolicy"
 
-    #: What :func:`gambit_gym.bench.run` checks to hand the run to :meth:`run`.
+    #: Kept for callers that read it; :func:`gambit_gym.bench.run` checks for a
+    #: :class:`~gambit_gym.core.protocol.WholeRunAgent` instead.
     runner: ClassVar[str] = "sb3"
 
     def __post_init__(self) -> None:

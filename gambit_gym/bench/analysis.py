@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gambit_gym.bench.units import UnitRecord, merge_moments
+from gambit_gym.core.intervals import mean_interval, t_quantile
 
 RANDOM, ORACLE = "Random", "Oracle"
 
@@ -93,15 +94,6 @@ class SettingStats:
         return self.curve_mean - half, self.curve_mean + half
 
 
-def t_quantile(confidence: float, n: int) -> float:
-    """Two-sided Student-t quantile for a mean over ``n`` values (NaN for ``n < 2``)."""
-    if n < 2:
-        return float("nan")
-    from scipy import stats
-
-    return float(stats.t.ppf(0.5 + confidence / 2, df=n - 1))
-
-
 def _non_overlapping(records: list[UnitRecord]) -> list[UnitRecord]:
     kept: list[UnitRecord] = []
     covered: set[int] = set()
@@ -134,9 +126,7 @@ def summarise(records: list[UnitRecord], *, by_suite: bool = True,
         recs = _non_overlapping(recs)
         n, curve_mean, curve_var = merge_moments(recs)
         final = np.concatenate([r.final_regret for r in recs])
-        mean = float(final.mean())
-        half = t_quantile(confidence, n) * float(final.std(ddof=1)) / np.sqrt(n) if n > 1 \
-            else float("nan")
+        mean, half = mean_interval(final, confidence)
         s = recs[0].unit.setting
         out.append(SettingStats(
             suite=suite, env_id=s.env_id, env_key=env_key, agent=s.agent, agent_key=agent_key,

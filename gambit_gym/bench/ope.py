@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from gambit_gym.bench.result import RunResult
 from gambit_gym.bench.units import UnitRecord
+from gambit_gym.core.result import RunResult
 
 ESTIMATORS: tuple[str, ...] = ("IPW", "SNIPW", "DM", "DR")
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from gambit_gym.core.protocol import WholeRunAgent
+
 
 class AgentCheckError(ValueError):
     """The agent failed a check; the message is one line with the fix."""
@@ -58,7 +60,7 @@ def check_agent(agent: str, agent_kwargs: dict[str, Any],
             f"{name}: building it with kwargs {agent_kwargs!r} failed "
             f"({type(exc).__name__}: {_first_line(exc)}); pass only the kwargs its constructor "
             "takes (--add-agent-kwargs)") from None
-    if getattr(agent_obj, "runner", None) == "sb3":
+    if isinstance(agent_obj, WholeRunAgent):
         return []  # runs whole through its own loop
     for method in ("reset", "act", "update"):
         if not callable(getattr(agent_obj, method, None)):

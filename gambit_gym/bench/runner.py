@@ -38,7 +38,8 @@ from gambit_gym._validate import (
 from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench.agent_view import agent_description, agent_info, context_ids_of, make_factory
 from gambit_gym.bench.propensity import PropensityLog
-from gambit_gym.bench.result import RunResult
+from gambit_gym.core.protocol import WholeRunAgent
+from gambit_gym.core.result import RunResult
 
 
 def _agent_label(agent: Any) -> str:
@@ -132,7 +133,7 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     label = _agent_label(agent)
     make_agent = make_factory(agent, agent_kwargs, device)
     agent_obj = make_agent()
-    if getattr(agent_obj, "runner", None) == "sb3":
+    if isinstance(agent_obj, WholeRunAgent):  # e.g. SB3: it owns its training loop
         result = agent_obj.run(env_id, horizon=horizon, replicates=replicates, seed=seed,
                                env_kwargs=env_kwargs, device=device)
         result.agent = label

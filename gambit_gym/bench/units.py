@@ -22,8 +22,8 @@ import numpy as np
 
 from gambit_gym._validate import check_positive_int
 from gambit_gym.agents._batched import PROPENSITY_RSE
-from gambit_gym.bench.result import RunResult
 from gambit_gym.bench.suites import Setting, Suite
+from gambit_gym.core.result import RunResult
 
 DEFAULT_CHUNK = 50
 

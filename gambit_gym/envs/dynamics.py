@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from gambit_gym._validate import check_index, check_positive_int
-from gambit_gym.envs import counter_rng
+from gambit_gym.core import counter_rng
 from gambit_gym.envs.config import GambitConfig
 from gambit_gym.envs.outcomes import (
     ContextTerms,

@@ -10,8 +10,8 @@ import numpy as np
 from gymnasium import spaces
 
 from gambit_gym._validate import check_index, check_seed, unexpected_kwargs_error
-from gambit_gym.agents.base import EnvDescription
-from gambit_gym.envs import counter_rng
+from gambit_gym.core import counter_rng
+from gambit_gym.core.description import EnvDescription
 from gambit_gym.envs.config import GambitConfig, make_config, valid_kwargs
 from gambit_gym.envs.dynamics import (
     GambitSimulator,

@@ -33,7 +33,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from gambit_gym._validate import check_positive_int, check_seed
-from gambit_gym.envs import counter_rng
+from gambit_gym.core import counter_rng
 from gambit_gym.envs.config import make_config
 from gambit_gym.envs.dynamics import (
     build_tables,

@@ -29,7 +29,7 @@ from gambit_gym._validate import (
     check_seed,
     unexpected_kwargs_error,
 )
-from gambit_gym.agents.base import EnvDescription
+from gambit_gym.core.description import EnvDescription
 from gambit_gym.envs.episode import horizon_with_spec_limit, requested_max_episode_steps
 from gambit_gym.envs.render import (
     RENDER_MODES,

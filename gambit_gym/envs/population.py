@@ -22,8 +22,8 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from gambit_gym._validate import check_positive_int, check_seed
-from gambit_gym.agents.base import EnvDescription
-from gambit_gym.envs import counter_rng
+from gambit_gym.core import counter_rng
+from gambit_gym.core.description import EnvDescription
 from gambit_gym.envs.config import GambitConfig, make_config
 from gambit_gym.envs.dynamics import GambitTables, build_tables, reward_offset, step_dynamics
 from gambit_gym.envs.gambit_env import describe_env, simulator_for, validate_action
