@@ -114,6 +114,24 @@ def test_trickling_reply_is_cut_at_the_total_deadline():
         assert took < 2 * 0.8 + 1.5, f"a trickling server held the call {took:.1f} s"
 
 
+def test_trickling_headers_are_cut_at_the_total_deadline():
+    with FakeLLMServer() as srv:
+        srv.trickle_headers = 0.05  # ~80 header bytes: ~4 s, never 0.05 s of silence
+        gen = OllamaGenerator("tiny", base_url=srv.url, http=_http(timeout=0.8, retries=0))
+        start = time.monotonic()
+        with pytest.raises(GenerationError, match=r"no complete answer within 0.8 s"):
+            gen.generate([HOME], seed=0)
+        took = time.monotonic() - start
+        assert took < 0.8 + 1.0, f"a server trickling its headers held the call {took:.1f} s"
+
+
+def test_a_slow_but_steady_reply_within_the_deadline_is_read():
+    with FakeLLMServer() as srv:
+        srv.trickle_headers = 0.002
+        gen = OllamaGenerator("tiny", base_url=srv.url, http=_http(timeout=5, retries=0))
+        assert gen.generate([HOME], seed=0)[0].startswith("You are at home")
+
+
 # ------------------------------------------------------------------ retries
 @pytest.mark.parametrize("fails, retries, tries, ok", [
     ([429], 2, 2, True),

@@ -39,6 +39,8 @@ class FakeLLMServer:
             the generators' post-processing rejects and draws again.
         redirect_to: when set, every POST is answered ``307`` to this URL + the path.
         trickle: when > 0, the reply body is sent one byte every ``trickle`` seconds.
+        trickle_headers: when > 0, the status line and headers are sent one byte every
+            ``trickle_headers`` seconds (then the body at once).
         retry_after: ``Retry-After`` header value sent with 429 answers.
 
     A 401 answer echoes the ``Authorization`` header it got, as some real servers do
@@ -54,6 +56,7 @@ class FakeLLMServer:
         self.bad_replies = 0
         self.redirect_to: str | None = None
         self.trickle = 0.0
+        self.trickle_headers = 0.0
         self.retry_after: str | None = None
         self.lock = threading.Lock()
         server = self
@@ -100,6 +103,18 @@ class FakeLLMServer:
 
             def _send(self, code, obj):
                 data = json.dumps(obj).encode()
+                if server.trickle_headers > 0:
+                    head = (f"HTTP/1.1 {code} OK\r\nContent-Type: application/json\r\n"
+                            f"Content-Length: {len(data)}\r\n\r\n").encode()
+                    try:
+                        for i in range(len(head)):
+                            self.wfile.write(head[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(server.trickle_headers)
+                        self.wfile.write(data)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")

@@ -705,6 +705,78 @@ class _Retry(Exception):
         self.wait = wait
 
 
+def _deadline_backend(deadline: float) -> Any:
+    """An ``httpcore`` network backend whose every connect, read and write ends by ``deadline``.
+
+    httpx's timeouts are per operation: a server that sends one byte of its headers or body
+    every few seconds never trips them. Each operation here gets at most the time left until the
+    call's deadline (``time.monotonic()`` clock), and none starts after it, so one call is
+    bounded in total, headers included.
+    """
+    import httpcore
+
+    def left(timeout: float | None, exc: type[Exception]) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise exc("the request's total deadline has passed")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    class Stream(httpcore.NetworkStream):
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self._inner.read(max_bytes, left(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self._inner.write(buffer, left(timeout, httpcore.WriteTimeout))
+
+        def close(self) -> None:
+            self._inner.close()
+
+        def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                      timeout: float | None = None) -> Any:
+            return Stream(self._inner.start_tls(ssl_context, server_hostname,
+                                                left(timeout, httpcore.ConnectTimeout)))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._inner.get_extra_info(info)
+
+    class Backend(httpcore.NetworkBackend):
+        def __init__(self) -> None:
+            self._inner = httpcore.SyncBackend()
+
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                        local_address: str | None = None, socket_options: Any = None) -> Any:
+            return Stream(self._inner.connect_tcp(host, port, left(timeout,
+                                                                   httpcore.ConnectTimeout),
+                                                  local_address, socket_options))
+
+        def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                socket_options: Any = None) -> Any:
+            return Stream(self._inner.connect_unix_socket(
+                path, left(timeout, httpcore.ConnectTimeout), socket_options))
+
+        def sleep(self, seconds: float) -> None:
+            self._inner.sleep(seconds)
+
+    return Backend()
+
+
+def _transport(httpx: Any, deadline: float) -> Any:
+    """An httpx transport (no proxies, no .netrc) whose network operations end by ``deadline``.
+
+    httpx has no public hook for the network backend of its default transport; the pool's
+    backend attribute is set where it exists, and otherwise the deadline is still enforced
+    between received chunks (see :meth:`_HTTPGenerator._try`).
+    """
+    transport = httpx.HTTPTransport(trust_env=False)
+    pool = getattr(transport, "_pool", None)
+    if pool is not None and hasattr(pool, "_network_backend"):
+        pool._network_backend = _deadline_backend(deadline)
+    return transport
+
+
 def _origin(url: Any) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
 
@@ -790,7 +862,8 @@ class _HTTPGenerator(BaseGenerator):
         deadline = time.monotonic() + limit
         too_slow = f"no complete answer within {limit:g} s (timeout)"
         target = httpx.URL(url)
-        with httpx.Client(follow_redirects=False, trust_env=False) as client:
+        with httpx.Client(transport=_transport(httpx, deadline), follow_redirects=False,
+                          trust_env=False) as client:
             for _ in range(_MAX_REDIRECTS + 1):
                 left = deadline - time.monotonic()
                 if left <= 0:
