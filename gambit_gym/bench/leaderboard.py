@@ -361,6 +361,8 @@ class Leaderboard:
                      f'<tbody>{"".join(body)}</tbody></table>')
         parts += [f'<p class="note">{esc(note)}</p>' for note in self.score_notes()]
         if self.provenance is not None:
+            parts.append("<p>Provenance: where these units were run, on which bank, suite "
+                         "definition and agent code.</p>")
             parts.append(_html_table(["What", "Value"], self._provenance_rows(), "provenance"))
         if not full_page:
             return "\n".join(parts)
