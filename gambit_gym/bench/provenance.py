@@ -136,7 +136,9 @@ def collect(unit: Any, metadata: dict[str, Any]) -> dict[str, Any]:
         "bank": bank_info(s.env_id, dict(s.env_kwargs)),
         "suite": {"name": unit.suite, "fingerprint": unit.suite_fingerprint or None,
                   "protocol": unit.suite_protocol or None},
-        "agent": {"name": s.agent, "class": metadata.get("agent_class"),
+        # runners that build no agent object (the SB3 baselines) record no class: the name is
+        # then the most specific reference there is
+        "agent": {"name": s.agent, "class": metadata.get("agent_class") or s.agent,
                   "kwargs": json.loads(json.dumps(s.agent_kwargs, sort_keys=True, default=str)),
                   "version": metadata.get("agent_version")},
         "env": {"id": s.env_id,
