@@ -53,3 +53,39 @@ def test_mix_inplace_matches_hash64():
     x = keys + counter_rng.offset(7, counter_rng.STREAM_ROW)
     counter_rng.mix_inplace(x)
     assert np.array_equal(x, counter_rng.hash64(keys, 7, counter_rng.STREAM_ROW))
+
+
+def test_env_reports_the_context_id_the_action_was_taken_in():
+    import gymnasium as gym
+
+    from gambit_gym.text.contexts import context_ids
+
+    env = gym.make("GambitIHS-v0", horizon=30)
+    obs, info = env.reset(seed=3)
+    assert info["context_id"] == context_ids(obs[None])[0]
+    seen = set()
+    for _ in range(30):
+        taken_in = int(context_ids(obs[None])[0])
+        obs, _, _, _, info = env.step(env.action_space.sample())
+        assert info["context_id"] == taken_in
+        seen.add(taken_in)
+    assert len(seen) > 3
+    vec = gym.make_vec("GambitIHS-v0", 4, vectorization_mode="vector_entry_point")
+    obs, info = vec.reset(seed=3)
+    assert np.array_equal(info["context_id"], context_ids(obs))
+    _, _, _, _, step_info = vec.step(np.zeros(4, dtype=np.int64))
+    assert np.array_equal(step_info["context_id"], context_ids(obs))
+
+
+def test_runner_records_the_env_reported_contexts():
+    import gymnasium as gym
+
+    res = run("GambitIHS-v0", "Random", horizon=12, replicates=2, seed=4)
+    env = gym.make("GambitIHS-v0", horizon=12)
+    env.reset(seed=4)  # replicate 0 of the native vector env equals a single env seeded 4
+    expected = []
+    for a in res.actions[0]:
+        expected.append(env.step(int(a))[4]["context_id"])
+    assert np.array_equal(res.contexts[0], expected)
+    mixed = run("MixedEffectLinear-v0", "Random", horizon=5, replicates=2, seed=0)
+    assert mixed.contexts is None  # no discrete contexts reported: none recorded

@@ -71,7 +71,8 @@ def test_native_sync_and_async_give_identical_streams(env_id, autoreset):
     assert truncated_steps == [4, 9] if autoreset == AutoresetMode.NEXT_STEP else [4, 8]
     if autoreset == AutoresetMode.NEXT_STEP:  # the step after the boundary only resets
         _, rewards, _, _, info = native[5]
-        assert np.all(rewards == 0) and set(info) == {"context", "_context"}
+        assert np.all(rewards == 0) and set(info) == {"context", "_context",
+                                                     "context_id", "_context_id"}
 
 
 def test_autoreset_mode_is_declared_and_chosen_by_kwarg():

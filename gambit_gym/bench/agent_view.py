@@ -22,8 +22,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 #: Step-info keys an agent run by the harness receives (where the env provides them).
 AGENT_KEYS: tuple[str, ...] = ("context", "context_id", "prompt_id", "prompt", "text",
                                "embedding", "embedding_names", "reward")
@@ -148,13 +146,3 @@ def make_factory(agent: Any, agent_kwargs: dict[str, Any],
         except (TypeError, ValueError):
             pass
     return lambda: factory(**kwargs)
-
-
-def context_ids_of(obs: Any) -> np.ndarray | None:
-    """Context ids ``(R,)`` of IHS observations ``(R, 2)``; None for other observations."""
-    from gambit_gym.text.contexts import context_ids
-
-    obs = np.asarray(obs)
-    if obs.ndim == 2 and obs.shape[1] == 2 and np.issubdtype(obs.dtype, np.integer):
-        return context_ids(obs)
-    return None

@@ -172,7 +172,7 @@ def _run_population(agent: Any, horizon: int, replicates: int, seed: int, n_user
             current = {a: obs[a] for a in env.agents}
             chosen = population_agent.act(current)
             obs, rew, _, _, infos = env.step(chosen)
-            population_agent.update(current, chosen, rew, _agent_infos(current, rew, infos))
+            population_agent.update(current, chosen, rew, _agent_infos(rew, infos))
             for a, action in chosen.items():
                 i = index[a]
                 regret[r, i, t] = infos[a]["regret"]
@@ -187,13 +187,9 @@ def _run_population(agent: Any, horizon: int, replicates: int, seed: int, n_user
                             metadata={"env": "gambit_population_v0"})
 
 
-def _agent_infos(observations: dict[str, Any], rewards: dict[str, float],
+def _agent_infos(rewards: dict[str, float],
                  infos: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Each user's step info as an agent may see it (no oracle fields)."""
-    from gambit_gym.bench.agent_view import agent_info, context_ids_of
+    """Each user's step info as an agent may see it (no oracle fields; the env's context_id)."""
+    from gambit_gym.bench.agent_view import agent_info
 
-    out = {}
-    for a, info in infos.items():
-        ctx = context_ids_of(np.asarray(observations[a])[None]) if a in observations else None
-        out[a] = agent_info(info, rewards.get(a), None if ctx is None else int(ctx[0]))
-    return out
+    return {a: agent_info(info, rewards.get(a)) for a, info in infos.items()}

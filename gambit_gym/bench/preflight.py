@@ -46,7 +46,7 @@ def check_agent(agent: str, agent_kwargs: dict[str, Any],
     import gymnasium as gym
 
     from gambit_gym.agents.base import resolve
-    from gambit_gym.bench.agent_view import agent_description, agent_info, context_ids_of
+    from gambit_gym.bench.agent_view import agent_description, agent_info
 
     name = f"agent {agent}"
     try:
@@ -83,7 +83,7 @@ def check_agent(agent: str, agent_kwargs: dict[str, Any],
         env = gym.make(env_id, **env_kwargs)
         try:  # the same object on every env: reset() must forget everything anyway
             ratio = _one_step(agent_obj, env, where, propensities and has_props, n_samples, seed,
-                              agent_description, agent_info, context_ids_of)
+                              agent_description, agent_info)
         finally:
             env.close()
         if ratio is not None and ratio > 20 and not any("slower" in n for n in notices):
@@ -96,7 +96,7 @@ def check_agent(agent: str, agent_kwargs: dict[str, Any],
 
 
 def _one_step(agent: Any, env: Any, where: str, propensities: bool, n_samples: int, seed: int,
-              agent_description: Any, agent_info: Any, context_ids_of: Any) -> float | None:
+              agent_description: Any, agent_info: Any) -> float | None:
     """Reset, (propensities,) act, step and update once; the propensity/act time ratio."""
     obs, _ = env.reset(seed=seed)
     desc = agent_description(env.unwrapped.describe(), agent)
@@ -124,9 +124,7 @@ def _one_step(agent: Any, env: Any, where: str, propensities: bool, n_samples: i
             raise AgentCheckError(f"{where}: act() must return an int in 0..{k - 1}, got "
                                   f"{action!r}")
         next_obs, reward, *_, info = env.step(int(action))
-        ctx = context_ids_of(np.asarray(obs)[None])
-        agent.update(obs, int(action), float(reward),
-                     agent_info(info, float(reward), None if ctx is None else int(ctx[0])))
+        agent.update(obs, int(action), float(reward), agent_info(info, float(reward)))
     except AgentCheckError:
         raise
     except Exception as exc:

@@ -36,7 +36,7 @@ from gambit_gym._validate import (
     check_seed,
 )
 from gambit_gym.agents._batched import PROPENSITY_RSE
-from gambit_gym.bench.agent_view import agent_description, agent_info, context_ids_of, make_factory
+from gambit_gym.bench.agent_view import agent_description, agent_info, make_factory
 from gambit_gym.bench.propensity import PropensityLog
 from gambit_gym.core.protocol import WholeRunAgent
 from gambit_gym.core.result import RunResult
@@ -197,11 +197,6 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
     agent.reset_batch(agent_description(desc, agent), seed, replicates)
     rows, k = np.arange(replicates), desc.n_actions
     for t in range(horizon):
-        ctx = context_ids_of(obs)
-        if ctx is None:
-            contexts = None
-        elif contexts is not None:
-            contexts[:, t] = ctx
         if log is not None:
             p = log.batch(agent, obs)
         a = check_index_array("the actions returned by act_batch()", agent.act_batch(obs), k,
@@ -209,7 +204,8 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
         if log is not None:
             p = check_propensity_rows("action_probabilities_batch()", p, k, a)
         next_obs, r, _, _, info = envs.step(a)
-        agent.update_batch(obs, a, r, agent_info(info, r, ctx))
+        contexts = _record_contexts(contexts, np.s_[:, t], info)
+        agent.update_batch(obs, a, r, agent_info(info, r))
         regret[:, t] = info["regret"]
         rewards[:, t] = r
         actions[:, t] = a
@@ -233,10 +229,6 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
         for r, ag in enumerate(agents):
             ag.reset(agent_description(desc, ag), seed + r)
         for t in range(horizon):
-            ctx = context_ids_of(obs)
-            contexts = None if ctx is None or contexts is None else contexts
-            if contexts is not None:
-                contexts[:, t] = ctx
             if log is not None:  # from the state the action is taken in
                 p = [log.single(ag, obs[r]) for r, ag in enumerate(agents)]
             a = np.array([check_index("the action returned by act()", ag.act(obs[r]), k)
@@ -244,10 +236,10 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
             if log is not None:
                 p = check_propensity_rows("action_probabilities()", np.stack(p), k, a)
             next_obs, rew, _, _, info = envs.step(a)
+            contexts = _record_contexts(contexts, np.s_[:, t], info)
             for r, ag in enumerate(agents):
                 ag.update(obs[r], int(a[r]), float(rew[r]),
-                          agent_info(_row(info, r), float(rew[r]),
-                                     None if ctx is None else int(ctx[r])))
+                          agent_info(_row(info, r), float(rew[r])))
             regret[:, t], rewards[:, t], actions[:, t] = info["regret"], rew, a
             if log is not None:
                 for r, ag in enumerate(agents):
@@ -266,19 +258,14 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
     for t in range(horizon):
         for r, (env, ag) in enumerate(zip(envs, agents)):
             o = observations[r]
-            ctx = context_ids_of(np.asarray(o)[None])
-            if ctx is None:
-                contexts = None
-            elif contexts is not None:
-                contexts[r, t] = ctx[0]
             if log is not None:
                 p = log.single(ag, o)
             a = check_index("the action returned by act()", ag.act(o), k)
             if log is not None:
                 p = check_propensities("action_probabilities()", p, k, a)
             next_o, rew, _, _, info = env.step(a)
-            ag.update(o, a, float(rew),
-                      agent_info(info, float(rew), None if ctx is None else int(ctx[0])))
+            contexts = _record_contexts(contexts, (r, t), info)
+            ag.update(o, a, float(rew), agent_info(info, float(rew)))
             regret[r, t], rewards[r, t], actions[r, t] = info["regret"], rew, a
             if log is not None:
                 log.record(t, r, p, a, ag)
@@ -286,6 +273,19 @@ def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: 
         if bar is not None:
             bar.update(1)
     return regret, rewards, actions, props, contexts
+
+
+def _record_contexts(contexts: np.ndarray | None, where: Any,
+                     info: dict[str, Any]) -> np.ndarray | None:
+    """Store the step's ``info["context_id"]`` (the env reports it) at ``where``.
+
+    Returns None from the first step whose env reports no ``context_id`` (envs whose contexts
+    are not discrete, e.g. the mixed-effect ones): the run then has no context record.
+    """
+    if contexts is None or "context_id" not in info:
+        return None
+    contexts[where] = info["context_id"]
+    return contexts
 
 
 def _row(info: dict[str, Any], r: int) -> dict[str, Any]:

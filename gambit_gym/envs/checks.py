@@ -37,6 +37,7 @@ GAMBIT_INFO_TYPES: dict[str, type | tuple[type, ...]] = {
     "embedding": np.ndarray,
     "embedding_names": np.ndarray,
     "context": str,
+    "context_id": np.integer,
 }
 
 

@@ -40,9 +40,11 @@ class GambitStepInfo(TypedDict):
     default info reader stores it without a custom reader.
 
     Two parts: what a deployed app would see (``text``, ``prompt_id``, ``prompt``,
-    ``embedding``, ``embedding_names``, ``context``) and the evaluation-only oracle fields
-    (``expected_reward``, ``optimal_action``, ``optimal_expected_reward``, ``regret``). Agents
-    run by the benchmark harness get only the first part (``gambit_gym.bench.agent_view``).
+    ``embedding``, ``embedding_names``, ``context``, and ``context_id``: the id 0..11 of the
+    context the action was taken in, so no caller decodes it from the observation) and the
+    evaluation-only oracle fields (``expected_reward``, ``optimal_action``,
+    ``optimal_expected_reward``, ``regret``). Agents run by the benchmark harness get only the
+    first part (``gambit_gym.bench.agent_view``).
     """
 
     text: np.str_
@@ -51,6 +53,7 @@ class GambitStepInfo(TypedDict):
     embedding: np.ndarray
     embedding_names: np.ndarray
     context: np.str_
+    context_id: np.int64
     expected_reward: np.float64
     optimal_action: np.int64
     optimal_expected_reward: np.float64
@@ -177,7 +180,8 @@ class GambitEnv(gym.Env):
         self._context = initial_contexts(self._key)
         self._last = None
         return self._tables.observations[self._context].copy(), {
-            "context": self._tables.context_labels[self._context]}
+            "context": self._tables.context_labels[self._context],
+            "context_id": np.int64(self._context)}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, GambitStepInfo]:
         """Send the chosen prompt's message to the user and observe the reward."""
@@ -204,6 +208,7 @@ class GambitEnv(gym.Env):
             "embedding": z_working,
             "embedding_names": tables.working_names_array.copy(),
             "context": tables.context_labels[c],
+            "context_id": np.int64(c),
             "expected_reward": np.float64(expected),
             "optimal_action": np.int64(tables.optimal_action[c]),
             "optimal_expected_reward": np.float64(optimal),

@@ -150,7 +150,9 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         self._last = None
         obs = self._tables.observations[self._contexts]
         return obs, {"context": self._tables.context_labels[self._contexts],
-                     "_context": self._mask()}
+                     "_context": self._mask(),
+                     "context_id": self._contexts.astype(np.int64),
+                     "_context_id": self._mask()}
 
     def _mask(self) -> np.ndarray:
         return np.ones(self.num_envs, dtype=np.bool_)
@@ -187,6 +189,7 @@ class GambitVectorEnv(gym.vector.VectorEnv):
                 ("embedding", tables.working[rows]),
                 ("embedding_names", self._names.copy()),
                 ("context", tables.context_labels[ctx]),
+                ("context_id", ctx.astype(np.int64)),
                 ("expected_reward", expected),
                 ("optimal_action", tables.optimal_action[ctx].astype(np.int64, copy=False)),
                 ("optimal_expected_reward", optimal),

@@ -298,7 +298,7 @@ class GambitPopulationEnv(ParallelEnv):
         self._last_step = {}
         self.agents = [a for a in self.possible_agents if self._start[self._index[a]] == 0]
         return ({a: self._observation(a) for a in self.agents},
-                {a: {"context": self._context_dict(a)} for a in self.agents})
+                {a: self._context_info(a) for a in self.agents})
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         """Send each acting user the message of their chosen prompt; observe their rewards."""
@@ -337,7 +337,7 @@ class GambitPopulationEnv(ParallelEnv):
             if name not in acting and name not in self.agents:  # joining now
                 obs[name] = self._observation(name)
                 rewards[name], terms[name], truncs[name] = 0.0, False, False
-                infos[name] = {"context": self._context_dict(name)}
+                infos[name] = self._context_info(name)
         self.agents = live_next
         return obs, rewards, terms, truncs, infos
 
@@ -354,7 +354,7 @@ class GambitPopulationEnv(ParallelEnv):
                 context, prompt, text, reward, regret = self._last_step[agent]
                 body = notification_text(context, prompt, text, reward, regret)
             elif agent in self.agents:
-                body = notification_text(self._context_dict(agent), None, None, None)
+                body = notification_text(self._context_info(agent)["context"], None, None, None)
             else:
                 continue
             lines.append(f"[{agent}]\n{body}")
@@ -410,9 +410,10 @@ class GambitPopulationEnv(ParallelEnv):
         c = int(self._contexts_at(np.array([self._index[agent]]), self._t)[0])
         return self._tables.observations[c].copy()
 
-    def _context_dict(self, agent: str) -> np.str_:
+    def _context_info(self, agent: str) -> dict[str, Any]:
+        """The reset / joining info of ``agent``: its current context's label and id."""
         c = int(self._contexts_at(np.array([self._index[agent]]), self._t)[0])
-        return self._tables.context_labels[c]
+        return {"context": self._tables.context_labels[c], "context_id": np.int64(c)}
 
     def _info(self, i: int, a: int, c: int, row: int) -> dict[str, Any]:
         tables = self._tables
@@ -425,6 +426,7 @@ class GambitPopulationEnv(ParallelEnv):
             "embedding": tables.working[row].copy(),
             "embedding_names": tables.working_names_array.copy(),
             "context": tables.context_labels[c],
+            "context_id": np.int64(c),
             "expected_reward": np.float64(expected[a]),
             "optimal_action": np.int64(best),
             "optimal_expected_reward": np.float64(expected[best]),
