@@ -96,17 +96,22 @@ class BaseAgent:
         The default is a Monte Carlo estimate: ``act(obs)`` is called ``n_samples`` times on a
         deep copy of the agent whose ``rng`` is a separate, seeded stream (each call starts from
         the copy's state, so counters that ``act`` advances do not drift). The agent itself is
-        not touched, so its decisions are the same with or without propensities. An estimate
-        can be 0 for an action of small but positive probability; override this method with the
-        exact probabilities where your agent has them in closed form (ε-greedy, softmax,
-        UCB), which is also faster.
+        not touched, so its decisions are the same with or without propensities. The action
+        :meth:`act` is about to take (found by acting once on a copy that keeps the agent's own
+        ``rng`` state) gets the add-one estimate ``(C + 1)/(S + 1)``, never 0, so that its
+        importance weight is defined (the runner refuses a chosen action of probability 0); the
+        other actions share the rest in proportion to their counts, so an unchosen action of
+        small probability can still be estimated 0. Override this method with the exact
+        probabilities where your agent has them in closed form (ε-greedy, softmax, UCB), which
+        is also faster.
 
         Args:
             obs: the observation.
             n_samples: Monte Carlo draws.
 
         Returns:
-            frequencies of each action among the draws, summing to 1.
+            ``(n_actions,)`` estimated probabilities, summing to 1, positive on the action
+            :meth:`act` takes next.
         """
         if not hasattr(self, "rng"):
             raise RuntimeError(f"{type(self).__name__}: call reset(spec, seed) first")
@@ -118,12 +123,17 @@ class BaseAgent:
         rng = np.random.default_rng([self._propensity_entropy, _PROPENSITY_STREAM,
                                      self._propensity_calls])
         self._propensity_calls += 1
+        chosen = int(copy.deepcopy(shadow).act(obs))  # what act() will do: same rng state
         counts = np.zeros(self.n_actions)
         for _ in range(n_samples):
             draw = copy.copy(shadow)
             draw.rng = rng
             counts[int(draw.act(obs))] += 1
-        return counts / n_samples
+        p_chosen = (counts[chosen] + 1.0) / (n_samples + 1.0)
+        others = n_samples - counts[chosen]
+        probs = counts * ((1.0 - p_chosen) / others if others else 0.0)
+        probs[chosen] = p_chosen
+        return probs
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
