@@ -1,6 +1,7 @@
 """The custom-agent path: BaseAgent's defaults, agents without propensities, and the documented
 snippets (docs/agents.md run in-process, docs/harness.md's sweep run as a plain script)."""
 
+import copy
 import os
 import re
 import subprocess
@@ -233,7 +234,7 @@ def _bench(tmp_path, capsys, *extra):
     ("my_agents:Greedy", '{"lr": 0.1}', r"kwargs \{'lr': 0.1\} failed.*unexpected keyword.*"
                                         r"--add-agent-kwargs"),
     ("my_agents:BadAction", None, r"act\(\) must return an int in 0..4, got 1.5"),
-    ("my_agents:BadProps", None, r"action_probabilities\(\) must return 5 non-negative.*"
+    ("my_agents:BadProps", None, r"action_probabilities\(\) must return 5 probabilities summing.*"
                                  r"--no-propensities"),
     ("my_agents:Cheat", None, r"info\['optimal_action'\] is evaluation-only"),
 ])
@@ -271,3 +272,18 @@ def test_add_agent_propensities_notices(tmp_path, capsys, monkeypatch):
     assert code == 0 and "as long as act(); recording propensities will slow" in err
     code, err = _bench(tmp_path, capsys, "--add-agent", "my_agents:Greedy")
     assert code == 0 and "notice" not in err
+
+
+def test_base_agent_adaptive_estimate_stops_early_and_never_logs_zero():
+    agent = _EpsGreedyMC(epsilon=0.1)
+    agent.reset(_spec(), seed=2)
+    agent.means[1] = [0.0, 3.0, 1.0, 0.0, 0.0]
+    obs = np.array([0, 1])
+    upcoming = copy.deepcopy(agent).act(obs)  # what act() will choose next
+    probs = agent.action_probabilities(obs, n_samples=4000, target_rse=0.1)
+    assert agent.propensity_draws < 4000  # a likely action needs few draws
+    exact = agent.exact(obs)[upcoming]
+    s = agent.propensity_draws
+    assert probs[upcoming] > 0
+    assert abs(probs[upcoming] - exact) <= 4 * np.sqrt(exact * (1 - exact) / s) + 1 / (s + 1)
+    assert agent.act(obs) == upcoming  # the estimate did not move the agent's stream

@@ -90,24 +90,32 @@ class BaseAgent:
                 ``reward``); run by the harness, the oracle fields are not there.
         """
 
-    def action_probabilities(self, obs: Any, n_samples: int = 1000) -> np.ndarray:
+    def action_probabilities(self, obs: Any, n_samples: int = 1000,
+                             target_rse: float | None = None) -> np.ndarray:
         """``(n_actions,)`` probabilities that :meth:`act` picks each action now.
 
-        The default is a Monte Carlo estimate: ``act(obs)`` is called ``n_samples`` times on a
-        deep copy of the agent whose ``rng`` is a separate, seeded stream (each call starts from
-        the copy's state, so counters that ``act`` advances do not drift). The agent itself is
-        not touched, so its decisions are the same with or without propensities. The action
-        :meth:`act` is about to take (found by acting once on a copy that keeps the agent's own
-        ``rng`` state) gets the add-one estimate ``(C + 1)/(S + 1)``, never 0, so that its
-        importance weight is defined (the runner refuses a chosen action of probability 0); the
-        other actions share the rest in proportion to their counts, so an unchosen action of
-        small probability can still be estimated 0. Override this method with the exact
-        probabilities where your agent has them in closed form (ε-greedy, softmax, UCB), which
-        is also faster.
+        The default is a Monte Carlo estimate: ``act(obs)`` is called on a deep copy of the
+        agent whose ``rng`` is a separate, seeded stream (each call starts from the copy's
+        state, so counters that ``act`` advances do not drift). The agent itself is not
+        touched, so its decisions are the same with or without propensities.
+
+        The action :meth:`act` is about to take is found first (acting once on a copy that
+        keeps the agent's own ``rng`` state); it gets the add-one estimate ``(C + 1)/(S + 1)``
+        for ``C`` hits in ``S`` draws, never 0, so that its importance weight is defined (the
+        runner refuses a chosen action of probability 0); the other actions share the rest in
+        proportion to their counts (an unchosen action of small probability can be 0). With
+        ``target_rse`` (the harness passes ``--propensity-rse``) draws come in rounds (32, then
+        doubling) until that action's relative standard error is at most ``target_rse`` or
+        ``n_samples`` draws are spent; without it, ``n_samples`` draws.
+        ``self.propensity_se`` and ``self.propensity_draws`` describe the last estimate.
+
+        Override this method with the exact probabilities where your agent has them in closed
+        form (ε-greedy, softmax, UCB): exact, and much faster.
 
         Args:
             obs: the observation.
-            n_samples: Monte Carlo draws.
+            n_samples: the most Monte Carlo draws.
+            target_rse: stop once the next action's relative standard error is this small.
 
         Returns:
             ``(n_actions,)`` estimated probabilities, summing to 1, positive on the action
@@ -123,14 +131,27 @@ class BaseAgent:
         rng = np.random.default_rng([self._propensity_entropy, _PROPENSITY_STREAM,
                                      self._propensity_calls])
         self._propensity_calls += 1
-        chosen = int(copy.deepcopy(shadow).act(obs))  # what act() will do: same rng state
+        peek = copy.copy(shadow)
+        peek.rng = copy.deepcopy(self.rng)  # the very draw act() is about to make
+        chosen = int(peek.act(obs))
         counts = np.zeros(self.n_actions)
-        for _ in range(n_samples):
-            draw = copy.copy(shadow)
-            draw.rng = rng
-            counts[int(draw.act(obs))] += 1
-        p_chosen = (counts[chosen] + 1.0) / (n_samples + 1.0)
-        others = n_samples - counts[chosen]
+        done, size = 0, min(32, n_samples) if target_rse else n_samples
+        while done < n_samples:
+            for _ in range(min(size, n_samples - done)):
+                draw = copy.copy(shadow)
+                draw.rng = rng
+                counts[int(draw.act(obs))] += 1
+            done += min(size, n_samples - done)
+            size = done  # double
+            if target_rse and counts[chosen] > 0:
+                p = counts[chosen] / done
+                if np.sqrt((1 - p) / (p * done)) <= target_rse:
+                    break
+        freq = counts / done
+        self.propensity_se = np.sqrt(freq * (1 - freq) / done)
+        self.propensity_draws = done
+        p_chosen = (counts[chosen] + 1.0) / (done + 1.0)
+        others = done - counts[chosen]
         probs = counts * ((1.0 - p_chosen) / others if others else 0.0)
         probs[chosen] = p_chosen
         return probs

@@ -165,7 +165,8 @@ class LocalExecutor:
                         proc.terminate()
 
 
-def check_user_agents(suite: Suite, propensities: bool, propensity_samples: int) -> list[str]:
+def check_user_agents(suite: Suite, propensities: bool, propensity_samples: int,
+                      propensity_rse: float | None = None) -> list[str]:
     """Run :func:`~gambit_gym.bench.preflight.check_agent` on each user agent of ``suite``."""
     import json
 
@@ -180,7 +181,8 @@ def check_user_agents(suite: Suite, propensities: bool, propensity_samples: int)
     notices: list[str] = []
     for (agent, kwargs), envs in configs.items():
         notices += check_agent(agent, json.loads(kwargs), envs, propensities=propensities,
-                               n_samples=propensity_samples, seed=suite.seed)
+                               n_samples=propensity_samples, seed=suite.seed,
+                               target_rse=propensity_rse)
     return notices
 
 
@@ -362,7 +364,8 @@ def sweep(suite: Suite, store: ResultStore, *, executor: Executor | None = None,
     """
     start = time.perf_counter()
     if check_agents:
-        for notice in check_user_agents(suite, propensities, propensity_samples):
+        for notice in check_user_agents(suite, propensities, propensity_samples,
+                                        propensity_rse):
             print(f"notice: {notice}", file=sys.stderr)
     units = plan(suite, chunk=chunk, device=device, propensities=propensities,
                  propensity_samples=propensity_samples, propensity_rse=propensity_rse)
