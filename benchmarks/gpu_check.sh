@@ -6,7 +6,8 @@
 #                                        # stable-baselines3), into .whl/ (ignored by git)
 #   bash benchmarks/gpu_check.sh run     # there, with .whl carried: the CUDA tests, then
 #                                        # ens-poGAMBITTS at R = 250: T = 200 on the CPU
-#                                        # (the reference), T = 1000 on CUDA (target: at
+#                                        # (the reference), then ens-poGAMBITTS and
+#                                        # ens-foGAMBITTS at T = 1000 on CUDA (target: at
 #                                        # most 60 s on one H100-class GPU)
 #
 # `run` takes DEVICE (default cuda), R, T and T_CPU (default 250, 1000 and 200) from the
@@ -49,7 +50,7 @@ EOF
     # the CUDA tests (skipped, and reported as such, where no CUDA device is present)
     python3 -m pytest -q -rs -m cuda tests/test_agents_ensemble.py tests/test_sb3_baselines.py
     # the reference, measured in the same run: the same agent on this machine's CPU, 250 x 200
-    python3 benchmarks/bench_agents.py --skip-linear --ens-device cpu \
+    python3 benchmarks/bench_agents.py --skip-linear --ens-device cpu --ens-agents ens-poGAMBITTS \
         --ens-replicates "${R:-250}" --ens-horizon "${T_CPU:-200}"
     python3 benchmarks/bench_agents.py --skip-linear --ens-device "$device" \
         --ens-replicates "${R:-250}" --ens-horizon "${T:-1000}"

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import gambit_gym  # noqa: F401
+from gambit_gym.agents import _ensemble_kernels as _kernels
 from gambit_gym.agents import make
 
 torch = pytest.importorskip("torch")
@@ -41,6 +42,7 @@ def test_batched_equals_single_replicate(name, kwargs):
 
 @pytest.mark.parametrize("name, kwargs", [("ens-poGAMBITTS", SMALL), ("ens-foGAMBITTS", FO_SMALL)])
 def test_training_in_chunks_of_replicates_equals_one_pass(name, kwargs):
+    kwargs = {**kwargs, "cpu_kernel": False}  # the torch path (CUDA's, and CPU without numba)
     whole = make(name, device="cpu", train_chunk=5, **kwargs)
     actions, _ = _drive(whole, 5, 30, seed=3)
     assert whole._train_chunk == 5 and whole.train_steps > 20
@@ -58,7 +60,7 @@ def test_training_in_chunks_of_replicates_equals_one_pass(name, kwargs):
 
 @pytest.mark.parametrize("name, kwargs", [("ens-poGAMBITTS", SMALL), ("ens-foGAMBITTS", FO_SMALL)])
 def test_hand_written_gradients_equal_autograd(name, kwargs):
-    agent = make(name, device="cpu", **kwargs)
+    agent = make(name, device="cpu", cpu_kernel=False, **kwargs)
     _drive(agent, 4, 20, seed=5)  # trained a while: weights away from their anchors
     rng = np.random.default_rng(0)
     m, b, d = agent.n_members, agent.batch_size, agent.d
@@ -84,7 +86,7 @@ def test_hand_written_gradients_equal_autograd(name, kwargs):
 
 
 def test_cpu_default_trains_in_chunks_at_the_study_sizes():
-    agent = make("ens-poGAMBITTS", device="cpu")
+    agent = make("ens-poGAMBITTS", device="cpu", cpu_kernel=False)
     agent.reset_batch(gym.make("GambitIHS-v0").unwrapped.describe(), 0, 250)
     assert 1 < agent._train_chunk < 250
 
@@ -127,6 +129,89 @@ def test_uniform_during_burn_in():
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make("ens-poGAMBITTS", **kwargs)
+
+
+# ---------------------------------------------------------------- the fused CPU kernels
+def _reference_loss(agent, theta, x, target):
+    """The members' objective written out independently (einsum MLP, loss, anchored prior)."""
+    hid = torch.relu(torch.einsum("rbd,rmhd->rmbh", x, theta["w1"]) + theta["b1"][:, :, None, :])
+    pred = agent.output_offset + agent.output_scale * (
+        torch.einsum("rmbh,rmh->rmb", hid, theta["w2"]) + theta["b2"][..., None])
+    loss = ((target - pred) ** 2).mean(dim=2).sum() / agent.sigma_w ** 2
+    for k, v in theta.items():
+        loss = loss + agent.prior_prec[k] * ((v - agent.anchors[k]) ** 2).sum() / agent.n_seen
+    return loss
+
+
+needs_numba = pytest.mark.skipif(not _kernels.available(), reason="numba is not installed")
+
+
+@needs_numba
+@pytest.mark.parametrize("name, kwargs", [("ens-poGAMBITTS", SMALL), ("ens-foGAMBITTS", FO_SMALL)])
+def test_kernel_gradients_equal_autograd(name, kwargs):
+    agent = make(name, device="cpu", cpu_kernel=True, **kwargs)
+    _drive(agent, 3, 20, seed=5)  # trained a while by the kernels: weights off their anchors
+    assert agent._kernel
+    idx = np.random.default_rng(1).integers(0, agent.buffer_size // 2, (3, agent.batch_size))
+    agent._kernel_gradients(idx)
+    rows = torch.arange(3)[:, None]
+    ii = torch.as_tensor(idx)
+    x = agent.buf_x[rows, ii]
+    target = agent.buf_y[rows, ii][:, None, :] + agent.buf_eps[rows, ii].permute(0, 2, 1)
+    theta = {k: v.detach().clone().requires_grad_(True) for k, v in agent.params.items()}
+    want = torch.autograd.grad(_reference_loss(agent, theta, x, target), list(theta.values()))
+    for k, w in zip(theta, want):
+        torch.testing.assert_close(agent.params[k].grad, w, rtol=1e-10, atol=1e-10)
+
+
+@needs_numba
+def test_kernel_adam_step_equals_torch_adam():
+    agent = make("ens-poGAMBITTS", device="cpu", cpu_kernel=True, **SMALL)
+    _drive(agent, 2, 15, seed=3)  # a few kernel steps: Adam's moments are not zero
+    twin = {k: v.detach().clone().requires_grad_(True) for k, v in agent.params.items()}
+    opt = torch.optim.Adam(list(twin.values()), lr=agent.lr)
+    for k, v in twin.items():
+        opt.state[v] = {key: val.clone() for key, val in agent.optimizer.state[
+            agent.params[k]].items()}
+        v.grad = torch.randn_like(v)
+        agent.params[k].grad.copy_(v.grad)
+    opt.step()
+    agent._kernel_adam()
+    for k, v in twin.items():
+        torch.testing.assert_close(agent.params[k].detach(), v.detach(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(agent.optimizer.state[agent.params[k]]["exp_avg_sq"],
+                                   opt.state[v]["exp_avg_sq"], rtol=1e-12, atol=1e-12)
+
+
+@needs_numba
+@pytest.mark.parametrize("name, kwargs", [("ens-poGAMBITTS", SMALL), ("ens-foGAMBITTS", FO_SMALL),
+                                          ("ens-poGAMBITTS", {**SMALL, "n_sim_draws": 7})])
+def test_kernel_run_equals_torch_run(name, kwargs):
+    fast = make(name, device="cpu", cpu_kernel=True, **kwargs)
+    slow = make(name, device="cpu", cpu_kernel=False, **kwargs)
+    a_fast, obs = _drive(fast, 3, 40, seed=7)
+    a_slow, _ = _drive(slow, 3, 40, seed=7)
+    np.testing.assert_array_equal(a_fast, a_slow)
+    for k, v in slow.params.items():
+        torch.testing.assert_close(fast.params[k], v, rtol=1e-9, atol=1e-9)
+    members = np.array([[0, 2], [1, 3], [3, 0]])
+    x, w = fast._arm_inputs(np.array([0, 5, 11]), 40, 999)
+    got = fast._mean_scores(members, x, w)
+    slow_x, slow_w = slow._arm_inputs(np.array([0, 5, 11]), 40, 999)
+    np.testing.assert_allclose(got, slow._mean_scores(members, slow_x, slow_w).numpy(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(fast.action_probabilities_batch(obs),
+                               slow.action_probabilities_batch(obs))
+
+
+def test_kernel_float32_run_stays_close_to_the_float64_run():
+    """float32 (the default) and float64 follow the same trajectory on a short run."""
+    if not _kernels.available():
+        pytest.skip("numba is not installed")
+    kw = {k: v for k, v in SMALL.items() if k != "dtype"}
+    a32, _ = _drive(make("ens-poGAMBITTS", device="cpu", dtype="float32", **kw), 2, 30, seed=8)
+    a64, _ = _drive(make("ens-poGAMBITTS", device="cpu", dtype="float64", **kw), 2, 30, seed=8)
+    assert (a32 == a64).mean() > 0.9
 
 
 @pytest.mark.cuda

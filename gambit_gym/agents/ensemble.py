@@ -17,14 +17,16 @@ reward. Ensemble sampling (Lu and Van Roy, 2017), done as the method intends (se
   arm's embedding distribution from its Normal-Inverse-Wishart posterior (as foGAMBITTS) and
   averages over ``n_embedding_draws`` embeddings with common normals across prompts.
 
-All members of all replicates train as one batched torch program (batched matmuls, with the
-one-hidden-layer MLP's gradients written out; a test checks them against autograd), on CUDA
-when available, else CPU; on a CPU the replicates go through it a few at a time (their
-objectives are independent, so the gradients are the same) rather than allocating an
-``R·M·B·H`` activation tensor at every step. Together these make a CPU training step about
-3.5 times faster than autograd over all replicates at once. Random numbers come from the
-counter-based streams in numpy, so a replicate makes the same draws alone or in a batch, on CPU
-or CUDA; results then agree up to floating-point error.
+On a CPU with numba installed (the ``fast`` extra) the members train and score through fused
+kernels (:mod:`gambit_gym.agents._ensemble_kernels`): each member's minibatch goes forward and
+backward with its hidden layer in cache and Adam is applied in one pass, about 6.5 times less
+CPU time than the batched torch program. Otherwise (CUDA, or no numba) all members of all
+replicates train as one batched torch program (batched matmuls, with the one-hidden-layer
+MLP's gradients written out), on a CPU a few replicates at a time rather than allocating an
+``R·M·B·H`` activation tensor at every step. Tests check both paths' gradients against
+autograd and a run of one against the other. Random numbers come from the counter-based
+streams in numpy, so a replicate makes the same draws alone or in a batch, on either path, on
+CPU or CUDA; results then agree up to floating-point error.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from gambit_gym._validate import check_positive_int
+from gambit_gym.agents import _ensemble_kernels as _kernels
 from gambit_gym.agents._batched import (
     STREAM_ACT,
     STREAM_PERTURB,
@@ -52,6 +55,11 @@ from gambit_gym.core.description import EnvDescription
 
 _CHUNK_ELEMENTS = 1 << 24  # bound on hidden activations materialised at once when scoring
 _CPU_TRAIN_ELEMENTS = 1 << 21  # hidden activations per training chunk on a CPU (see _train_step)
+
+
+def _numpy(array: Any) -> np.ndarray:
+    """A numpy array of a tensor (on any device) or of an array."""
+    return array.cpu().numpy() if hasattr(array, "cpu") else np.asarray(array)
 
 
 def _torch() -> Any:
@@ -77,6 +85,7 @@ class _Ensemble(BatchedAgent):
     device: str | None = None
     dtype: str = "float32"
     train_chunk: int | None = None
+    cpu_kernel: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_members", "hidden", "batch_size", "buffer_size"):
@@ -90,6 +99,8 @@ class _Ensemble(BatchedAgent):
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         check_positive_int("train_chunk", self.train_chunk, allow_none=True)
+        if self.cpu_kernel and not _kernels.available():
+            raise ValueError("cpu_kernel=True needs numba: pip install 'gambit-gym[fast]'")
 
     # ------------------------------------------------------------------ setup
     def _setup_ensemble(self, spec: EnvDescription, z_mean: np.ndarray,
@@ -137,11 +148,25 @@ class _Ensemble(BatchedAgent):
             self._train_chunk = max(1, min(r, _CPU_TRAIN_ELEMENTS // per_replicate))
         else:
             self._train_chunk = r
+        use = _kernels.available() if self.cpu_kernel is None else self.cpu_kernel
+        self._kernel = bool(use) and self.torch_device.type == "cpu"
+        if self._kernel:  # Adam's state kept where torch keeps it, updated by the kernel
+            for param in self.params.values():
+                param.grad = torch.zeros_like(param)
+                self.optimizer.state[param] = {
+                    "step": torch.tensor(0.0), "exp_avg": torch.zeros_like(param),
+                    "exp_avg_sq": torch.zeros_like(param)}
 
     def _tensor(self, array: np.ndarray) -> Any:
         torch = _torch()
         return torch.as_tensor(np.ascontiguousarray(array), dtype=self.torch_dtype,
                                device=self.torch_device)
+
+    def _input(self, array: np.ndarray) -> Any:
+        """Network inputs: a numpy array for the CPU kernels, else a tensor."""
+        if self._kernel:
+            return np.ascontiguousarray(array, dtype=self.dtype)
+        return self._tensor(array)
 
     def _normalise(self, z: np.ndarray) -> np.ndarray:
         return (z - self.z_mean) / self.z_sd
@@ -171,6 +196,14 @@ class _Ensemble(BatchedAgent):
         r, k, n, d = x.shape
         j = members.shape[1]
         h = self.hidden
+        if self._kernel:
+            p = {k: v.detach().numpy() for k, v in self.params.items()}
+            out = np.empty((r, j, k), dtype=p["w1"].dtype)
+            _kernels.member_scores(x, weights, p["w1"], p["b1"], p["w2"],
+                                   p["b2"], np.ascontiguousarray(members, dtype=np.int64),
+                                   np.dtype(self.dtype).type(self.output_offset),
+                                   np.dtype(self.dtype).type(self.output_scale), out)
+            return out
         rows = torch.arange(r, device=self.torch_device)[:, None]
         mem = torch.as_tensor(np.array(members, dtype=np.int64), device=self.torch_device)
         with torch.no_grad():
@@ -223,6 +256,11 @@ class _Ensemble(BatchedAgent):
         torch = _torch()
         size = min(self.n_seen, self.buffer_size)
         idx = self.streams.integers(self.train_steps, STREAM_TRAIN, size, (self.batch_size,))
+        if self._kernel:
+            self._kernel_gradients(idx)
+            self._kernel_adam()
+            self.train_steps += 1
+            return
         idx_t = torch.as_tensor(idx, device=self.torch_device)
         rows = torch.arange(self.replicates, device=self.torch_device)[:, None]
         x = self.buf_x[rows, idx_t]  # (R, B, d)
@@ -239,6 +277,36 @@ class _Ensemble(BatchedAgent):
                 param.grad[reps] = grads[name]
         self.optimizer.step()
         self.train_steps += 1
+
+    def _kernel_gradients(self, idx: np.ndarray) -> None:
+        """Every member's gradient by the fused CPU kernel, written into ``param.grad``."""
+        # numpy views of the torch tensors (taken here, not kept: a copy of the agent must
+        # not write into its original's tensors)
+        p = {k: v.detach().numpy() for k, v in self.params.items()}
+        g = {k: v.grad.numpy() for k, v in self.params.items()}
+        a = {k: v.numpy() for k, v in self.anchors.items()}
+        cast = np.dtype(self.dtype).type  # scalars in the parameters' dtype
+        c = {k: cast(2.0 * self.prior_prec[k] / self.n_seen) for k in p}
+        _kernels.gradients(self.buf_x.numpy(), self.buf_y.numpy(), self.buf_eps.numpy(),
+                           np.ascontiguousarray(idx), p["w1"], p["b1"], p["w2"], p["b2"],
+                           a["w1"], a["b1"], a["w2"], a["b2"], c["w1"], c["b1"], c["w2"],
+                           c["b2"],
+                           cast(2.0 * self._loss_scale * self.output_scale / self.batch_size),
+                           cast(self.output_offset), cast(self.output_scale), g["w1"], g["b1"],
+                           g["w2"], g["b2"])
+
+    def _kernel_adam(self) -> None:
+        """One Adam step of every parameter (torch's update rule, fused in one pass each)."""
+        group = self.optimizer.param_groups[0]
+        beta1, beta2 = group["betas"]
+        for param in self.params.values():
+            state = self.optimizer.state[param]
+            state["step"] += 1.0
+            step = float(state["step"])
+            _kernels.adam(param.detach().numpy().reshape(-1), param.grad.numpy().reshape(-1),
+                          state["exp_avg"].numpy().reshape(-1),
+                          state["exp_avg_sq"].numpy().reshape(-1), group["lr"], beta1, beta2,
+                          group["eps"], 1.0 - beta1 ** step, 1.0 - beta2 ** step)
 
     def _chunk_gradients(self, x: Any, target: Any, reps: slice) -> dict[str, Any]:
         """Gradients of the members' objectives (module docstring) for replicates ``reps``.
@@ -294,7 +362,7 @@ class _Ensemble(BatchedAgent):
         members = self.streams.integers(counter, STREAM_ACT, self.n_members)[:, None]
         x, w = self._arm_inputs(gambit_contexts(obs), counter, STREAM_TREAT)
         scores = self._mean_scores(members, x, w)[:, 0]
-        return scores.argmax(dim=-1).cpu().numpy()
+        return _numpy(scores).argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
         """Exact over members: ``π(a) = (1/M) Σ_m 1[a = argmax under m]`` (MC over draws)."""
@@ -303,8 +371,7 @@ class _Ensemble(BatchedAgent):
             return np.full((self.replicates, k), 1.0 / k)
         x, w = self._arm_inputs(gambit_contexts(obs), counter, STREAM_TREAT)
         members = np.broadcast_to(np.arange(self.n_members), (self.replicates, self.n_members))
-        picks = self._mean_scores(np.ascontiguousarray(members), x, w).argmax(dim=-1)
-        picks = picks.cpu().numpy()  # (R, M)
+        picks = _numpy(self._mean_scores(np.ascontiguousarray(members), x, w)).argmax(axis=-1)
         probs = np.zeros((self.replicates, k))
         np.add.at(probs, (np.repeat(np.arange(self.replicates), self.n_members),
                           picks.ravel()), 1.0 / self.n_members)
@@ -332,10 +399,12 @@ class EnsPOGambitTS(_Ensemble):
             an int uses that many draws per prompt with common random numbers across prompts.
         device: torch device (default: CUDA when available, else CPU).
         dtype: ``"float32"`` or ``"float64"``.
-        train_chunk: replicates whose members train together in one forward/backward pass
-            (default: all of them on CUDA; on a CPU as many as keep about 2M hidden
-            activations, which runs about 2.5 times as fast as one pass over every replicate).
-            The gradients, hence the decisions, do not depend on it beyond float error.
+        train_chunk: torch path: replicates whose members train together in one
+            forward/backward pass (default: all of them on CUDA; on a CPU as many as keep about
+            2M hidden activations). The gradients, hence the decisions, do not depend on it
+            beyond float error.
+        cpu_kernel: on a CPU, train and score with the fused numba kernels (None: when numba
+            is installed; False: the batched torch path).
     """
 
     n_sim_draws: int | None = None
@@ -361,12 +430,14 @@ class EnsPOGambitTS(_Ensemble):
                 padded[c, a, :n] = self._normalise(cells[c][a])
                 weights[c, a, :n] = 1.0 / n
         self._cells_np = padded
-        self._cells = self._tensor(padded)
-        self._weights = self._tensor(weights)
+        self._cells = self._input(padded)
+        self._weights = self._input(weights)
 
     def _arm_inputs(self, contexts: np.ndarray, counter: int, stream: int) -> tuple[Any, Any]:
         torch = _torch()
         if self.n_sim_draws is None:
+            if self._kernel:
+                return self._cells[contexts], self._weights[contexts]
             ctx = torch.as_tensor(contexts, device=self.torch_device)
             return self._cells[ctx], self._weights[ctx]
         n = int(self.n_sim_draws)
@@ -377,7 +448,7 @@ class EnsPOGambitTS(_Ensemble):
         x = self._cells_np[contexts[:, None, None], np.arange(self.n_actions)[None, :, None],
                            rows]
         w = np.full(rows.shape, 1.0 / n)
-        return self._tensor(x), self._tensor(w)
+        return self._input(x), self._input(w)
 
 
 @dataclass(eq=False)
@@ -394,7 +465,7 @@ class EnsFOGambitTS(_Ensemble):
         treatment_mean, treatment_kappa, treatment_nu, treatment_var: the NIW prior, as in
             :class:`gambit_gym.agents.gambitts.FOGambitTS`.
         n_members, hidden, lr, batch_size, buffer_size, burn_in, perturbation_sd, prior_scale,
-            output_offset, output_scale, device, dtype, train_chunk: as in
+            output_offset, output_scale, device, dtype, train_chunk, cpu_kernel: as in
             :class:`EnsPOGambitTS`.
     """
 
@@ -436,5 +507,5 @@ class EnsFOGambitTS(_Ensemble):
         eps = self.streams.normal(counter, stream + 12, (n, self.d))  # common to every prompt
         x = means[:, :, None, :] + np.einsum("rkij,rnj->rkni", root, eps)
         w = np.full(x.shape[:3], 1.0 / n)
-        return self._tensor(x), self._tensor(w)
+        return self._input(x), self._input(w)
 
