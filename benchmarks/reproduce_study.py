@@ -14,6 +14,7 @@ Usage::
 
     python benchmarks/reproduce_study.py --replicates 250 --horizon 1000 \
         --out docs/study_reproduction.md
+    python benchmarks/reproduce_study.py --all --store study.db   # every figure suite, Figs. 2-9
 
 The experiment grid is data (:data:`BLOCKS`); the script runs it with
 :func:`gambit_gym.bench.run` and writes mean cumulative regret at T with 95% intervals.
@@ -34,6 +35,11 @@ import gambit_gym  # noqa: F401
 from gambit_gym.bench import run
 from gambit_gym.core.intervals import mean_interval
 from gambit_gym.envs.diagnostics import ranking_floor
+
+try:  # run as a script: benchmarks/ is on sys.path
+    import study_all
+except ImportError:  # imported as benchmarks.reproduce_study
+    from benchmarks import study_all
 
 MISSPEC = [("optimism", "GambitIHS-1D-v0"), ("severity", "GambitIHS-Misspec-Severity-v0"),
            ("encouragement", "GambitIHS-Misspec-Encouragement-v0"),
@@ -69,17 +75,26 @@ class Args:
             raise ValueError("need replicates >= 2 and horizon >= 1")
 
 
-def parse_args() -> Args:
+def parse_args() -> Args | argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--replicates", type=int, default=250)
-    p.add_argument("--horizon", type=int, default=1000)
+    p.add_argument("--all", action="store_true",
+                   help="run every figure suite (Figs. 2-9) into one resumable store instead "
+                        "(see benchmarks/study_all.py; --replicates/--horizon then narrow "
+                        "every suite, default: each suite's own)")
+    study_all.build_parser(p.add_argument_group("--all"))
+    p.add_argument("--replicates", type=int, default=None)
+    p.add_argument("--horizon", type=int, default=None)
     p.add_argument("--seed", type=int, default=323)
     p.add_argument("--blocks", nargs="+", default=["fig2", "fig3", "fig4", "fig5"])
     p.add_argument("--out", default="docs/study_reproduction.md")
     p.add_argument("--json-out", default=None)
     p.add_argument("--from-json", default=None,
                    help="re-render the page from a --json-out file instead of running")
-    return Args(**vars(p.parse_args()))
+    ns = p.parse_args()
+    if ns.all:
+        return ns
+    kept = {k: v for k, v in vars(ns).items() if k in Args.__dataclass_fields__ and v is not None}
+    return Args(**kept)
 
 
 def optimism_correlations() -> dict[str, dict[str, float]]:
@@ -356,4 +371,8 @@ size; `benchmarks/gpu_check.sh` runs the GPU checks (the CUDA tests and this ben
 CUDA) in one go on a GPU machine."""
 
 if __name__ == "__main__":
-    main(parse_args())
+    _args = parse_args()
+    if isinstance(_args, Args):
+        main(_args)
+    else:
+        study_all.main(_args)
