@@ -438,3 +438,17 @@ def test_mets_runs_on_gambit_observations():
         a = agent.act(obs)
         agent.update(obs, a, 80.0 + rng.standard_normal(), {})
     assert agent.action_probabilities(obs, n_samples=100).sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["meTS-Lin", "LinTS-Disjoint"])
+def test_propensities_through_the_runner_are_positive_on_the_chosen_action(name):
+    # K = 100: the chosen action is often missing from the Monte Carlo draws; it gets the
+    # add-one estimate, and the decisions are those of a run without propensities
+    from gambit_gym.bench import run
+
+    with_p = run("MixedEffectLinear-v0", name, horizon=60, replicates=2, seed=7,
+                 progress=False, propensities=True, n_propensity_samples=200)
+    without = run("MixedEffectLinear-v0", name, horizon=60, replicates=2, seed=7,
+                  progress=False)
+    np.testing.assert_array_equal(with_p.actions, without.actions)
+    assert np.all(with_p.propensities >= 1 / 201)

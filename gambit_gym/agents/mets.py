@@ -200,12 +200,23 @@ class _MixedEffectAgent:
         """``(R, K)`` propensities by Monte Carlo over the agent's own randomisation.
 
         The argmax frequencies of ``n_samples`` repeats, from a separate random stream, so the
-        decisions are unaffected; standard error ``√(π(1 − π)/n_samples)``.
+        decisions are unaffected; standard error ``√(π(1 − π)/n_samples)``. The action each
+        replicate's :meth:`act_batch` takes next (found by acting once and restoring the
+        agent's random streams) gets the add-one estimate ``(C + 1)/(S + 1)``, never 0, as in
+        the other built-in agents: with K = 100 actions a chosen action is often missing from
+        the draws, and the runner refuses a chosen action of probability 0. The other actions
+        share the rest in proportion to their counts.
         """
         obs = self._check_obs(obs_batch)
         if int(n_samples) < 1:
             raise ValueError(f"n_samples must be positive, got {n_samples}")
-        out = np.zeros((self.n_replicates, self._K))
+        states = [rng.bit_generator.state for rng in self._rngs]
+        try:
+            chosen = np.asarray(self._act(obs), dtype=np.int64).reshape(-1)
+        finally:
+            for rng, state in zip(self._rngs, states):
+                rng.bit_generator.state = state
+        counts = np.zeros((self.n_replicates, self._K))
         for r in range(self.n_replicates):
             rng = self._prop_rngs[r]
             done = 0
@@ -213,9 +224,16 @@ class _MixedEffectAgent:
                 s = min(_PROPENSITY_CHUNK, n_samples - done)
                 scores = self._sample_scores(r, obs[r], s, rng)  # (K, s)
                 picks = argmax_random_ties(scores.T, rng)
-                out[r] += np.bincount(picks, minlength=self._K)
+                counts[r] += np.bincount(picks, minlength=self._K)
                 done += s
-        return out / n_samples
+        rows = np.arange(self.n_replicates)
+        hits = counts[rows, chosen]
+        p_chosen = (hits + 1.0) / (n_samples + 1.0)
+        others = n_samples - hits
+        share = np.divide(1.0 - p_chosen, others, out=np.zeros_like(p_chosen), where=others > 0)
+        probs = counts * share[:, None]
+        probs[rows, chosen] = p_chosen
+        return probs
 
     # --- helpers -----------------------------------------------------------------------------
     def _require_single(self) -> None:
