@@ -51,7 +51,10 @@ def _trajectory(env_id, mode, autoreset, steps=11, r=3, **kwargs):
 
 
 @pytest.mark.parametrize("env_id", ["GambitIHS-v0", "GambitIHS-Optional-v0",
-                                    "GambitIHS-Misspec-Clarity-v0"])
+                                    "GambitIHS-Misspec-Clarity-v0", "GambitIHS-Habituation-v0",
+                                    "GambitIHS-Disengage-v0", "GambitIHS-Missing-v0",
+                                    "GambitIHS-Delayed-v0", "GambitIHS-Drift-v0",
+                                    "GambitIHS-ChangePoint-v0"])
 @pytest.mark.parametrize("autoreset", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_native_sync_and_async_give_identical_streams(env_id, autoreset):
     """Same seed: identical obs, rewards, flags and info over several episode boundaries."""

@@ -24,7 +24,10 @@ from typing import Any
 
 #: Step-info keys an agent run by the harness receives (where the env provides them).
 AGENT_KEYS: tuple[str, ...] = ("context", "context_id", "prompt_id", "prompt", "text",
-                               "embedding", "embedding_names", "reward")
+                               "embedding", "embedding_names", "reward",
+                               # user dynamics (gambit_gym.envs.user_dynamics): an app knows
+                               # whether a day's steps came in, and which day they are for
+                               "reward_observed", "reward_step")
 
 #: Evaluation-only step-info keys: the env's oracle, kept by the runner for regret.
 ORACLE_KEYS: frozenset[str] = frozenset({"expected_reward", "optimal_action",

@@ -3,7 +3,9 @@
 Every registered ``GambitIHS-*`` id is a preset (the outcome model, its dims, the working dims)
 plus the kwargs a user may change: ``noise_level`` or ``noise_sd``, ``n_prompts`` or
 ``prompt_ids``, ``horizon``, ``bank``, ``center_rewards`` (and ``no_message_reward`` for the
-optional-message env, ``generator`` / ``embedder`` for the live env).
+optional-message env, ``generator`` / ``embedder`` for the live env), and the user dynamics
+(``habituation``, ``disengagement``, ``missing_rate``, ``reward_delay``, ``drift_sd``,
+``change_point`` and their parameters; :mod:`gambit_gym.envs.user_dynamics`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from gambit_gym._validate import (
 )
 from gambit_gym.envs.study import dimension_subset
 from gambit_gym.envs.study import outcome_facts as _facts
+from gambit_gym.envs.user_dynamics import DYNAMICS_KWARGS, UserDynamics, dynamics_from
 
 MLP_NOISE_LADDER: tuple[float, ...] = tuple(
     np.linspace(_facts("3d")["noise_sd_ladder"][0], _facts("mlp")[
@@ -78,6 +81,15 @@ class GambitConfig:
     live: bool = False
     mlp_seed: int = 0
     center_rewards: bool = False
+    habituation: float = 0.0
+    habituation_memory: float = 0.8
+    disengagement: float = 0.0
+    burden_memory: float = 0.9
+    disengage_mode: str = "silence"
+    missing_rate: float = 0.0
+    reward_delay: int = 0
+    drift_sd: float = 0.0
+    change_point: int | None = None
     _user_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +119,17 @@ class GambitConfig:
         else:
             check_number("no_message_reward ('median', 'min', 'max' or a number)",
                          self.no_message_reward)
+        dynamics = dynamics_from({k: getattr(self, k) for k in DYNAMICS_KWARGS})
+        if self.live and dynamics.active:
+            raise ValueError("user dynamics (habituation, missing_rate, ...) need the response "
+                             "bank; GambitIHS-Live-v0 does not offer them")
+        for name in DYNAMICS_KWARGS:  # the validated values (ints for the step counts)
+            object.__setattr__(self, name, getattr(dynamics, name))
+
+    @property
+    def dynamics(self) -> UserDynamics:
+        """The user-dynamics options (:mod:`gambit_gym.envs.user_dynamics`)."""
+        return dynamics_from({k: getattr(self, k) for k in DYNAMICS_KWARGS})
 
     @property
     def effective_noise_sd(self) -> float:
@@ -164,7 +187,7 @@ PRESETS: dict[str, dict[str, Any]] = _preset_table()
 
 #: Keyword arguments a user may pass to every GAMBIT id.
 USER_KWARGS: tuple[str, ...] = ("noise_level", "noise_sd", "n_prompts", "prompt_ids",
-                                "horizon", "bank", "center_rewards")
+                                "horizon", "bank", "center_rewards") + DYNAMICS_KWARGS
 #: Extra keyword arguments of particular presets.
 PRESET_KWARGS: dict[str, tuple[str, ...]] = {"optional": ("no_message_reward",),
                                              "live": ("generator", "embedder", "device")}

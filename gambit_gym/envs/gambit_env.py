@@ -29,6 +29,13 @@ from gambit_gym.envs.render import (
     notification_card,
     notification_text,
 )
+from gambit_gym.envs.user_dynamics import (
+    UserState,
+    dynamics_tables,
+    initial_state,
+    step_user,
+)
+from gambit_gym.envs.user_dynamics import expected_rewards as user_expected_rewards
 from gambit_gym.text.contexts import CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS
 
 
@@ -44,7 +51,11 @@ class GambitStepInfo(TypedDict):
     context the action was taken in, so no caller decodes it from the observation) and the
     evaluation-only oracle fields (``expected_reward``, ``optimal_action``,
     ``optimal_expected_reward``, ``regret``). Agents run by the benchmark harness get only the
-    first part (``gambit_gym.bench.agent_view``).
+    first part (``gambit_gym.bench.agent_view``). With user dynamics on
+    (:mod:`gambit_gym.envs.user_dynamics`) the first part also has ``reward_observed`` (a 0-d
+    bool array, which Gymnasium's vector envs batch into a bool array: False when the reward
+    is missing, silenced or not yet arrived, and then reported as 0.0) and ``reward_step``
+    (``np.int64``: the step the returned reward belongs to, -1 for none).
     """
 
     text: np.str_
@@ -110,14 +121,19 @@ class GambitEnv(gym.Env):
     calls a real generator and embedder every step instead.
 
     ## Episode End
-    Never terminates; truncates after ``horizon`` steps. ``gym.make(id, max_episode_steps=N)``
+    Never terminates (except with ``disengagement`` and ``disengage_mode="terminate"``: the
+    user leaves); truncates after ``horizon`` steps. ``gym.make(id, max_episode_steps=N)``
     with no ``horizon`` sets the horizon to N; with a smaller ``horizon`` it is an error (see
     :mod:`gambit_gym.envs.episode`). Episode semantics: ``docs/ecosystem.md``.
 
     ## Arguments
     ``noise_level`` (0-4, the study's ladder) or ``noise_sd``; ``n_prompts`` (K) or
     ``prompt_ids``; ``horizon``; ``bank`` (a bank file); ``no_message_reward`` (Optional env);
-    ``generator``, ``embedder``, ``device`` (Live env); ``center_rewards`` (subtract the mean
+    ``generator``, ``embedder``, ``device`` (Live env); the user dynamics ``habituation``,
+    ``habituation_memory``, ``disengagement``, ``burden_memory``, ``disengage_mode``,
+    ``missing_rate``, ``reward_delay``, ``drift_sd``, ``change_point`` (all off by default; the
+    model, and the oracle regret is exact against, in :mod:`gambit_gym.envs.user_dynamics`);
+    ``center_rewards`` (subtract the mean
     expected reward over contexts and actions from every reward and expected reward, so rewards
     sit near 0; regret and arm order unchanged); ``render_mode``: ``"ansi"`` (the
     notification as text: context, prompt, message, reward) or ``"rgb_array"`` (an image of
@@ -162,6 +178,9 @@ class GambitEnv(gym.Env):
         self.observation_space = spaces.MultiDiscrete([len(LOCATIONS), len(STEP_BUCKETS)])
         self._live = _LiveTreatment(self._tables, generator, embedder, device) \
             if self.config.live else None
+        self._dynamics = self.config.dynamics if self.config.dynamics.active else None
+        self._user: UserState | None = None
+        self._terminated = False
         self._key = 0
         self._t = 0
         self._context = 0
@@ -179,6 +198,9 @@ class GambitEnv(gym.Env):
         self._t = 0
         self._context = initial_contexts(self._key)
         self._last = None
+        self._terminated = False
+        if self._dynamics is not None:
+            self._user = initial_state(self._dynamics, dynamics_tables(self._tables), 1)
         return self._tables.observations[self._context].copy(), {
             "context": self._tables.context_labels[self._context],
             "context_id": np.int64(self._context)}
@@ -188,6 +210,11 @@ class GambitEnv(gym.Env):
         a = validate_action(action, self._n_actions)
         if self._t >= self._horizon:
             raise RuntimeError("the episode is over (truncated at the horizon): call reset()")
+        if self._terminated:
+            raise RuntimeError("the episode is over (the user disengaged: terminated): call "
+                               "reset()")
+        if self._dynamics is not None:
+            return self._step_dynamic(a)
         tables, c = self._tables, self._context
         row, reward, next_ctx = step_dynamics(tables, self._key, self._t, c, a, self.noise_sd)
         if self._live is not None:
@@ -221,6 +248,51 @@ class GambitEnv(gym.Env):
         truncated = self._t >= self._horizon
         return self._tables.observations[self._context].copy(), float(reward), False, \
             truncated, info
+
+    def _step_dynamic(self, a: int) -> tuple[np.ndarray, float, bool, bool, GambitStepInfo]:
+        """A step with user dynamics on: :func:`step_user` on a batch of one."""
+        tables, c = self._tables, self._context
+        out = step_user(self._dynamics, tables, self._user,
+                        np.array([self._key], dtype=np.uint64), self._t,
+                        np.array([c], dtype=np.int64), np.array([a], dtype=np.int64),
+                        self.noise_sd, self.reward_offset)
+        self._user = out.state
+        row = int(out.rows[0])
+        expected_all = out.expected[0]
+        best = int(np.argmax(expected_all))
+        expected, optimal = float(expected_all[a]), float(expected_all[best])
+        regret = max(optimal - expected, 0.0)
+        reward = float(out.reward[0])
+        z_working = tables.working[row].copy()
+        info = {
+            "text": np.str_(tables.texts[row]),
+            "prompt_id": np.int64(tables.arm_prompts[a]),
+            "prompt": np.str_(tables.prompt_texts[a, c]),
+            "embedding": z_working,
+            "embedding_names": tables.working_names_array.copy(),
+            "context": tables.context_labels[c],
+            "context_id": np.int64(c),
+            # a 0-d bool array, not np.bool_: Gymnasium's vector envs batch it into a bool array
+            "reward_observed": np.array(bool(out.observed[0])),
+            "reward_step": np.int64(out.reward_step[0]),
+            "expected_reward": np.float64(expected - self.reward_offset),
+            "optimal_action": np.int64(best),
+            "optimal_expected_reward": np.float64(optimal - self.reward_offset),
+            "regret": np.float64(regret),
+        }
+        self._t += 1
+        self._context = int(out.next_contexts[0])
+        self._last = (info["context"], info["prompt"], info["text"], reward, info["regret"],
+                      z_working)
+        self._terminated = bool(out.terminated[0])
+        truncated = self._t >= self._horizon
+        return self._tables.observations[self._context].copy(), reward, self._terminated, \
+            truncated, info  # type: ignore[return-value]
+
+    @property
+    def user_state(self) -> UserState | None:
+        """The simulated user's hidden state (None without user dynamics): for tests, plots."""
+        return self._user
 
     def render(self) -> str | np.ndarray | None:
         """Draw the last notification (before any step: the context of the next decision).
@@ -258,9 +330,16 @@ class GambitEnv(gym.Env):
         """The oracle: expected reward of every action in a context, ``(K,)``.
 
         ``context`` is what the user holds: ``info["context"]``, an observation, an id or a
-        ``Context``. With ``center_rewards=True`` the values are centred like the rewards.
+        ``Context``. With ``center_rewards=True`` the values are centred like the rewards. With
+        habituation, drift or a change point, the values for the user's current state (the
+        one-step greedy oracle's table for the next step).
         """
-        return self._tables.expected[context_id_of(context)] - self.reward_offset
+        c = context_id_of(context)
+        if self._user is not None and self._dynamics.stateful_mean:
+            return user_expected_rewards(self._dynamics, self._tables,
+                                         dynamics_tables(self._tables), self._user, self._t,
+                                         np.array([c]))[0] - self.reward_offset
+        return self._tables.expected[c] - self.reward_offset
 
     @property
     def tables(self) -> GambitTables:

@@ -50,6 +50,7 @@ from gambit_gym.envs.render import (
     notification_card,
     notification_text,
 )
+from gambit_gym.envs.user_dynamics import dynamics_tables, initial_state, step_user
 from gambit_gym.text.contexts import LOCATIONS, STEP_BUCKETS
 
 
@@ -103,6 +104,14 @@ class GambitVectorEnv(gym.vector.VectorEnv):
             # horizon (no TimeLimit wraps a native vector env, and replicates end together)
             horizon_with_spec_limit(limit, self.config.horizon, "horizon" in kwargs)
             self.config = dataclasses.replace(self.config, horizon=limit)
+        dyn = self.config.dynamics
+        if dyn.disengagement and dyn.disengage_mode == "terminate":
+            raise ValueError("disengage_mode='terminate' ends replicates at different steps, and "
+                             "the native vector env's replicates share one clock: use "
+                             "disengage_mode='silence', or gym.make_vec(..., "
+                             "vectorization_mode='sync')")
+        self._dynamics = dyn if dyn.active else None
+        self._user = None
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.render_mode = render_mode
@@ -145,6 +154,9 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         """New episode keys and first contexts for every replicate: (obs, reset info)."""
         self._keys = np.array([counter_rng.new_key(rng) for rng in self._rngs], dtype=np.uint64)
         self._contexts = initial_contexts(self._keys)
+        if self._dynamics is not None:
+            self._user = initial_state(self._dynamics, dynamics_tables(self._tables),
+                                       self.num_envs)
         self._t = 0
         self._needs_reset = False
         self._last = None
@@ -172,15 +184,30 @@ class GambitVectorEnv(gym.vector.VectorEnv):
             return obs, np.zeros(r), np.zeros(r, dtype=np.bool_), np.zeros(r, dtype=np.bool_), \
                 info
         tables, ctx = self._tables, self._contexts
-        rows, rewards, next_ctx = step_dynamics(tables, self._keys, self._t, ctx, acts,
-                                                self.noise_sd)
-        expected = tables.expected[ctx, acts]
-        optimal = tables.optimal_reward[ctx]
-        regret = np.maximum(optimal - expected, 0.0)  # raw values: centring leaves it exact
-        if self.reward_offset:
-            rewards = rewards - self.reward_offset
-            expected = expected - self.reward_offset
-            optimal = optimal - self.reward_offset
+        extra: tuple[tuple[str, np.ndarray], ...] = ()
+        if self._dynamics is not None:  # the same pure function as the single env's
+            out = step_user(self._dynamics, tables, self._user, self._keys, self._t, ctx, acts,
+                            self.noise_sd, self.reward_offset)
+            self._user = out.state
+            rows, rewards, next_ctx = out.rows, out.reward, out.next_contexts
+            best = out.expected.argmax(axis=1)
+            expected = out.expected[np.arange(r), acts]
+            optimal = out.expected[np.arange(r), best]
+            regret = np.maximum(optimal - expected, 0.0)
+            expected, optimal = expected - self.reward_offset, optimal - self.reward_offset
+            extra = (("reward_observed", out.observed.astype(np.bool_)),
+                     ("reward_step", out.reward_step))
+        else:
+            rows, rewards, next_ctx = step_dynamics(tables, self._keys, self._t, ctx, acts,
+                                                    self.noise_sd)
+            best = tables.optimal_action[ctx]
+            expected = tables.expected[ctx, acts]
+            optimal = tables.optimal_reward[ctx]
+            regret = np.maximum(optimal - expected, 0.0)  # raw values: centring leaves it exact
+            if self.reward_offset:
+                rewards = rewards - self.reward_offset
+                expected = expected - self.reward_offset
+                optimal = optimal - self.reward_offset
         info: dict[str, Any] = {}
         for key, value in (
                 ("text", tables.texts[rows]),
@@ -190,8 +217,9 @@ class GambitVectorEnv(gym.vector.VectorEnv):
                 ("embedding_names", self._names.copy()),
                 ("context", tables.context_labels[ctx]),
                 ("context_id", ctx.astype(np.int64)),
+                *extra,
                 ("expected_reward", expected),
-                ("optimal_action", tables.optimal_action[ctx].astype(np.int64, copy=False)),
+                ("optimal_action", best.astype(np.int64, copy=False)),
                 ("optimal_expected_reward", optimal),
                 ("regret", regret)):
             info[key], info[f"_{key}"] = value, self._mask()
@@ -259,8 +287,15 @@ class GambitVectorEnv(gym.vector.VectorEnv):
 
         ``context``: one replicate's ``info["context"][r]``, an observation row, an id or a
         ``Context``; centred like the rewards under ``center_rewards=True``.
+        The stationary table: with habituation, drift or a change point each replicate's
+        oracle depends on its user's state, and is in the step info.
         """
         return self._tables.expected[context_id_of(context)] - self.reward_offset
+
+    @property
+    def user_state(self):
+        """The users' hidden state, one row per replicate (None without user dynamics)."""
+        return self._user
 
     @property
     def tables(self):  # noqa: D102 - same as GambitEnv.tables

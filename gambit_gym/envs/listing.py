@@ -14,7 +14,8 @@ def env_table() -> list[dict[str, str]]:
     for env_id, _, vector_entry, kwargs, about in ENV_IDS:
         vector = "native" if vector_entry else "sync/async"
         if "preset" in kwargs:
-            cfg = make_config(kwargs["preset"])
+            cfg = make_config(kwargs["preset"],
+                              **{k: v for k, v in kwargs.items() if k != "preset"})
             outcome = f"{cfg.outcome} ({cfg.outcome_facts})" if cfg.outcome == "linear" \
                 else "mlp (64 ReLU)"
             ladder = " / ".join(f"{sd:.2f}" for sd in cfg.noise_ladder)
