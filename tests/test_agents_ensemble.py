@@ -165,6 +165,38 @@ def test_kernel_gradients_equal_autograd(name, kwargs):
 
 
 @needs_numba
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 6])
+def test_kernel_gradients_equal_autograd_for_every_input_dimension(d):
+    """d = 3 and d <= 4 have written-out paths, d > 4 the general loop: all three checked."""
+    rng = np.random.default_rng(d)
+    r, m, h, b, n = 2, 3, 5, 7, 11
+    buf_x, buf_y = rng.normal(size=(r, n, d)), rng.normal(77, 10, size=(r, n))
+    buf_eps = rng.normal(size=(r, n, m))
+    idx = rng.integers(0, n, size=(r, b))
+    shapes = {"w1": (r, m, h, d), "b1": (r, m, h), "w2": (r, m, h), "b2": (r, m)}
+    params = {k: rng.normal(size=s) for k, s in shapes.items()}
+    anchors = {k: rng.normal(size=s) for k, s in shapes.items()}
+    c = {"w1": 0.3, "b1": 0.2, "w2": 0.1, "b2": 0.05}
+    sigma2, offset, scale = 2.0, 77.0, 10.0
+    grads = {k: np.empty(s) for k, s in shapes.items()}
+    _kernels.gradients(buf_x, buf_y, buf_eps, idx, *params.values(), *anchors.values(),
+                       *c.values(), 2.0 / sigma2 * scale / b, offset, scale, *grads.values())
+    theta = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    rows = np.arange(r)[:, None]
+    x = torch.tensor(buf_x[rows, idx])
+    target = torch.tensor(buf_y[rows, idx][:, None, :] + buf_eps[rows, idx].transpose(0, 2, 1))
+    hid = torch.relu(torch.einsum("rbd,rmhd->rmbh", x, theta["w1"]) + theta["b1"][:, :, None])
+    pred = offset + scale * (torch.einsum("rmbh,rmh->rmb", hid, theta["w2"])
+                             + theta["b2"][..., None])
+    loss = ((target - pred) ** 2).mean(dim=2).sum() / sigma2
+    for k, v in theta.items():  # c = 2·prec/n: the prior term c/2·‖θ - θ₀‖²
+        loss = loss + 0.5 * c[k] * ((v - torch.tensor(anchors[k])) ** 2).sum()
+    want = torch.autograd.grad(loss, list(theta.values()))
+    for k, w in zip(theta, want):
+        np.testing.assert_allclose(grads[k], w.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@needs_numba
 def test_kernel_adam_step_equals_torch_adam():
     agent = make("ens-poGAMBITTS", device="cpu", cpu_kernel=True, **SMALL)
     _drive(agent, 2, 15, seed=3)  # a few kernel steps: Adam's moments are not zero

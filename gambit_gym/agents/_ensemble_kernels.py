@@ -56,6 +56,11 @@ def _gradients(buf_x, buf_y, buf_eps, idx, w1, b1, w2, b2, a_w1, a_b1, a_w2, a_b
         gout = np.empty(b_count, dtype=w1.dtype)
         gpre = np.empty(b_count, dtype=w1.dtype)
         for m in range(m_count):
+            if d_count == 3:
+                _member_step3(r, m, xt, ty, hid, out, gout, loss_coef, offset, scale, w1, b1,
+                              w2, b2, a_w1, a_b1, a_w2, a_b2, c_w1, c_b1, c_w2, c_b2,
+                              g_w1, g_b1, g_w2, g_b2)
+                continue
             if d_count <= 4:
                 _member_step4(r, m, xt, ty, hid, out, gout, loss_coef, offset, scale, w1, b1,
                               w2, b2, a_w1, a_b1, a_w2, a_b2, c_w1, c_b1, c_w2, c_b2,
@@ -158,6 +163,55 @@ def _member_step4(r, m, xt, ty, hid, out, gout, loss_coef, offset, scale, w1, b1
     g_b2[r, m] = gb2 + c_b2 * (b2[r, m] - a_b2[r, m])
 
 
+def _member_step3(r, m, xt, ty, hid, out, gout, loss_coef, offset, scale, w1, b1, w2, b2,
+                  a_w1, a_b1, a_w2, a_b2, c_w1, c_b1, c_w2, c_b2, g_w1, g_b1, g_w2,
+                  g_b2):  # pragma: no cover - compiled
+    """:func:`_member_step4` for ``d = 3`` exactly (the GAMBIT envs' working embedding)."""
+    h_count = w1.shape[2]
+    b_count = xt.shape[1]
+    zero = b2[0, 0] - b2[0, 0]
+    x0, x1, x2 = xt[0], xt[1], xt[2]
+    for b in range(b_count):
+        out[b] = b2[r, m]
+    for h in range(h_count):
+        u0 = w1[r, m, h, 0]
+        u1 = w1[r, m, h, 1]
+        u2 = w1[r, m, h, 2]
+        bias = b1[r, m, h]
+        w = w2[r, m, h]
+        for b in range(b_count):
+            v = max(bias + u0 * x0[b] + u1 * x1[b] + u2 * x2[b], zero)
+            hid[h, b] = v
+            out[b] += v * w
+    gb2 = zero
+    for b in range(b_count):
+        go = loss_coef * (offset + scale * out[b] - ty[m, b])
+        gout[b] = go
+        gb2 += go
+    for h in range(h_count):
+        w = w2[r, m, h]
+        sw2 = zero
+        sb1 = zero
+        s0 = zero
+        s1 = zero
+        s2 = zero
+        for b in range(b_count):
+            v = hid[h, b]
+            g = gout[b]
+            sw2 += v * g
+            gp = w * g if v > zero else zero
+            sb1 += gp
+            s0 += gp * x0[b]
+            s1 += gp * x1[b]
+            s2 += gp * x2[b]
+        g_w1[r, m, h, 0] = s0 + c_w1 * (w1[r, m, h, 0] - a_w1[r, m, h, 0])
+        g_w1[r, m, h, 1] = s1 + c_w1 * (w1[r, m, h, 1] - a_w1[r, m, h, 1])
+        g_w1[r, m, h, 2] = s2 + c_w1 * (w1[r, m, h, 2] - a_w1[r, m, h, 2])
+        g_b1[r, m, h] = sb1 + c_b1 * (b1[r, m, h] - a_b1[r, m, h])
+        g_w2[r, m, h] = sw2 + c_w2 * (w - a_w2[r, m, h])
+    g_b2[r, m] = gb2 + c_b2 * (b2[r, m] - a_b2[r, m])
+
+
 def _member_scores(x, weights, w1, b1, w2, b2, members, offset, scale, out):  # pragma: no cover
     """Weighted mean prediction of chosen members over each arm's inputs.
 
@@ -217,6 +271,7 @@ def _adam(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, bias1,
 
 if numba is not None:
     _member_step4 = numba.njit(fastmath=True, cache=True, inline="always")(_member_step4)
+    _member_step3 = numba.njit(fastmath=True, cache=True, inline="always")(_member_step3)
     gradients = numba.njit(parallel=True, fastmath=True, cache=True)(_gradients)
     member_scores = numba.njit(parallel=True, fastmath=True, cache=True)(_member_scores)
     adam = numba.njit(parallel=True, fastmath=True, cache=True)(_adam)

@@ -19,7 +19,7 @@ reward. Ensemble sampling (Lu and Van Roy, 2017), done as the method intends (se
 
 On a CPU with numba installed (the ``fast`` extra) the members train and score through fused
 kernels (:mod:`gambit_gym.agents._ensemble_kernels`): each member's minibatch goes forward and
-backward with its hidden layer in cache and Adam is applied in one pass, about 6.5 times less
+backward with its hidden layer in cache and Adam is applied in one pass, about 9 times less
 CPU time than the batched torch program. Otherwise (CUDA, or no numba) all members of all
 replicates train as one batched torch program (batched matmuls, with the one-hidden-layer
 MLP's gradients written out), on a CPU a few replicates at a time rather than allocating an
