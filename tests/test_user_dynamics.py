@@ -145,7 +145,7 @@ def _model_expected(tables, state, t, context, dyn):
 
 @pytest.mark.parametrize("env_id, dyn", [
     ("GambitIHS-Habituation-v0", {"habituation": 1.0}),
-    ("GambitIHS-Drift-v0", {"drift_sd": 0.02}),
+    ("GambitIHS-Drift-v0", {"drift_sd": 0.05}),
     ("GambitIHS-ChangePoint-v0", {"change_point": 200}),
     ("GambitIHS-Missing-v0", {}),
     ("GambitIHS-Delayed-v0", {}),

@@ -10,6 +10,7 @@ CLASSIC = "classic bandit"
 METS = "mixed-effect"
 REFERENCE = "reference"
 RL = "RL baseline (stable-baselines3)"
+NONSTATIONARY = "non-stationary users"
 
 # name -> ("module:factory", family, one line). Modules are imported only when the agent is made.
 BUILTIN: dict[str, tuple[str, str, str]] = {
@@ -26,6 +27,11 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
               "prompts as arms: Normal-Inverse-Gamma Thompson sampling per prompt"),
     "StdTS-Contextual": ("gambit_gym.agents.stdts:StdTSContextual", GAMBITTS,
                          "prompts as arms, one posterior per (context, prompt): 12·K cells"),
+    # for the user dynamics of gambit_gym.envs.user_dynamics (docs/user_dynamics.md)
+    "StdTS-Observed": ("gambit_gym.agents.nonstationary:StdTSObserved", NONSTATIONARY,
+                       "StdTS that skips unobserved rewards and credits late ones to their step"),
+    "DiscountedTS": ("gambit_gym.agents.nonstationary:DiscountedTS", NONSTATIONARY,
+                     "Gaussian TS with statistics discounted every step (drift); as Observed"),
     # classic bandits
     "LinTS": ("gambit_gym.agents.classic:LinTS", CLASSIC,
               "linear Thompson sampling on context features, one model per prompt"),

@@ -43,6 +43,7 @@ GAMBITTS_AGENTS: tuple[str, ...] = ("poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS"
 GAMBIT_ENV_AGENTS: tuple[str, ...] = (
     "StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS", "ens-foGAMBITTS",
     "LinTS", "LinUCB", "UCB1", "EpsilonGreedy", "Random", "Oracle", "PPO", "A2C", "DQN",
+    "StdTS-Observed", "DiscountedTS",
 )
 #: Agents of the mixed-effect experiments (with the two references), for ``core``.
 METS_LINEAR_AGENTS: tuple[str, ...] = ("meTS-Lin", "meTS-Fa", "HierTS", "LinTS-Disjoint",
@@ -340,6 +341,26 @@ def _mets(name: str, env_id: str, agents: Sequence[str]) -> Suite:
                  replicates=METS_REPLICATES, horizon=METS_HORIZON)
 
 
+#: The non-stationary user ids of ``beyond`` (gambit_gym.envs.user_dynamics), and the
+#: stationary id they depart from.
+BEYOND_ENVS: tuple[str, ...] = ("GambitIHS-v0", "GambitIHS-Habituation-v0",
+                                "GambitIHS-Disengage-v0", "GambitIHS-Missing-v0",
+                                "GambitIHS-Delayed-v0", "GambitIHS-Drift-v0",
+                                "GambitIHS-ChangePoint-v0")
+#: The study's agents (the ensemble's run time left out) and the agents that cope.
+BEYOND_AGENTS: tuple[str, ...] = ("poGAMBITTS", "foGAMBITTS", "StdTS", "StdTS-Contextual",
+                                  "StdTS-Observed", "DiscountedTS")
+BEYOND_REPLICATES = 20
+
+
+def _beyond() -> Suite:
+    return Suite("beyond", "non-stationary users (habituation, disengagement, missing and "
+                 "delayed rewards, drift, a change point) x the study's agents and the agents "
+                 "that cope (docs/user_dynamics.md)",
+                 _grid([(e, {}, e) for e in BEYOND_ENVS], BEYOND_AGENTS),
+                 replicates=BEYOND_REPLICATES)
+
+
 #: Representative envs of ``core`` (the leaderboard's columns).
 CORE_GAMBIT_ENVS: tuple[str, ...] = ("GambitIHS-v0", "GambitIHS-1D-v0", "GambitIHS-MLP-v0",
                                      "GambitIHS-Covariates-v0", "GambitIHS-Misspec-Severity-v0",
@@ -373,6 +394,7 @@ SUITES: dict[str, Callable[[], Suite]] = {
     "mets_logistic": lambda: _mets("mets_logistic", "MixedEffectLogistic-v0",
                                    METS_LOGISTIC_AGENTS),
     "core": _core,
+    "beyond": _beyond,
 }
 
 #: The study's experiment blocks, in the order of its figures.

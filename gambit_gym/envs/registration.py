@@ -55,7 +55,7 @@ ENV_IDS: list[tuple[str, str, str | None, dict[str, Any], str]] = [
      "3-D linear; 30% of days' steps unobserved (reward 0.0, reward_observed False)"),
     ("GambitIHS-Delayed-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "reward_delay": 2},
      "3-D linear; each reward arrives 2 steps late (info['reward_step'])"),
-    ("GambitIHS-Drift-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "drift_sd": 0.02},
+    ("GambitIHS-Drift-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "drift_sd": 0.05},
      "3-D linear; outcome coefficients follow a Gaussian random walk"),
     ("GambitIHS-ChangePoint-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "change_point": 200},
      "3-D linear; message effects change sign at step 200"),
