@@ -34,7 +34,7 @@ def steps_per_second(env_id: str, steps: int, **kwargs) -> float:
 
 def vector_steps_per_second(num_envs: int, steps: int) -> float:
     vec = gym.make_vec("GambitIHS-v0", num_envs=num_envs,
-                       vectorization_mode="vector_entry_point")
+                       vectorization_mode="vector_entry_point", autoreset_mode="same_step")
     vec.reset(seed=0)
     rng = np.random.default_rng(0)
     actions = rng.integers(5, size=(steps, num_envs))

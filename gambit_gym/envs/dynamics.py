@@ -80,6 +80,8 @@ class GambitTables:
     row_reward_py: tuple = ()  #: ``row_reward`` as Python floats (the single env's fast path)
     #: ``info["context"]`` of each context id, ``(12,)`` object array of ``np.str_``
     context_labels: np.ndarray | None = None
+    #: ``max(optimal_reward[c] - expected[c, a], 0)`` per (context, action), ``(12, K)``
+    regret: np.ndarray | None = None
     #: ``info["embedding_names"]``: the working dims, a ``(d_w,)`` object array of ``np.str_``
     #: (object, not a fixed-width str dtype, which Gymnasium's checkers compare with allclose)
     working_names_array: np.ndarray | None = None
@@ -186,6 +188,9 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         prompt_texts = np.vstack([np.array([""] * N_CONTEXTS, dtype=object), prompt_texts])
         expected = np.hstack([none_reward[:, None], expected])
     working = np.ascontiguousarray(working, dtype=np.float32)
+    arms = arms.astype(np.int64, copy=False)
+    # np.str_ elements: what info["prompt"] hands out as is (a str with a numpy dtype)
+    prompt_texts = np.array([[np.str_(q) for q in row] for row in prompt_texts], dtype=object)
     arrays = [arms, offsets, counts, row_reward, texts, working, prompt_texts, expected]
     for arr in arrays:
         arr.setflags(write=False)
@@ -201,6 +206,7 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         bucket_names=np.array([c.step_bucket_name for c in ALL_CONTEXTS], dtype=object),
         cells_py=tuple(tuple(zip(o, n)) for o, n in zip(offsets.tolist(), counts.tolist())),
         row_reward_py=tuple(row_reward.tolist()),
+        regret=_read_only(np.maximum(expected.max(axis=1)[:, None] - expected, 0.0)),
         context_labels=_read_only(np.array([np.str_(c.label) for c in ALL_CONTEXTS],
                                            dtype=object)),
         working_names_array=_read_only(np.array([np.str_(n) for n in config.working_dims],

@@ -221,25 +221,26 @@ class GambitEnv(gym.Env):
             text, z_working, reward = self._live.draw(a, c, self._key, self._t, self.noise_sd)
         else:
             text, z_working = tables.texts[row], tables.working[row].copy()
-        expected = float(tables.expected[c, a])
-        optimal = float(tables.optimal_reward[c])
-        regret = max(optimal - expected, 0.0)  # from the raw values: centring leaves it exact
+        # numpy scalars straight from the tables: what the info hands out (see GambitStepInfo)
+        expected = tables.expected[c, a]
+        optimal = tables.optimal_reward[c]
+        regret = tables.regret[c, a]  # from the raw values: centring leaves it exact
         if self.reward_offset:
             reward, expected, optimal = (reward - self.reward_offset,
                                          expected - self.reward_offset,
                                          optimal - self.reward_offset)
         info: GambitStepInfo = {
             "text": np.str_(text),
-            "prompt_id": np.int64(tables.arm_prompts[a]),
-            "prompt": np.str_(tables.prompt_texts[a, c]),
+            "prompt_id": tables.arm_prompts[a],
+            "prompt": tables.prompt_texts[a, c],
             "embedding": z_working,
             "embedding_names": tables.working_names_array.copy(),
             "context": tables.context_labels[c],
             "context_id": np.int64(c),
-            "expected_reward": np.float64(expected),
-            "optimal_action": np.int64(tables.optimal_action[c]),
-            "optimal_expected_reward": np.float64(optimal),
-            "regret": np.float64(regret),
+            "expected_reward": expected,
+            "optimal_action": tables.optimal_action[c],
+            "optimal_expected_reward": optimal,
+            "regret": regret,
         }
         self._t += 1
         self._context = next_ctx

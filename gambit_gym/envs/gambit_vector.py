@@ -203,7 +203,7 @@ class GambitVectorEnv(gym.vector.VectorEnv):
             best = tables.optimal_action[ctx]
             expected = tables.expected[ctx, acts]
             optimal = tables.optimal_reward[ctx]
-            regret = np.maximum(optimal - expected, 0.0)  # raw values: centring leaves it exact
+            regret = tables.regret[ctx, acts]  # raw values: centring leaves it exact
             if self.reward_offset:
                 rewards = rewards - self.reward_offset
                 expected = expected - self.reward_offset
