@@ -241,3 +241,16 @@ def test_info_values_are_numpy_values_or_strings(env_id):
     assert isinstance(info["text"], str) and isinstance(info["context"], str)
     with pytest.raises(AssertionError, match="info\\['bad'\\] is a dict"):
         check_info_values({"bad": {"nested": 1}})
+
+
+def test_vector_and_population_envs_name_themselves_and_their_own_kwargs():
+    from gambit_gym.envs import gambit_population_v0
+
+    with pytest.raises(TypeError, match=r"GambitVectorEnv.__init__\(\) got an unexpected "
+                                        r"keyword argument 'foo'; valid keyword arguments: "
+                                        r"num_envs, autoreset_mode"):
+        gym.make_vec("GambitIHS-v0", 2, vectorization_mode="vector_entry_point", foo=1)
+    with pytest.raises(TypeError, match=r"GambitPopulationEnv.__init__\(\) got an unexpected "
+                                        r"keyword argument 'foo'; valid keyword arguments: "
+                                        r"n_users, spread"):
+        gambit_population_v0.parallel_env(foo=1)

@@ -198,12 +198,14 @@ def valid_kwargs(preset: str) -> tuple[str, ...]:
     return USER_KWARGS + PRESET_KWARGS.get(preset, ()) + ("render_mode",)
 
 
-def make_config(preset: str, owner: str = "GambitEnv.__init__", /, **kwargs: Any) -> GambitConfig:
+def make_config(preset: str, owner: str = "GambitEnv.__init__", extra: tuple[str, ...] = (),
+                /, **kwargs: Any) -> GambitConfig:
     """Build a validated config from a preset name and a user's kwargs.
 
     Args:
         preset: a key of :data:`PRESETS`.
         owner: the callable named in an unknown-kwarg error, as Python would name it.
+        extra: the owner's own keyword arguments, listed first among the valid ones there.
         **kwargs: the user's env kwargs (see :func:`valid_kwargs`).
 
     Raises:
@@ -216,7 +218,7 @@ def make_config(preset: str, owner: str = "GambitEnv.__init__", /, **kwargs: Any
     allowed = set(valid_kwargs(preset)) - {"render_mode", "generator", "embedder", "device"}
     unknown = [k for k in kwargs if k not in allowed]
     if unknown:
-        raise unexpected_kwargs_error(owner, unknown, valid_kwargs(preset),
+        raise unexpected_kwargs_error(owner, unknown, extra + valid_kwargs(preset),
                                       f" (GAMBIT preset {preset!r})")
     known = {f.name for f in fields(GambitConfig)}
     values = {**PRESETS[preset], **{k: v for k, v in kwargs.items() if k in known}}

@@ -97,7 +97,8 @@ class GambitVectorEnv(gym.vector.VectorEnv):
             raise ValueError("GambitIHS-Live-v0 has no native vector env; use "
                              "vectorization_mode='sync'")
         self.num_envs = check_positive_int("num_envs", num_envs)
-        self.config = make_config(preset, "GambitVectorEnv.__init__", **kwargs)
+        self.config = make_config(preset, "GambitVectorEnv.__init__",
+                                  ("num_envs", "autoreset_mode", "max_episode_steps"), **kwargs)
         if max_episode_steps is not None:  # gym.make_vec(..., max_episode_steps=N)
             limit = check_positive_int("max_episode_steps", max_episode_steps)
             # larger than a given horizon: the error the single env gives; otherwise it is the

@@ -122,7 +122,9 @@ def make_population_config(n_users: int = 10, spread: float = 0.5, active: Sched
                            population_seed: int | None = None, preset: str = "3d",
                            **gambit_kwargs: Any) -> PopulationConfig:
     """A validated :class:`PopulationConfig` from the env's keyword arguments."""
-    gambit = make_config(preset, "GambitPopulationEnv.__init__", **gambit_kwargs)
+    gambit = make_config(preset, "GambitPopulationEnv.__init__",
+                         ("n_users", "spread", "active", "population_seed", "preset",
+                          "max_cycles"), **gambit_kwargs)
     n_users = check_positive_int("n_users", n_users)
     return PopulationConfig(gambit=gambit, n_users=n_users, spread=float(spread),
                             schedule=parse_schedule(active, n_users, gambit.horizon),
