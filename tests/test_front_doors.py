@@ -254,3 +254,13 @@ def test_vector_and_population_envs_name_themselves_and_their_own_kwargs():
                                         r"keyword argument 'foo'; valid keyword arguments: "
                                         r"n_users, spread"):
         gambit_population_v0.parallel_env(foo=1)
+
+
+@pytest.mark.parametrize("env_id", FAST_IDS)
+@pytest.mark.parametrize("mode", ["ansi", "rgb_array"])
+def test_gymnasium_check_env_with_its_render_check(env_id, mode):
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gym.make(env_id, render_mode=mode, **SMALL.get(env_id, {})).unwrapped)
