@@ -105,12 +105,32 @@ def test_one_persistent_optimiser_and_anchored_prior():
 def test_propensities_are_exact_over_members_and_match_frequencies():
     agent = make("ens-poGAMBITTS", device="cpu", **SMALL)
     _, obs = _drive(agent, 1, 25, seed=1)
-    p = agent.action_probabilities_batch(obs)[0]
+    p = agent.action_probabilities_batch(obs, target_rse=None)[0]  # every member scored
     assert p.sum() == pytest.approx(1.0)
     assert np.all(np.isclose(p * SMALL["n_members"], np.round(p * SMALL["n_members"])))
     acts = np.array([agent.act_batch(obs)[0] for _ in range(400)])
     freq = np.bincount(acts, minlength=len(p)) / len(acts)
     np.testing.assert_allclose(freq, p, atol=0.1)
+
+
+def test_member_sampled_propensities_are_unbiased_and_never_below_one_member():
+    agent = make("ens-poGAMBITTS", device="cpu", **{**SMALL, "n_members": 24})
+    _, obs = _drive(agent, 6, 40, seed=2)
+    exact = agent.action_probabilities_batch(obs, target_rse=None)
+    chosen = agent._next_actions()
+    reps = np.arange(6)
+    estimates, sampled = [], []
+    for _ in range(300):  # each call samples other members from the propensity generator
+        p = agent.action_probabilities_batch(obs)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
+        assert np.all(p[reps, chosen] >= 1 / 24 - 1e-12)  # the acting member's own vote
+        estimates.append(p[reps, chosen])
+        sampled.append(agent.propensity_draws < 24)  # answered from a sample of members
+    estimates = np.array(estimates)
+    assert np.any(sampled)
+    se = estimates.std(axis=0) / np.sqrt(len(estimates)) + 1e-9
+    assert np.all(np.abs(estimates.mean(axis=0) - exact[reps, chosen]) <= 4.5 * se)
+    assert np.array_equal(agent.act_batch(obs), chosen)  # the kept action is the one taken
 
 
 def test_uniform_during_burn_in():

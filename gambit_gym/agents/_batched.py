@@ -278,11 +278,15 @@ class BatchedAgent:
             self._chosen_at = (self.t, self._obs_for_chosen)
         return self._chosen
 
-    def _sampled(self, noise: Any, scores: Any, n_samples: int) -> np.ndarray:
-        """Monte Carlo propensities (:func:`sampled_probabilities`); records their SE."""
+    def _propensity_generator(self) -> np.random.Generator:
+        """The batch's propensity generator (:func:`propensity_generator`), made on first use."""
         if getattr(self, "_prop_generator", None) is None:
             self._prop_generator = propensity_generator(self.streams.keys)
-        probs, se, drawn = sampled_probabilities(noise, scores, self._prop_generator,
+        return self._prop_generator
+
+    def _sampled(self, noise: Any, scores: Any, n_samples: int) -> np.ndarray:
+        """Monte Carlo propensities (:func:`sampled_probabilities`); records their SE."""
+        probs, se, drawn = sampled_probabilities(noise, scores, self._propensity_generator(),
                                                  self.replicates, self.n_actions, n_samples,
                                                  self._next_actions(), self._target_rse)
         self.propensity_se, self.propensity_draws = se, drawn

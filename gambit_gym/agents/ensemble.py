@@ -53,6 +53,8 @@ from gambit_gym.agents._batched import (
 from gambit_gym.agents.gambitts import FOGambitTS
 from gambit_gym.core.description import EnvDescription
 
+#: Members (besides the one about to act) scored first for a propensity (see _probabilities).
+PILOT_MEMBERS = 15
 _CHUNK_ELEMENTS = 1 << 24  # bound on hidden activations materialised at once when scoring
 _CPU_TRAIN_ELEMENTS = 1 << 21  # hidden activations per training chunk on a CPU (see _train_step)
 
@@ -181,16 +183,18 @@ class _Ensemble(BatchedAgent):
         hid = torch.relu(torch.baddbmm(b1, x, w1.transpose(1, 2)))
         return self.output_offset + self.output_scale * torch.baddbmm(b2, hid, w2)[..., 0]
 
-    def _mean_scores(self, members: np.ndarray, x: Any, weights: Any) -> Any:
+    def _mean_scores(self, members: np.ndarray, x: Any, weights: Any,
+                     rows: np.ndarray | None = None) -> Any:
         """Weighted mean prediction of chosen members over each arm's inputs.
 
         Args:
-            members: ``(R, J)`` member indices per replicate.
-            x: inputs ``(R, K, N, d)`` (normalised embeddings).
-            weights: ``(R, K, N)`` averaging weights (rows sum to 1).
+            members: ``(R', J)`` member indices per replicate.
+            x: inputs ``(R', K, N, d)`` (normalised embeddings).
+            weights: ``(R', K, N)`` averaging weights (rows sum to 1).
+            rows: the replicates (``R'`` of them) these are for; None: all.
 
         Returns:
-            ``(R, J, K)`` scores.
+            ``(R', J, K)`` scores.
         """
         torch = _torch()
         r, k, n, d = x.shape
@@ -198,13 +202,16 @@ class _Ensemble(BatchedAgent):
         h = self.hidden
         if self._kernel:
             p = {k: v.detach().numpy() for k, v in self.params.items()}
+            if rows is not None:
+                p = {k: v[rows] for k, v in p.items()}
             out = np.empty((r, j, k), dtype=p["w1"].dtype)
             _kernels.member_scores(x, weights, p["w1"], p["b1"], p["w2"],
                                    p["b2"], np.ascontiguousarray(members, dtype=np.int64),
                                    np.dtype(self.dtype).type(self.output_offset),
                                    np.dtype(self.dtype).type(self.output_scale), out)
             return out
-        rows = torch.arange(r, device=self.torch_device)[:, None]
+        rows = torch.as_tensor(np.arange(r) if rows is None else np.asarray(rows),
+                               device=self.torch_device)[:, None]
         mem = torch.as_tensor(np.array(members, dtype=np.int64), device=self.torch_device)
         with torch.no_grad():
             w1 = self.params["w1"][rows, mem].reshape(r * j, h, d)
@@ -365,17 +372,73 @@ class _Ensemble(BatchedAgent):
         return _numpy(scores).argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
-        """Exact over members: ``π(a) = (1/M) Σ_m 1[a = argmax under m]`` (MC over draws)."""
-        k = self.n_actions
+        """``π(a) = (1/M) Σ_m 1[a = argmax under m]``: exact, or from a sample of members.
+
+        Scoring all M members costs M times a decision. The member :meth:`_act` is about to
+        use votes for the action it takes, so ``π(chosen) = (1 + V)/M`` with ``V`` the votes
+        of the other ``M - 1`` members for it; ``V`` is estimated from a uniform sample of
+        :data:`PILOT_MEMBERS` of them without replacement (unbiased, never below ``1/M``).
+        Which replicates are sampled and which are scored exactly is decided before this
+        step's draws, from the previous call (a replicate whose chosen action's estimate had
+        a relative standard error above the target, or that has no previous call, is exact):
+        deciding from the sample itself would keep the high estimates and bias them.
+        ``target_rse=None``: always exact.
+        """
+        k, m_count, r = self.n_actions, self.n_members, self.replicates
         if self.t < self.burn_in or self.n_seen < self.batch_size:
-            return np.full((self.replicates, k), 1.0 / k)
+            return np.full((r, k), 1.0 / k)
         x, w = self._arm_inputs(gambit_contexts(obs), counter, STREAM_TREAT)
-        members = np.broadcast_to(np.arange(self.n_members), (self.replicates, self.n_members))
-        picks = _numpy(self._mean_scores(np.ascontiguousarray(members), x, w)).argmax(axis=-1)
-        probs = np.zeros((self.replicates, k))
-        np.add.at(probs, (np.repeat(np.arange(self.replicates), self.n_members),
-                          picks.ravel()), 1.0 / self.n_members)
+        probs = np.zeros((r, k))
+        j = min(PILOT_MEMBERS, m_count - 2)
+        target = self._target_rse
+        use_sample = getattr(self, "_member_sample_ok", None)
+        if target is None or j < 2 or use_sample is None:
+            use_sample = np.zeros(r, dtype=bool)
+        fpc = (m_count - 1 - j) / max(m_count - 2, 1)
+        chosen = self._next_actions() if target is not None else None
+        sampled = np.flatnonzero(use_sample)
+        if len(sampled):
+            own = self.streams.integers(counter, STREAM_ACT, m_count)  # the member _act uses
+            keys = self._propensity_generator().random((r, m_count))[sampled]
+            keys[np.arange(len(sampled)), own[sampled]] = 2.0  # never sampled: vote known
+            others = np.argsort(keys, axis=1)[:, :j]
+            xs, ws = self._rows_of(x, w, sampled)
+            picks = _numpy(self._mean_scores(others, xs, ws, rows=sampled)).argmax(axis=-1)
+            votes = np.zeros((len(sampled), k))
+            np.add.at(votes, (np.repeat(np.arange(len(sampled)), j), picks.ravel()), 1.0)
+            scale = (m_count - 1) / (j * m_count)
+            est = votes * scale
+            est[np.arange(len(sampled)), chosen[sampled]] += 1.0 / m_count
+            q = (votes + 1.0) / (j + 2.0)  # smoothed: a unanimous sample is not certainty
+            se = (m_count - 1) / m_count * np.sqrt(q * (1.0 - q) / j * fpc)
+            probs[sampled] = est
+            self.propensity_se[sampled] = se
+            self.propensity_draws[sampled] = j + 1
+        exact = np.flatnonzero(~use_sample)
+        if len(exact):
+            members = np.broadcast_to(np.arange(m_count), (len(exact), m_count))
+            xs, ws = self._rows_of(x, w, exact)
+            picks = _numpy(self._mean_scores(np.ascontiguousarray(members), xs, ws,
+                                             rows=exact)).argmax(axis=-1)
+            full = np.zeros((len(exact), k))
+            np.add.at(full, (np.repeat(np.arange(len(exact)), m_count), picks.ravel()),
+                      1.0 / m_count)
+            probs[exact] = full
+            self.propensity_draws[exact] = m_count
+        if target is not None:  # for the next call: would a sample of j have been precise?
+            p_chosen = probs[np.arange(r), chosen]
+            share = np.clip((p_chosen * m_count - 1.0) / (m_count - 1), 0.0, 1.0)
+            smooth = (share * j + 1.0) / (j + 2.0)
+            se_next = (m_count - 1) / m_count * np.sqrt(smooth * (1 - smooth) / j * fpc)
+            self._member_sample_ok = se_next / p_chosen <= target
         return probs
+
+    def _rows_of(self, x: Any, w: Any, rows: np.ndarray) -> tuple[Any, Any]:
+        """The inputs and weights of some replicates (numpy or torch, as ``x`` is)."""
+        if self._kernel:
+            return x[rows], w[rows]
+        index = _torch().as_tensor(rows, device=self.torch_device)
+        return x[index], w[index]
 
 
 @dataclass(eq=False)
