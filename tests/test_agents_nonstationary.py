@@ -27,12 +27,6 @@ def _play(env_id, agent_name, steps, seed=0, **env_kwargs):
     return agent, log
 
 
-def test_observed_stdts_is_stdts_where_every_reward_is_observed_at_once():
-    a = run("GambitIHS-v0", "StdTS", horizon=60, replicates=3, seed=2, progress=False)
-    b = run("GambitIHS-v0", "StdTS-Observed", horizon=60, replicates=3, seed=2, progress=False)
-    np.testing.assert_array_equal(a.actions, b.actions)
-
-
 def test_delayed_rewards_are_credited_to_the_step_they_belong_to():
     k, steps = 3, 80
     agent, log = _play("GambitIHS-Delayed-v0", "StdTS-Observed", steps, reward_delay=k,
@@ -68,9 +62,45 @@ def test_discounted_ts_statistics_decay_by_gamma():
         assert agent.total[0, 0, arm] == pytest.approx((weights * rewards)[actions == arm].sum())
 
 
+@pytest.mark.parametrize("observed, plain", [("StdTS-Observed", "StdTS"),
+                                             ("poGAMBITTS-Observed", "poGAMBITTS")])
+def test_observed_agent_is_its_plain_self_where_every_reward_is_observed_at_once(observed,
+                                                                               plain):
+    a = run("GambitIHS-v0", plain, horizon=60, replicates=3, seed=2, progress=False)
+    b = run("GambitIHS-v0", observed, horizon=60, replicates=3, seed=2, progress=False)
+    np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def test_observed_pogambitts_learns_exactly_what_arrived_with_its_own_message():
+    """Its posterior equals poGAMBITTS's fed only the observed (message, reward) pairs."""
+    k, steps = 2, 150
+    env = gym.make("GambitIHS-Delayed-v0", horizon=steps, reward_delay=k, missing_rate=0.3,
+                   noise_level=2)
+    agent, plain = make("poGAMBITTS-Observed"), make("poGAMBITTS")
+    agent.reset(env.unwrapped.describe(), seed=1)
+    plain.reset(env.unwrapped.describe(), seed=1)
+    obs, _ = env.reset(seed=1)
+    past = []
+    for _t in range(steps):
+        a = agent.act(obs)
+        nxt, reward, _, _, info = env.step(a)
+        agent.update(obs, a, reward, info)
+        past.append((obs, a, info["embedding"]))
+        if info["reward_observed"]:
+            o, pa, z = past[int(info["reward_step"])]
+            plain.update(o, pa, reward, {"embedding": z})
+        obs = nxt
+    np.testing.assert_allclose(agent.model.mu, plain.model.mu, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(agent.model.a, plain.model.a)
+    np.testing.assert_allclose(agent.model.b, plain.model.b, rtol=1e-9)
+
+
 @pytest.mark.parametrize("env_id, aware, unaware", [
     ("GambitIHS-Delayed-v0", "StdTS-Observed", "StdTS"),
     ("GambitIHS-Missing-v0", "StdTS-Observed", "StdTS"),
+    ("GambitIHS-Delayed-v0", "poGAMBITTS-Observed", "poGAMBITTS"),
+    ("GambitIHS-Missing-v0", "poGAMBITTS-Observed", "poGAMBITTS"),
+    ("GambitIHS-Disengage-v0", "poGAMBITTS-Observed", "poGAMBITTS"),
     ("GambitIHS-ChangePoint-v0", "DiscountedTS", "StdTS"),
 ])
 def test_aware_agent_beats_its_unaware_counterpart_where_the_dynamic_bites(env_id, aware,

@@ -30,6 +30,9 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     # for the user dynamics of gambit_gym.envs.user_dynamics (docs/user_dynamics.md)
     "StdTS-Observed": ("gambit_gym.agents.nonstationary:StdTSObserved", NONSTATIONARY,
                        "StdTS that skips unobserved rewards and credits late ones to their step"),
+    "poGAMBITTS-Observed": ("gambit_gym.agents.nonstationary:POGambitTSObserved", NONSTATIONARY,
+                            "poGAMBITTS that skips unobserved rewards, credits late ones to "
+                            "their message"),
     "DiscountedTS": ("gambit_gym.agents.nonstationary:DiscountedTS", NONSTATIONARY,
                      "Gaussian TS with statistics discounted every step (drift); as Observed"),
     # classic bandits

@@ -15,8 +15,8 @@ Two ideas, each an agent that its unaware counterpart can be compared with:
   arXiv:2305.10718), so its posterior tracks the recent past (effective memory
   ``1/(1 - gamma)`` steps).
 
-:class:`StdTSObserved` is the study's StdTS with the first idea only; :class:`DiscountedTS`
-has both.
+:class:`StdTSObserved` and :class:`POGambitTSObserved` are the study's StdTS and poGAMBITTS
+with the first idea only; :class:`DiscountedTS` has both.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from gambit_gym.agents._batched import (
     gambit_contexts,
     require_contexts,
 )
+from gambit_gym.agents.gambitts import POGambitTS
 from gambit_gym.agents.stdts import StdTS
 from gambit_gym.core.description import EnvDescription
 
@@ -46,14 +47,16 @@ class ArrivalLog:
     episode when the episode starts at the reset (as in the benchmark harness).
     """
 
-    def __init__(self, replicates: int) -> None:
+    def __init__(self, replicates: int, payload_dim: int = 0) -> None:
         self.replicates = replicates
         self.cells = np.zeros((replicates, 64), dtype=np.int64)
         self.actions = np.zeros((replicates, 64), dtype=np.int64)
+        self.payload = np.zeros((replicates, 64, payload_dim))
         self.step = 0
 
     def arrivals(self, cells: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-                 info: dict[str, Any]) -> tuple[np.ndarray, ...]:
+                 info: dict[str, Any], payload: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, ...]:
         """Record this step; return the rewards that arrived with it.
 
         Args:
@@ -61,18 +64,24 @@ class ArrivalLog:
             actions: this step's actions, ``(R,)``.
             rewards: the rewards the env returned, ``(R,)``.
             info: the step info (batched: arrays with leading axis R).
+            payload: what else to remember of this step, ``(R, payload_dim)`` (e.g. the
+                embedding of the message), returned with the rewards that belong to it.
 
         Returns:
             ``(replicates, cells, actions, rewards, lags)`` of the observed rewards that
             arrived now, each credited to the (cell, action) of the step it belongs to;
-            ``lags`` is how many steps late each came (0 without delay).
+            ``lags`` is how many steps late each came (0 without delay); with a payload, its
+            rows of those steps as a sixth element.
         """
         t = self.step
         if t >= self.cells.shape[1]:
             grow = self.cells.shape[1]
             self.cells = np.pad(self.cells, ((0, 0), (0, grow)))
             self.actions = np.pad(self.actions, ((0, 0), (0, grow)))
+            self.payload = np.pad(self.payload, ((0, 0), (0, grow), (0, 0)))
         self.cells[:, t], self.actions[:, t] = cells, actions
+        if payload is not None:
+            self.payload[:, t] = payload
         self.step += 1
         r = self.replicates
         observed = np.ones(r, dtype=bool) if info.get("reward_observed") is None else \
@@ -84,7 +93,8 @@ class ArrivalLog:
                              "agent must be reset when the episode starts")
         rows = np.flatnonzero(observed & (step >= 0))
         src = step[rows]
-        return rows, self.cells[rows, src], self.actions[rows, src], rewards[rows], t - src
+        out = (rows, self.cells[rows, src], self.actions[rows, src], rewards[rows], t - src)
+        return out if payload is None else (*out, self.payload[rows, src])
 
 
 @dataclass(eq=False)
@@ -205,3 +215,46 @@ class DiscountedTS(BatchedAgent):
         weight = self.gamma ** lags  # as if it had arrived on time and been discounted since
         np.add.at(self.count, (rows, cells, acts), weight)
         np.add.at(self.total, (rows, cells, acts), weight * ys)
+
+
+@dataclass(eq=False)
+class POGambitTSObserved(POGambitTS):
+    """:class:`POGambitTS` that learns only from observed rewards, each with its own message.
+
+    The same Bayesian linear reward model of the message's embedding; an unobserved reward is
+    skipped, and a delayed one updates the model with the embedding and context of the step it
+    belongs to (:class:`ArrivalLog`). On envs without ``reward_observed`` / ``reward_step`` it
+    makes poGAMBITTS's decisions exactly. Same arguments as :class:`POGambitTS`.
+    """
+
+    supported_envs: ClassVar[tuple[str, ...]] = ("GambitIHS-Delayed-v0",
+                                                 "GambitIHS-Missing-v0", *GAMBIT_ENVS)
+
+    def _setup(self, spec: EnvDescription) -> None:
+        super()._setup(spec)
+        self.log = ArrivalLog(self.replicates, payload_dim=self.d + 1)
+
+    def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                info: dict[str, Any]) -> None:
+        if "embedding" not in info:
+            raise KeyError(f"{type(self).__name__}.update needs info['embedding'] (the working "
+                           "embedding of the message the user received)")
+        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.d)
+        contexts = gambit_contexts(obs)
+        payload = np.concatenate([z, contexts[:, None].astype(np.float64)], axis=1)
+        rows, _, _, ys, _, kept = self.log.arrivals(contexts, actions, rewards, info, payload)
+        if len(rows) == self.replicates and np.array_equal(rows, np.arange(self.replicates)) \
+                and np.array_equal(kept, payload):
+            self.model.update(self.features(contexts, z), rewards)  # poGAMBITTS's own update
+            return
+        # A zero feature row adds nothing to the posterior (precision, S, the noise scale b);
+        # only the noise shape a counts it, which is taken back.
+        phi = np.zeros((self.replicates, self.model.p))
+        y = np.zeros(self.replicates)
+        phi[rows] = self.features(kept[:, -1].astype(np.int64), kept[:, :-1])
+        y[rows] = ys
+        self.model.update(phi, y)
+        if self.model.noise_var is None:
+            skipped = np.ones(self.replicates, dtype=bool)
+            skipped[rows] = False
+            self.model.a[skipped] -= 0.5

@@ -43,7 +43,7 @@ GAMBITTS_AGENTS: tuple[str, ...] = ("poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS"
 GAMBIT_ENV_AGENTS: tuple[str, ...] = (
     "StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS", "ens-foGAMBITTS",
     "LinTS", "LinUCB", "UCB1", "EpsilonGreedy", "Random", "Oracle", "PPO", "A2C", "DQN",
-    "StdTS-Observed", "DiscountedTS",
+    "StdTS-Observed", "poGAMBITTS-Observed", "DiscountedTS",
 )
 #: Agents of the mixed-effect experiments (with the two references), for ``core``.
 METS_LINEAR_AGENTS: tuple[str, ...] = ("meTS-Lin", "meTS-Fa", "HierTS", "LinTS-Disjoint",
@@ -349,7 +349,7 @@ BEYOND_ENVS: tuple[str, ...] = ("GambitIHS-v0", "GambitIHS-Habituation-v0",
                                 "GambitIHS-ChangePoint-v0")
 #: The study's agents (the ensemble's run time left out) and the agents that cope.
 BEYOND_AGENTS: tuple[str, ...] = ("poGAMBITTS", "foGAMBITTS", "StdTS", "StdTS-Contextual",
-                                  "StdTS-Observed", "DiscountedTS")
+                                  "StdTS-Observed", "poGAMBITTS-Observed", "DiscountedTS")
 BEYOND_REPLICATES = 20
 # Only Random is run as a reference: the Oracle agent plays the stationary oracle table, which
 # is not the oracle of a habituating or drifting user; the scoring takes the oracle's regret as
