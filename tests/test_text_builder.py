@@ -93,6 +93,21 @@ def test_split_mode_texts_then_embed(server, embedder, tmp_path):
         read_texts_file(tmp_path / "bank.parquet")
 
 
+def test_texts_only_never_loads_the_embedder(server, tmp_path):
+    """texts_only stops before embedding, so an embedder name is not even looked up.
+
+    (A precedence slip once made ``texts_only=True`` with an embedder name load the model it
+    never used; an unknown name made the build fail.)
+    """
+    texts = tmp_path / "texts.parquet"
+    assert build_bank(_gen(server), "no-such-embedder", per_pair=1, out=texts, seed=5,
+                      prompt_ids=[3], texts_only=True, progress=False) is None
+    assert len(read_texts_file(texts)[0]) == 12
+    with pytest.raises(ValueError, match="unknown embedder 'no-such-embedder'"):
+        build_bank(_gen(server), "no-such-embedder", per_pair=1, out=tmp_path / "b.parquet",
+                   seed=5, prompt_ids=[3], progress=False)
+
+
 def test_deterministic_for_a_seed(server, tmp_path):
     a = tmp_path / "a.parquet"
     b = tmp_path / "b.parquet"

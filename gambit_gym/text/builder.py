@@ -481,7 +481,7 @@ def build_bank(
     chunk_dir = chunk_dir_for(out)
     gen_meta = generator.metadata()
     fingerprint = {"generator": output_settings(gen_meta)}
-    if not texts_only and embedder is None or isinstance(embedder, str):
+    if not texts_only and (embedder is None or isinstance(embedder, str)):
         from gambit_gym.text.embedder import make_embedder
 
         embedder = make_embedder(embedder or "minilm", device=device)
