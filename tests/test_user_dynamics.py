@@ -318,6 +318,32 @@ def test_bad_dynamics_kwargs_are_refused(kwargs, error, pattern):
         gym.make_vec("GambitIHS-v0", 2, vectorization_mode="vector_entry_point", **kwargs)
 
 
+def test_population_env_refuses_dynamics_rather_than_ignoring_them():
+    from gambit_gym.envs import gambit_population_v0
+
+    with pytest.raises(ValueError, match="population env does not model user dynamics"):
+        gambit_population_v0.parallel_env(n_users=2, horizon=5, habituation=1.0)
+    gambit_population_v0.parallel_env(n_users=2, horizon=5, habituation=0.0)  # off: fine
+
+
+@pytest.mark.parametrize("env_id, has_table", [("GambitIHS-Habituation-v0", False),
+                                               ("GambitIHS-Drift-v0", False),
+                                               ("GambitIHS-ChangePoint-v0", False),
+                                               ("GambitIHS-Missing-v0", True),
+                                               ("GambitIHS-Delayed-v0", True)])
+def test_a_fixed_oracle_table_is_published_only_where_the_oracle_is_fixed(env_id, has_table):
+    from gambit_gym.agents import make
+
+    desc = gym.make(env_id).unwrapped.describe()
+    assert ("expected_rewards" in desc.extra) == has_table
+    oracle = make("Oracle")
+    if has_table:
+        oracle.reset(desc, seed=0)
+    else:
+        with pytest.raises(ValueError, match="no fixed table"):
+            oracle.reset(desc, seed=0)
+
+
 def test_live_env_refuses_dynamics():
     from gambit_gym.envs.config import make_config
 

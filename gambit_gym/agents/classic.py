@@ -320,7 +320,10 @@ class Oracle(BatchedAgent):
         table = spec.extra.get("expected_rewards")
         if table is None:
             raise ValueError("Oracle needs describe().extra['expected_rewards'] (n_contexts, K), "
-                             "which this env does not publish")
+                             "which this env does not publish (where the oracle moves with the "
+                             "user's state, as under habituation, drift or a change point, "
+                             "there is no fixed table: info['regret'] is already against the "
+                             "env's one-step greedy oracle)")
         self.table = np.asarray(table, dtype=np.float64)
 
     def _scores(self, obs: np.ndarray) -> np.ndarray:

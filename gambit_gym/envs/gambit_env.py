@@ -357,15 +357,19 @@ def describe_env(config: GambitConfig, tables: GambitTables, simulator: GambitSi
                  noise_sd: float, action_space: gym.Space,
                  observation_space: gym.Space) -> EnvDescription:
     """The :class:`EnvDescription` of a GAMBIT configuration (single or vector env)."""
+    extra = {"preset": config.preset, "optional": config.optional,
+             "arm_prompts": tables.arm_prompts.copy(),
+             "expected_rewards": tables.expected - reward_offset(config, tables),
+             "reward_offset": reward_offset(config, tables)}
+    if config.dynamics.stateful_mean:
+        # habituation, drift, a change point: the oracle moves with the user's state, so there
+        # is no fixed table to publish (info["regret"] is against the one-step greedy oracle)
+        del extra["expected_rewards"]
     return EnvDescription(
         n_actions=config.n_actions, action_space=action_space,
         observation_space=observation_space, embedding_names=tables.working_names,
         context_names=CONTEXT_NAMES, n_contexts=len(tables.observations), simulator=simulator,
-        noise_sd=noise_sd, horizon=config.horizon,
-        extra={"preset": config.preset, "optional": config.optional,
-               "arm_prompts": tables.arm_prompts.copy(),
-               "expected_rewards": tables.expected - reward_offset(config, tables),
-               "reward_offset": reward_offset(config, tables)},
+        noise_sd=noise_sd, horizon=config.horizon, extra=extra,
     )
 
 

@@ -125,6 +125,10 @@ def make_population_config(n_users: int = 10, spread: float = 0.5, active: Sched
     gambit = make_config(preset, "GambitPopulationEnv.__init__",
                          ("n_users", "spread", "active", "population_seed", "preset",
                           "max_cycles"), **gambit_kwargs)
+    if gambit.dynamics.active:
+        raise ValueError("the population env does not model user dynamics (habituation, "
+                         "disengagement, missing_rate, reward_delay, drift_sd, change_point) "
+                         "yet: use GambitIHS-* ids with these kwargs (docs/user_dynamics.md)")
     n_users = check_positive_int("n_users", n_users)
     return PopulationConfig(gambit=gambit, n_users=n_users, spread=float(spread),
                             schedule=parse_schedule(active, n_users, gambit.horizon),
