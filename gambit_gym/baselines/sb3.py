@@ -51,7 +51,7 @@ class SB3Baseline(WholeRunAgent):
     root of daily steps) while the arms differ by about 0.5, so GAMBIT envs are built with
     ``center_rewards=True`` (pass ``env_kwargs={"center_rewards": False}`` for the raw scale):
     value and Q heads start at 0 and would otherwise spend much of the run learning the offset
-    (DQN's regret is about 1.5 times the centred run's; docs/ecosystem.md has the figures).
+    (DQN's regret is 1.5-1.9 times the centred run's; docs/ecosystem.md has the figures).
     Advantages are normalised (PPO, A2C). The recorded ``rewards`` are on the raw scale, like
     the bandit runner's.
     Raw against centred regret of these defaults: ``benchmarks/bench_off_the_shelf.py``.
