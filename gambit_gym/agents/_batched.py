@@ -485,15 +485,6 @@ class BayesLinReg:
         back = np.matmul(self.S[:, None, :], self.root)  # (rootᵀS)ᵀ
         self.mu = np.matmul(self.root, np.swapaxes(back, -1, -2))[:, :, 0]
 
-    def sample_noise_var(self, streams: CounterStreams, counter: int, stream: int,
-                         shape: tuple[int, ...] = ()) -> np.ndarray:
-        """Draws of the noise variance scale ``(R, *shape)`` (ones when the noise is known)."""
-        if self.noise_var is not None:
-            return np.ones((self.mu.shape[0], *shape))
-        a = np.broadcast_to(self.a.reshape(-1, *([1] * len(shape))), (len(self.a), *shape))
-        g = streams.gamma(counter, stream, np.ascontiguousarray(a))
-        return self.b.reshape(-1, *([1] * len(shape))) / g
-
     def sample(self, streams: CounterStreams, counter: int, stream: int,
                n_samples: int | None = None) -> np.ndarray:
         """Posterior draws of θ: ``(R, p)``, or ``(R, n_samples, p)``."""

@@ -36,9 +36,9 @@ import numpy as np
 from gymnasium import spaces
 
 from gambit_gym._validate import check_positive_int
+from gambit_gym.agents._rng import argmax_random_ties
 from gambit_gym.agents.mets_glm import GaussianStats, LaplaceStats
 from gambit_gym.agents.mets_posterior import (
-    argmax_random_ties,
     conditional_terms,
     disjoint_terms,
     effect_contribution,
@@ -222,8 +222,11 @@ class _MixedEffectAgent:
             done = 0
             while done < n_samples:
                 s = min(_PROPENSITY_CHUNK, n_samples - done)
-                scores = self._sample_scores(r, obs[r], s, rng)  # (K, s)
-                picks = argmax_random_ties(scores.T, rng)
+                scores = self._sample_scores(r, obs[r], s, rng).T  # (s, K)
+                ties = (scores == scores.max(axis=-1, keepdims=True)).sum(axis=-1) > 1
+                # a uniform per draw only when some draw has tied scores (as before)
+                picks = (argmax_random_ties(scores, rng.random(ties.shape)) if ties.any()
+                         else scores.argmax(axis=-1))
                 counts[r] += np.bincount(picks, minlength=self._K)
                 done += s
         rows = np.arange(self.n_replicates)

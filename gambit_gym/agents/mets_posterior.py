@@ -88,11 +88,6 @@ def effect_natural_params(
     return symmetrize(precision), linear
 
 
-def effect_moments(precision: np.ndarray, linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance ``(μ̄, Σ̄)`` from the natural parameters (for tests and reports)."""
-    cov = symmetrize(np.linalg.inv(precision))
-    return (cov @ linear[..., None])[..., 0], cov
-
 
 def conditional_terms(
     G: np.ndarray, B: np.ndarray, sigma_0_inv: np.ndarray
@@ -147,15 +142,3 @@ def sample_effects(
     C = np.linalg.cholesky(precision)
     y = np.linalg.solve(C, linear[..., None])
     return np.linalg.solve(np.swapaxes(C, -1, -2), y + z)
-
-
-def argmax_random_ties(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Argmax over the last axis, ties broken uniformly at random (one uniform per row)."""
-    best = scores.max(axis=-1, keepdims=True)
-    is_max = scores >= best
-    counts = is_max.sum(axis=-1)
-    if np.all(counts == 1):
-        return scores.argmax(axis=-1)
-    pick = np.floor(rng.random(counts.shape) * counts).astype(int)
-    order = np.cumsum(is_max, axis=-1) - 1
-    return np.argmax(is_max & (order == pick[..., None]), axis=-1)

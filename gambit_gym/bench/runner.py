@@ -38,6 +38,7 @@ from gambit_gym._validate import (
 from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench.agent_view import agent_description, agent_info, make_factory
 from gambit_gym.bench.propensity import PropensityLog
+from gambit_gym.bench.provenance import library_versions
 from gambit_gym.core.protocol import WholeRunAgent
 from gambit_gym.core.result import RunResult
 
@@ -173,7 +174,7 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
                 "propensity_samples": n_propensity_samples if propensities else None,
                 "propensities_skipped": "agent has no action_probabilities" if skipped else None,
                 "propensity": None if log is None else log.summary(),
-                "versions": _versions()}
+                "versions": library_versions()}
     return RunResult(env_id=env_id, agent=label, regret=regret, rewards=rewards, actions=actions,
                      propensities=props, contexts=contexts,
                      wall_time_s=time.perf_counter() - start, seed=seed, env_kwargs=env_kwargs,
@@ -300,20 +301,4 @@ def _row(info: dict[str, Any], r: int) -> dict[str, Any]:
             out[key] = value[r]
         else:
             out[key] = value
-    return out
-
-
-def _versions() -> dict[str, str]:
-    import sys
-
-    out = {"numpy": np.__version__, "gymnasium": gym.__version__}
-    try:
-        import gambit_gym
-
-        out["gambit_gym"] = gambit_gym.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        out["torch"] = torch.__version__
     return out

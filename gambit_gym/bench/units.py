@@ -245,23 +245,13 @@ def execute_safely(unit: Unit) -> UnitRecord | UnitFailure:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the packages that shape a result, and the platform."""
-    import sys
+    """Versions of the packages that shape a result, and the platform.
 
-    out = {"python": sys.version.split()[0], "platform": platform.platform(),
-           "numpy": np.__version__}
-    try:
-        import gambit_gym
+    The versions are :func:`~gambit_gym.bench.provenance.library_versions`' (one collector).
+    """
+    from gambit_gym.bench.provenance import library_versions
 
-        out["gambit_gym"] = str(getattr(gambit_gym, "__version__", "unknown"))
-    except ImportError:  # pragma: no cover
-        pass
-    for name in ("torch", "gymnasium"):
-        module = sys.modules.get(name)
-        if module is not None:
-            out[name] = str(getattr(module, "__version__", "unknown"))
-    return out
-
+    return {**library_versions(), "platform": platform.platform()}
 
 def unit_to_dict(unit: Unit) -> dict[str, Any]:
     """A JSON-ready dict of a unit."""

@@ -339,25 +339,3 @@ def make_embedder(name: str = "minilm", device: str | None = "auto", **kwargs: A
     if name == "vae":
         return VAEStyleEmbedder(device=device, **kwargs)
     raise ValueError(f"unknown embedder {name!r}; use minilm or vae")
-
-
-def write_reference(texts: Sequence[str], embedders: Sequence[Any],
-                    path: str | os.PathLike = DEFAULT_REFERENCE, about: str = "") -> Path:
-    """Write a reference set: its texts and, per embedder, the mean and sd of its raw scores.
-
-    Args:
-        texts: the reference messages (e.g. one per (prompt, context) cell of a bank).
-        embedders: embedders whose standardisation to store (others recompute it on load).
-        path: the JSON file to write.
-        about: a line on where the texts come from.
-    """
-    path = Path(path)
-    data: dict[str, Any] = {"about": about, "texts": [str(t) for t in texts], "stats": {}}
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
-    for emb in embedders:
-        emb.reference_path = path
-        key, entry = emb.reference_entry()
-        data["stats"][key] = entry
-        emb._stats = None
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
-    return path
