@@ -172,3 +172,35 @@ def test_invalid_actions_and_unknown_users_raise():
         env.step({"user_0": 99, "user_1": 0})
     with pytest.raises(ValueError, match="not in env.agents"):
         env.step({"user_7": 0})
+
+
+def test_each_reward_uses_that_users_own_coefficients_exactly():
+    """Noise-free, each reward equals the population outcome of the delivered bank message plus
+    the user's own random effect on it: ``(coef + δ_u) · standardise(z_true(row))``. A reward
+    that ignored δ_u, or took another user's, is off by at least ``min_gap`` below."""
+    env = gambit_population_v0.parallel_env(n_users=4, spread=2.0, horizon=60, noise_sd=0.0)
+    env.reset(seed=5)
+    raw = env.unwrapped
+    tables, outcomes = raw._tables, raw._outcomes
+    bank = tables.bank
+    true_scores = bank.scores[:, bank.dimension_index(tables.true_names)]
+    rng = np.random.default_rng(0)
+    gaps = []
+    for _ in range(50):
+        actions = {a: int(rng.integers(5)) for a in env.agents}
+        ctx = {a: int(env.state()[int(a[5:])]) for a in env.agents}
+        _, rewards, _, _, infos = env.step(actions)
+        for name, reward in rewards.items():
+            u, a, c = int(name[5:]), actions[name], ctx[name]
+            start, count = tables.offsets[a, c], tables.counts[a, c]
+            rows = [start + i for i in range(count)
+                    if tables.texts[start + i] == infos[name]["text"]]
+            assert rows, "the delivered message is not in its (action, context) block"
+            row = rows[0]
+            population = float(tables.outcome.mean_reward(true_scores[row][None],
+                                                          np.array([c]))[0])
+            own = outcomes.row_std[row] @ raw.deltas[u]
+            assert reward == pytest.approx(population + own, abs=1e-6)  # float32 scores
+            others = [outcomes.row_std[row] @ raw.deltas[v] for v in range(4) if v != u]
+            gaps.append(min(abs(own - o) for o in [0.0, *others]))
+    assert np.median(gaps) > 0.05, np.median(gaps)  # the check above tells users apart
