@@ -1,3 +1,4 @@
+import copy
 import os
 
 import pytest
@@ -17,3 +18,42 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords and not has_cuda:
             item.add_marker(skip)
+
+
+# ------------------------------------------------------------------ heavy models, loaded once
+@pytest.fixture(scope="session")
+def _smollm2_loaded():
+    pytest.importorskip("transformers")
+    from gambit_gym.text.generators import SmolLM2Generator
+
+    gen = SmolLM2Generator(device="cpu")
+    gen.load()
+    return gen
+
+
+@pytest.fixture(scope="session")
+def smollm2(_smollm2_loaded):
+    """``smollm2(sampling=..., batch_size=...)``: a SmolLM2Generator sharing the one model
+    loaded this session (loading takes tens of seconds), with its own settings and counters."""
+    from gambit_gym.text.generators import SamplingConfig
+
+    def make(sampling=None, batch_size: int = 32):
+        gen = copy.copy(_smollm2_loaded)
+        gen.sampling = sampling or SamplingConfig()
+        gen.batch_size = batch_size
+        gen.rejections = gen.unresolved = 0
+        gen.on_progress = None
+        return gen
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The MiniLM style embedder, loaded once this session (stateless after loading)."""
+    pytest.importorskip("sentence_transformers")
+    from gambit_gym.text.embedder import MiniLMStyleEmbedder
+
+    emb = MiniLMStyleEmbedder(device="cpu")
+    emb.embed(["warm-up"])
+    return emb

@@ -1,4 +1,7 @@
-"""GambitIHS-Live-v0 with the real packaged SmolLM2 generator and MiniLM embedder."""
+"""GambitIHS-Live-v0 with the real packaged SmolLM2 generator and MiniLM embedder.
+
+The models come from the session fixtures in conftest.py (each loaded once per test session).
+"""
 
 import gymnasium as gym
 import numpy as np
@@ -6,30 +9,28 @@ import pytest
 
 import gambit_gym  # noqa: F401
 from gambit_gym.envs import checks
+from gambit_gym.text.generators import SamplingConfig
 
 pytest.importorskip("transformers")
 pytest.importorskip("sentence_transformers")
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
-def live_parts():
-    from gambit_gym.text.embedder import MiniLMStyleEmbedder
-    from gambit_gym.text.generators import SamplingConfig, SmolLM2Generator
-
-    generator = SmolLM2Generator(device="cpu", sampling=SamplingConfig(max_new_tokens=40))
-    return generator, MiniLMStyleEmbedder(device="cpu")
+def live_parts(smollm2, minilm):
+    return smollm2(sampling=SamplingConfig(max_new_tokens=40)), minilm
 
 
-@pytest.mark.slow
-def test_live_env_generates_real_messages_deterministically(live_parts):
+def _make(live_parts, **kwargs):
     generator, embedder = live_parts
+    return gym.make("GambitIHS-Live-v0", generator=generator, embedder=embedder, horizon=3,
+                    **kwargs)
 
-    def make():
-        return gym.make("GambitIHS-Live-v0", generator=generator, embedder=embedder,
-                        horizon=3, noise_level=1)
 
-    checks.check_gymnasium_contract(make())
-    env = make()
+def test_live_env_generates_real_messages_deterministically(live_parts):
+    _, embedder = live_parts
+    env = _make(live_parts, noise_level=1)
     env.reset(seed=4)
     _, reward, _, _, info = env.step(1)
     assert len(info["text"].split()) >= 3, info["text"]
@@ -39,7 +40,34 @@ def test_live_env_generates_real_messages_deterministically(live_parts):
     full = embedder.embed([info["text"]])[0]
     idx = [list(embedder.names).index(n) for n in info["embedding_names"]]
     assert np.allclose(info["embedding"], full[idx], atol=1e-4)
-    again = make()
+    again = _make(live_parts, noise_level=1)
     again.reset(seed=4)
     _, reward2, _, _, info2 = again.step(1)
     assert info2["text"] == info["text"] and reward2 == pytest.approx(reward)
+
+
+def test_live_reward_is_computed_from_the_live_messages_embedding(live_parts):
+    """Noise-free, the reward is the outcome model applied to the embedder's scores of the
+    generated text, not the reward of the bank message the same seed would have delivered."""
+    _, embedder = live_parts
+    env = _make(live_parts, noise_sd=0.0)
+    bank_env = gym.make("GambitIHS-v0", noise_sd=0.0, horizon=3)
+    obs, _ = env.reset(seed=11)
+    bank_env.reset(seed=11)
+    tables = env.unwrapped.tables
+    for action in (0, 3, 4):
+        context = int(env.unwrapped._context)
+        _, reward, _, _, info = env.step(action)
+        _, bank_reward, _, _, bank_info = bank_env.step(action)
+        scores = np.asarray(embedder.embed([info["text"]]), dtype=np.float32)[0]
+        names = list(embedder.names)
+        z_true = scores[[names.index(n) for n in tables.true_names]]
+        expected = float(tables.outcome.mean_reward(z_true[None], np.array([context]))[0])
+        assert reward == pytest.approx(expected, abs=1e-4)
+        assert info["text"] != bank_info["text"]
+        assert abs(reward - bank_reward) > 1e-3, (reward, bank_reward)
+
+
+def test_the_shipped_checker_passes_on_the_live_id(smollm2, minilm):
+    short = smollm2(sampling=SamplingConfig(max_new_tokens=12))  # ~40 generations
+    checks.check_gambit_env("GambitIHS-Live-v0", generator=short, embedder=minilm, horizon=30)

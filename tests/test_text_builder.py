@@ -35,10 +35,8 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def embedder():
-    from gambit_gym.text.embedder import MiniLMStyleEmbedder
-
-    return MiniLMStyleEmbedder(device="cpu")
+def embedder(minilm):
+    return minilm
 
 
 def _gen(srv):

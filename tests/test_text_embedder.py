@@ -6,7 +6,6 @@ import pytest
 from gambit_gym.text.dimensions import STYLE_DIMENSIONS
 from gambit_gym.text.embedder import (
     DEFAULT_REFERENCE,
-    MiniLMStyleEmbedder,
     StyleEmbedder,
     VAEStyleEmbedder,
     graded_messages,
@@ -16,8 +15,8 @@ from gambit_gym.text.embedder import (
 
 
 @pytest.fixture(scope="module")
-def emb():
-    return MiniLMStyleEmbedder(device="cpu")
+def emb(minilm):
+    return minilm
 
 
 def test_anchors_are_ours_and_complete():

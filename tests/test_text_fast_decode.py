@@ -12,11 +12,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smol():
+def smol(smollm2):
     lib = load_prompt_library()
-    gen = SmolLM2Generator(device="cpu", batch_size=64,
-                           sampling=SamplingConfig(max_new_tokens=24, system=lib.system))
-    gen.load()
+    gen = smollm2(batch_size=64, sampling=SamplingConfig(max_new_tokens=24, system=lib.system))
     return gen, lib
 
 

@@ -191,13 +191,11 @@ def test_sampling_config_validation():
 
 
 @pytest.mark.slow
-def test_smollm2_real_model_generates_messages():
-    from gambit_gym.text.generators import SmolLM2Generator
+def test_smollm2_real_model_generates_messages(smollm2):
     from gambit_gym.text.prompts import load_prompt_library
 
     lib = load_prompt_library()
-    gen = SmolLM2Generator(device="cpu", batch_size=2,
-                           sampling=SamplingConfig(max_new_tokens=40, system=lib.system))
+    gen = smollm2(batch_size=2, sampling=SamplingConfig(max_new_tokens=40, system=lib.system))
     prompts = [lib.render(0, 0), lib.render(1, 5)]
     events = []
     gen.on_progress = lambda drafted, queued: events.append((drafted, queued))
