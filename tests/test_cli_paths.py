@@ -48,7 +48,7 @@ def _png(path):
 # ------------------------------------------------------------------ demo and list
 def test_demo_prints_messages_and_each_agents_true_regret(capsys):
     out = _main(capsys, "demo", "--messages", "2", "--replicates", "3", "--horizon", "20",
-                "--seed", "4", "--agents", "Random", "Oracle")
+                "--seed", "4", "--agents", "Random,Oracle")
     assert len(re.findall(r"^  > ", out, flags=re.M)) == 2  # two messages
     embeddings = re.findall(r"^  embedding: (.*)$", out, flags=re.M)
     names = gym.make("GambitIHS-v0").unwrapped.tables.working_names
