@@ -49,9 +49,12 @@ def test_process_pool_equals_serial(serial, tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                     reason="Ray is not installed (pip install 'gambit-gym[ray]')")
-def test_ray_executor_equals_serial(serial, tmp_path):
+def test_ray_executor_equals_serial(serial, tmp_path, monkeypatch):
+    """Without an address the executor starts its own instance, whatever cluster the machine
+    names (here RAY_ADDRESS points at nothing: attaching to it would fail)."""
     from gambit_gym.bench.executors import RayExecutor
 
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
     suite = _suite()
     executor = RayExecutor(num_cpus=1)
     try:

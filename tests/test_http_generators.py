@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from text_servers import FakeLLMServer
 
 from gambit_gym.text.generators import (
     BaseGenerator,
@@ -20,7 +21,6 @@ from gambit_gym.text.generators import (
     OpenAICompatibleGenerator,
     SamplingConfig,
 )
-from tests.text_servers import FakeLLMServer
 
 SECRET = "sk-test-SECRET-5f3a9c0e11"
 HOME = "Right now the user is at home."

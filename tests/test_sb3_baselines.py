@@ -116,3 +116,16 @@ def test_bench_run_hands_registered_sb3_names_to_the_sb3_runner():
                      env_kwargs=LOW_NOISE, learning_starts=5)
     assert result.agent == "DQN" and result.metadata["runner"] == "sb3"
     np.testing.assert_array_equal(result.actions, direct.actions)
+
+
+def test_sb3_runs_write_no_log_folders(tmp_path, monkeypatch):
+    """SB3's default logger makes an SB3-<date> folder in the temp directory on every run."""
+    import tempfile
+
+    from gambit_gym.baselines.sb3 import run_sb3
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    for algo in ("PPO", "DQN"):
+        run_sb3("GambitIHS-v0", algo, horizon=16, replicates=1, seed=0)
+    assert [p.name for p in tmp_path.glob("SB3-*")] == []

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from text_servers import FakeLLMServer
 
 from gambit_gym.text.bank import BankFormatError, ResponseBank, load_bank
 from gambit_gym.text.builder import (
@@ -22,7 +23,6 @@ from gambit_gym.text.builder import (
 from gambit_gym.text.contexts import context_definitions
 from gambit_gym.text.generators import HTTPConfig, OllamaGenerator
 from gambit_gym.text.prompts import load_prompt_library
-from tests.text_servers import FakeLLMServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = HTTPConfig(timeout=5, retries=1, backoff=0.01, concurrency=4)

@@ -3,6 +3,7 @@ import socket
 import time
 
 import pytest
+from text_servers import FakeLLMServer
 
 from gambit_gym.text.generators import (
     GenerationError,
@@ -14,7 +15,6 @@ from gambit_gym.text.generators import (
     is_degenerate,
     make_generator,
 )
-from tests.text_servers import FakeLLMServer
 
 FAST = HTTPConfig(timeout=5, retries=2, backoff=0.01, concurrency=2)
 

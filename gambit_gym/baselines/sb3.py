@@ -154,14 +154,27 @@ class SB3Baseline(WholeRunAgent):
         offset = float(getattr(env.unwrapped, "reward_offset", 0.0))
         recorder = _make_recorder(horizon, self.algo, offset)
         algo_cls = getattr(sb3, self.algo)
-        model = algo_cls(self.policy, env, seed=seed, device=device, verbose=verbose,
-                         **self.hyperparameters())
+        hyper = self.hyperparameters()
+        model = algo_cls(self.policy, env, seed=seed, device=device, verbose=verbose, **hyper)
+        if not hyper.get("tensorboard_log"):
+            # SB3's default logger makes an SB3-<date> folder in the temp directory on every
+            # learn(); a baseline writes logs only where asked (tensorboard_log=DIR)
+            model.set_logger(_quiet_logger(verbose))
         model.learn(total_timesteps=horizon, callback=recorder, progress_bar=False)
         env.close()
         if recorder.filled < horizon:  # pragma: no cover - SB3 always collects >= total steps
             raise RuntimeError(f"SB3 stopped after {recorder.filled} of {horizon} steps")
         return (recorder.regret, recorder.rewards, recorder.actions, recorder.propensities,
                 recorder.contexts)
+
+
+def _quiet_logger(verbose: int) -> Any:
+    """An SB3 logger writing no files: stdout only when ``verbose``, else nothing."""
+    import sys
+
+    from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
+    return Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if verbose else [])
 
 
 class PPOBaseline(SB3Baseline):

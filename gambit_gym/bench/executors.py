@@ -259,8 +259,13 @@ class RayExecutor:
                                       "include_dashboard": False}
             if address is not None:
                 kwargs["address"] = address
-            elif num_cpus is not None:
-                kwargs["num_cpus"] = num_cpus
+            else:
+                # "local" always starts a new instance: a bare ray.init() would attach to a
+                # cluster already running on the machine (ray start) or named by RAY_ADDRESS,
+                # whose resources and num_cpus are not ours
+                kwargs["address"] = "local"
+                if num_cpus is not None:
+                    kwargs["num_cpus"] = num_cpus
             ray.init(**kwargs)
             self._started = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
