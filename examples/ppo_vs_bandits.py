@@ -4,8 +4,10 @@ Run: ``python examples/ppo_vs_bandits.py [--horizon 1000] [--replicates 5] [--de
 
 All three go through the same runner, :func:`gambit_gym.bench.run` (PPO's run is handed to
 :mod:`gambit_gym.baselines.sb3`), so each result is a ``RunResult`` with per-step regret taken
-from the env's ``info["regret"]``. Set ``GAMBIT_GYM_EXAMPLE_SMALL=1`` (as the tests do) for a
-budget of seconds.
+from the env's ``info["regret"]``. PPO's env is built with ``center_rewards=True`` (the SB3
+baselines' default: its value head starts at 0, the rewards near 83; see docs/ecosystem.md);
+the bandit agents get the env as the study defines it. Set ``GAMBIT_GYM_EXAMPLE_SMALL=1`` (as
+the tests do) for a budget of seconds.
 """
 
 from __future__ import annotations
