@@ -349,3 +349,25 @@ def test_live_env_refuses_dynamics():
 
     with pytest.raises(ValueError, match="need the response bank"):
         make_config("live", missing_rate=0.2)
+
+
+@pytest.mark.parametrize("env_id", [i for i in DYNAMIC_IDS
+                                    if i != "GambitIHS-Disengage-Terminate-v0"])
+def test_vector_replicate_r_is_the_single_env_seeded_seed_plus_r(env_id):
+    """Bit for bit, with many replicates sharing contexts (the oracle is computed per group)."""
+    r, steps = 16, 40
+    vec = gym.make_vec(env_id, r, vectorization_mode="vector_entry_point", horizon=steps,
+                       noise_level=1)
+    vec.reset(seed=30)
+    rng = np.random.default_rng(1)
+    actions = rng.integers(vec.single_action_space.n, size=(steps, r))
+    out = [vec.step(a) for a in actions]
+    for i in (0, 5, 15):
+        env = gym.make(env_id, horizon=steps, noise_level=1)
+        env.reset(seed=30 + i)
+        for t in range(steps):
+            _, y, term, trunc, info = env.step(int(actions[t, i]))
+            assert y == out[t][1][i] and trunc == out[t][3][i]
+            for key in ("expected_reward", "optimal_expected_reward", "regret",
+                        "optimal_action", "reward_observed", "reward_step"):
+                assert info[key] == out[t][4][key][i], (t, key)

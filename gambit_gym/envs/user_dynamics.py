@@ -257,9 +257,36 @@ def expected_rewards(dyn: UserDynamics, tables: Any, dt: DynamicsTables, state: 
     """
     if not dyn.stateful_mean:
         return tables.expected[contexts]
-    rows = dt.cell_rows[:, contexts].transpose(1, 0, 2)  # (R, K, m)
-    weights = dt.cell_weights[:, contexts].transpose(1, 0, 2)
-    return (_row_means(dyn, dt, state, t, rows) * weights).sum(axis=-1)
+    out = np.empty((len(contexts), dt.cell_rows.shape[0]))
+    # one group per context: the cell's rows are a fixed block (K, m), so nothing is gathered
+    # per replicate; elementwise arithmetic, and each replicate's sum runs over a contiguous
+    # last axis, so its numbers do not depend on how many replicates share its context (the
+    # single env is a batch of one)
+    for c in np.unique(contexts):
+        members = np.flatnonzero(contexts == c)
+        rows = dt.cell_rows[:, c]  # (K, m)
+        effect = dt.effect[rows][None]  # (1, K, m)
+        if dyn.change_point is not None and t >= dyn.change_point:
+            effect = -effect
+        if dyn.drift_sd:
+            effect = effect + _dot(dt.x[rows], state.drift[members])
+        if dyn.habituation:
+            similarity = np.maximum(_dot(dt.x_hat[rows], state.memory[members]), 0.0)
+            effect = effect * np.exp(-dyn.habituation * similarity)
+        means = dt.base[rows][None] + effect  # (n_c, K, m)
+        out[members] = np.ascontiguousarray(means * dt.cell_weights[:, c][None]).sum(axis=-1)
+    return out
+
+
+def _dot(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``x · v`` for rows ``x`` ``(K, m, d)`` and vectors ``v`` ``(n, d)``: ``(n, K, m)``.
+
+    Written out over the (few) dims instead of a matmul, whose rounding can depend on ``n``.
+    """
+    out = v[:, 0, None, None] * x[None, ..., 0]
+    for j in range(1, x.shape[-1]):
+        out = out + v[:, j, None, None] * x[None, ..., j]
+    return out
 
 
 @dataclass(frozen=True)
