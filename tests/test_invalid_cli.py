@@ -208,6 +208,8 @@ OTHER_COMMANDS = [
     (["demo", "--replicates", "0"], r"--replicates must be a positive integer, got 0"),
     (["demo", "--messages", "-1"], r"--messages must be an integer >= 0, got -1"),
     (["demo", "--agents", "Nope"], r"unknown agent 'Nope'"),
+    (["bench", "--suite", "one_d", "--propensity-rse", "-0.1", "--out", "{tmp}/s.db"],
+     r"--propensity-rse must be >= 0 \(0: always --propensity-samples draws\), got -0.1"),
     (["bank-report", "--bank", "{tmp}/missing.parquet", "--out", "{tmp}/r.md"],
      r"missing\.parquet' does not exist"),
     (["bank-report", "--bank", "{tmp}/not_a_bank.parquet", "--out", "{tmp}/r.md"],

@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
     suite = build_suite(args)
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if not args.propensity_rse >= 0:  # also refuses NaN
+        raise ValueError(f"--propensity-rse must be >= 0 (0: always --propensity-samples "
+                         f"draws), got {args.propensity_rse}")
     executor = make_executor(args.executor, workers=args.workers,
                              ray_address=args.ray_address)
     store = ResultStore(args.out)
