@@ -10,7 +10,7 @@ optional-message env, ``generator`` / ``embedder`` for the live env), and the us
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -90,7 +90,6 @@ class GambitConfig:
     reward_delay: int = 0
     drift_sd: float = 0.0
     change_point: int | None = None
-    _user_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.outcome not in ("linear", "mlp"):
@@ -101,10 +100,6 @@ class GambitConfig:
             raise type(exc)(f"{exc}; or pass noise_sd= for any other level") from None
         if self.noise_sd is not None:
             check_number("noise_sd", self.noise_sd, minimum=0.0)
-            if "noise_level" in self._user_keys:
-                raise ValueError("pass either noise_level or noise_sd, not both")
-        if "n_prompts" in self._user_keys and "prompt_ids" in self._user_keys:
-            raise ValueError("pass either n_prompts or prompt_ids, not both")
         if self.prompt_ids is not None:
             ids = check_index_sequence("prompt_ids", self.prompt_ids, None)
             object.__setattr__(self, "prompt_ids", ids)
@@ -149,10 +144,19 @@ class GambitConfig:
         return k + int(self.optional)
 
     def table_key(self) -> tuple[Any, ...]:
-        """What the precomputed dynamics tables depend on (not the noise or horizon)."""
-        return (self.preset, self.outcome, self.outcome_facts, self.true_dims,
-                self.working_dims, self.covariates, self.calibration_sd, self.n_prompts,
-                self.prompt_ids, self.bank, self.optional, self.no_message_reward, self.mlp_seed)
+        """What the precomputed dynamics tables depend on: every field but :data:`NOT_IN_TABLES`.
+
+        Derived from the fields, not listed by hand, so a new field is part of the key (tables
+        are rebuilt for it) unless it is declared not to change them.
+        """
+        return tuple((f.name, getattr(self, f.name)) for f in fields(self)
+                     if f.name not in NOT_IN_TABLES)
+
+
+#: Config fields the shared dynamics tables do not depend on: the episode, the noise, the
+#: rewards' offset and the user dynamics are applied per env on top of the tables.
+NOT_IN_TABLES = frozenset({"noise_level", "noise_sd", "horizon", "center_rewards",
+                           *DYNAMICS_KWARGS})
 
 
 _LADDER_1D = tuple(_facts("1d_optimism")["noise_sd_ladder"])
@@ -224,4 +228,10 @@ def make_config(preset: str, owner: str = "GambitEnv.__init__", extra: tuple[str
     values = {**PRESETS[preset], **{k: v for k, v in kwargs.items() if k in known}}
     if values.get("noise_level") is None:
         values.pop("noise_level", None)
-    return GambitConfig(preset=preset, _user_keys=tuple(sorted(kwargs)), **values)
+    config = GambitConfig(preset=preset, **values)
+    # which kwargs the user gave is known here, not in the config (no hidden field for it)
+    if "noise_level" in kwargs and kwargs.get("noise_sd") is not None:
+        raise ValueError("pass either noise_level or noise_sd, not both")
+    if "n_prompts" in kwargs and "prompt_ids" in kwargs:
+        raise ValueError("pass either n_prompts or prompt_ids, not both")
+    return config

@@ -8,8 +8,9 @@ both the single env and the native vector env, so there is one copy of the dynam
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,9 @@ class GambitTables:
     bucket_names: np.ndarray
     cells_py: tuple = ()  #: ``(offset, count)`` per (action, context) as Python ints
     row_reward_py: tuple = ()  #: ``row_reward`` as Python floats (the single env's fast path)
+    #: objects derived from these tables, built on first use and kept with them (the simulator,
+    #: the user-dynamics tables), so they live and go exactly as long as the tables
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
     #: ``info["context"]`` of each context id, ``(12,)`` object array of ``np.str_``
     context_labels: np.ndarray | None = None
     #: ``max(optimal_reward[c] - expected[c, a], 0)`` per (context, action), ``(12, K)``
@@ -120,11 +124,14 @@ def select_arms(prompt_means: np.ndarray, k: int) -> np.ndarray:
     return order[np.round(np.linspace(0, p - 1, k)).astype(np.int64)]
 
 
-_TABLES: dict[tuple, GambitTables] = {}
+#: Table sets by configuration and bank file, most recently used last; at most
+#: :data:`MAX_TABLE_SETS` are kept (each holds a copy of the bank's arrays).
+_TABLES: OrderedDict[tuple, GambitTables] = OrderedDict()
+MAX_TABLE_SETS = 8
 
 
 def build_tables(config: GambitConfig) -> GambitTables:
-    """The shared dynamics tables of a config, built once per process.
+    """The shared dynamics tables of a config, built once and kept while recently used.
 
     The cache key is :meth:`GambitConfig.table_key` (noise and horizon do not change the
     tables) plus the bank file's identity, so every env instance on the same bank and
@@ -139,6 +146,9 @@ def build_tables(config: GambitConfig) -> GambitTables:
     tables = _TABLES.get(key)
     if tables is None:
         tables = _TABLES[key] = _build_tables(config)
+        while len(_TABLES) > MAX_TABLE_SETS:
+            _TABLES.popitem(last=False)
+    _TABLES.move_to_end(key)
     return tables
 
 

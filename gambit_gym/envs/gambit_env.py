@@ -71,14 +71,11 @@ class GambitStepInfo(TypedDict):
     regret: np.float64
 
 
-_SIMULATORS: dict[int, GambitSimulator] = {}
-
-
 def simulator_for(tables: GambitTables) -> GambitSimulator:
-    """The simulator of a table set (one per process, shared like the tables)."""
-    sim = _SIMULATORS.get(id(tables))
+    """The simulator of a table set (built once, kept with the tables and shared like them)."""
+    sim = tables.derived.get("simulator")
     if sim is None:
-        sim = _SIMULATORS[id(tables)] = GambitSimulator(tables)
+        sim = tables.derived["simulator"] = GambitSimulator(tables)
     return sim
 
 
@@ -167,6 +164,7 @@ class GambitEnv(gym.Env):
                         "GambitEnv.__init__", [name], valid_kwargs(preset),
                         f" (GAMBIT preset {preset!r}; {name}= is for GambitIHS-Live-v0)")
         self.config: GambitConfig = make_config(preset, **kwargs)
+        self._horizon_given = "horizon" in kwargs  # for gym.make's max_episode_steps
         self.render_mode = render_mode
         self._tables = build_tables(self.config)
         self.simulator = simulator_for(self._tables)
@@ -316,7 +314,7 @@ class GambitEnv(gym.Env):
     def apply_episode_limit(self, max_episode_steps: int) -> None:
         """Take ``gym.make(..., max_episode_steps=N)`` into account (see :mod:`.episode`)."""
         horizon = horizon_with_spec_limit(max_episode_steps, self.config.horizon,
-                                          "horizon" in self.config._user_keys)
+                                          self._horizon_given)
         if horizon != self.config.horizon:
             self.config = dataclasses.replace(self.config, horizon=horizon)
             self._horizon = horizon

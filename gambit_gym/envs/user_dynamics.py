@@ -164,12 +164,9 @@ class DynamicsTables:
     cell_weights: np.ndarray
 
 
-_DTABLES: dict[int, DynamicsTables] = {}
-
-
 def dynamics_tables(tables: Any) -> DynamicsTables:
     """The :class:`DynamicsTables` of a :class:`~gambit_gym.envs.dynamics.GambitTables`."""
-    cached = _DTABLES.get(id(tables))
+    cached = tables.derived.get("user_dynamics")  # built once, kept with the tables
     if cached is not None:
         return cached
     bank = tables.bank
@@ -196,7 +193,7 @@ def dynamics_tables(tables: Any) -> DynamicsTables:
     for arr in (out.x, out.x_hat, out.base, out.effect, out.is_message, out.cell_rows,
                 out.cell_weights):
         arr.setflags(write=False)
-    _DTABLES[id(tables)] = out
+    tables.derived["user_dynamics"] = out
     return out
 
 
