@@ -65,3 +65,20 @@ def test_ray_executor_equals_serial(serial, tmp_path, monkeypatch):
         executor.shutdown()
     assert report.ran == report.planned == 6
     _assert_same(serial, distributed)
+
+
+def test_pool_workers_run_the_numba_kernels_on_one_thread():
+    """A worker per core: the ensemble kernels must not start a thread per core in each."""
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+
+    from bench_helpers import subprocess_env
+
+    env = {k: v for k, v in subprocess_env().items() if k != "NUMBA_NUM_THREADS"}
+    code = ("from gambit_gym.bench.executors import _init_worker; _init_worker(); "
+            "import numba; print(numba.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

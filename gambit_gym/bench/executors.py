@@ -46,7 +46,8 @@ from gambit_gym.bench.units import (
 )
 
 EXECUTORS: tuple[str, ...] = ("local", "serial", "ray")
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# one thread per worker process (a worker per core): BLAS, OpenMP and the numba kernels
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 class Executor(Protocol):
