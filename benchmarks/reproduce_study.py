@@ -224,7 +224,7 @@ def render(rows, corr, args: Args, elapsed: float, bank) -> str:
         lines.append("")
     lines += findings(by, corr)
     lines += NOTES.splitlines()
-    lines += [""] + SPEED.format(speed_rows="\n".join(SPEED_ROWS), ens_line=ENS_LINE).splitlines()
+    lines += [""] + SPEED.splitlines()
     return "\n".join(lines) + "\n"
 
 
@@ -306,69 +306,13 @@ NOTES = """## How these numbers differ from the study's, and why
   cell and the noise, as in the study's per-prompt regret computed from database means.
 """
 
-# Measured by hand (benchmarks/bench_agents.py); kept here so a regenerated page keeps them.
-SPEED = """## Speed (measured by hand)
+# Timings are measured by hand, beside their commands, in docs/harness_benchmarks.md: a page
+# this script regenerates carries no hand-typed numbers.
+SPEED = """## Speed
 
-The study's Fig. 4 block for the linear agents: StdTS, StdTS-Contextual, poGAMBITTS and
-foGAMBITTS x K in {{3, 5, 15, 30, 40}} x R = 250 x T = 1000 on `GambitIHS-v0`, through
-`gambit_gym.bench.run` on the native vector env with propensities off and no progress bar (as
-a user runs it; `propensities=True` adds Monte Carlo propensities and their cost). Machine: a
-2-core virtual machine (AMD EPYC, 24 GB), idle (no bank build running). Its timings vary by
-about ±10% from run to run even when idle (the same code measured 32-36 s in one hour), so
-compare rows measured together.
-
-    python benchmarks/bench_agents.py --replicates 250 --horizon 1000 --skip-ensemble --workers 2
-
-{speed_rows}
-
-Target: at most 30 s on a 2-core CPU. **Met on both cores**: the block's 20 runs spread over
-2 worker processes (as `gambit-gym bench` spreads a suite over the cores) take 18.5 s on this
-release's 48,000-message bank (17.1 s on the previous 28,800-message one; a step costs the same
-whatever the bank's size, so the difference is the machine's noise). In one process, on one
-core, the block takes 30.9 s (32.4 s); the code before the previous release's last changes
-took 36.6 s in the same hour on the 28,800-message bank. What changed: the env step hashes
-its row, next-context and noise uniforms in one pass, the gamma sampler takes Marsaglia and
-Tsang's squeeze before any logarithm (about 90% of proposals need none), and the random
-streams are split by slices. Earlier: gamma proposals hashed only where needed, foGAMBITTS
-scoring each arm from the exact Student-t marginal of its Normal-Inverse-Wishart posterior,
-and the Bayesian linear regression keeping a square root of its covariance by Potter's
-rank-one update (about 120 s for the block before those). The largest remaining cost is the
-Thompson draws themselves (the inverse normal CDF and the hashing of the counter-based
-streams). Each process also pays a one-off start-up (imports, bank load) of about 1.5 s. The
-study reports 50-70 minutes per experiment on a 16-core node.
-
-ens-poGAMBITTS (60 members, 64 hidden, batch 100) on this CPU:
-{ens_line}
-The issue's target, at most 60 s at R = 250, T = 1000, is for one H100-class GPU, which this
-machine lacks.
-"""
-
-SPEED_ROWS = [
-    "| run | wall | CPU | StdTS | StdTS-Contextual | poGAMBITTS | foGAMBITTS |",
-    "|---|---|---|---|---|---|---|",
-    "| 2 worker processes (`--workers 2`), 48,000-message bank | 18.5 s | 34.7 s (workers) "
-    "| — | — | — | — |",
-    "| one process, 48,000-message bank | 30.9 s | 30.9 s | 7.9 s | 7.1 s | 4.8 s | 11.1 s |",
-    "| 2 worker processes, 28,800-message bank | 17.1 s | 32.3 s (workers) | — | — | — | — |",
-    "| one process, 28,800-message bank | 32.4 s | 32.4 s | 7.0 s | 6.0 s | 6.2 s | 13.2 s |",
-    "| one process, code before the previous release's last changes, 28,800-message bank, "
-    "same hour | 36.6 s "
-    "| 36.5 s | 7.8 s | 7.5 s | 5.9 s | 15.4 s |",
-    "| one process, before the agent speed-ups of the previous release (T = 200, x5) "
-    "| about 120 s | about 120 s | 15 s | 15 s | 11 s | 79 s |",
-]
-ENS_LINE = """250 replicates x 1000 steps took 276 s wall (546 s of CPU over the 2 cores) on
-the idle machine (`python benchmarks/bench_agents.py --skip-linear --ens-device cpu`; mean
-regret at T 60.6); the previous release took 933 s. What changed, measured in the same hour
-at 250 x 200 (100 training steps; same decisions throughout): autograd over all replicates at
-once 107 s; the members trained a few replicates at a time (the agent's `train_chunk`; their
-objectives are independent, so the gradients are the same) instead of allocating the
-replicates x members x batch x hidden activations (384 MB) at every step, 48 s; with the
-MLP's gradients written out instead of taken by autograd (a test checks them against
-autograd), 34 s. 10 x 200 takes about 5 s. Training 250 x 60 MLPs on batches of 100 at every
-step is bound by memory traffic on a CPU, so a GPU is where this agent belongs at the study's
-size; `benchmarks/gpu_check.sh` runs the GPU checks (the CUDA tests and this benchmark on
-CUDA) in one go on a GPU machine."""
+Not measured by this script: the wall and CPU times of the study's blocks and of each agent at
+the study's size are in [harness_benchmarks.md](harness_benchmarks.md), each beside the command
+that prints it (`benchmarks/bench_agents.py`, `benchmarks/bench_harness.py`)."""
 
 if __name__ == "__main__":
     _args = parse_args()
