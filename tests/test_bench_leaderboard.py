@@ -84,10 +84,19 @@ def test_figures_png_and_svg(store, tmp_path):
     paths = plot_store(store, tmp_path)
     assert sorted(p.name for p in paths) == ["one_d.png", "one_d.svg", "scale_arms.png",
                                              "scale_arms.svg"]
+    from matplotlib import image
+
     for p in paths:
-        head = p.read_bytes()[:200]
-        assert head.startswith(b"\x89PNG") if p.suffix == ".png" else b"<svg" in head or \
-            b"<?xml" in head
+        if p.suffix == ".png":  # decodes, a figure's size, not one flat colour
+            pixels = image.imread(p)
+            assert pixels.shape[0] >= 200 and pixels.shape[1] >= 300, pixels.shape
+            assert pixels[..., :3].std() > 0.02, f"{p} is blank"
+        else:  # matplotlib's SVG keeps each text as a comment: the legend names the agents
+            text = p.read_text()
+            assert text.lstrip().startswith("<?xml") and "<svg" in text
+            agents = ["StdTS", "poGAMBITTS"] if p.stem == "one_d" else ["StdTS"]
+            for agent in agents:
+                assert f"<!-- {agent} -->" in text, (p.name, agent)
 
 
 def test_cli_commands_and_errors(store, tmp_path, capsys):
