@@ -341,12 +341,12 @@ def _mets(name: str, env_id: str, agents: Sequence[str]) -> Suite:
                  replicates=METS_REPLICATES, horizon=METS_HORIZON)
 
 
-#: The non-stationary user ids of ``beyond`` (gambit_gym.envs.user_dynamics), and the
-#: stationary id they depart from.
+#: The non-stationary user ids of ``beyond`` (gambit_gym.envs.user_dynamics), the stationary id
+#: they depart from, and the id whose agents are not told which style dims matter.
 BEYOND_ENVS: tuple[str, ...] = ("GambitIHS-v0", "GambitIHS-Habituation-v0",
                                 "GambitIHS-Disengage-v0", "GambitIHS-Missing-v0",
                                 "GambitIHS-Delayed-v0", "GambitIHS-Drift-v0",
-                                "GambitIHS-ChangePoint-v0")
+                                "GambitIHS-ChangePoint-v0", "GambitIHS-3of20-v0")
 #: The study's agents (the ensemble's run time left out) and the agents that cope.
 BEYOND_AGENTS: tuple[str, ...] = ("poGAMBITTS", "foGAMBITTS", "StdTS", "StdTS-Contextual",
                                   "StdTS-Observed", "poGAMBITTS-Observed", "DiscountedTS")
@@ -358,8 +358,8 @@ BEYOND_REPLICATES = 20
 
 def _beyond() -> Suite:
     return Suite("beyond", "non-stationary users (habituation, disengagement, missing and "
-                 "delayed rewards, drift, a change point) x the study's agents and the agents "
-                 "that cope (docs/user_dynamics.md)",
+                 "delayed rewards, drift, a change point) and unknown relevant dims x the "
+                 "study's agents and the agents that cope (docs/user_dynamics.md)",
                  _grid([(e, {}, e) for e in BEYOND_ENVS], BEYOND_AGENTS,
                        references=METS_REFERENCE_AGENTS),
                  replicates=BEYOND_REPLICATES)

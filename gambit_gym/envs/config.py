@@ -181,6 +181,8 @@ def _preset_table() -> dict[str, dict[str, Any]]:
         dims = dimension_subset(n)
         table[f"{n}d"] = dict(outcome_facts="20d", true_dims=dims, working_dims=dims,
                               noise_ladder=_LADDER_20D)
+    # the agent is not told which style dims matter: it sees all 20 scores, the outcome uses 3
+    table["3of20"] = dict(working_dims=dimension_subset(20))
     for working in ("severity", "encouragement", "formality", "clarity"):
         table[f"misspec-{working}"] = dict(outcome_facts="1d_optimism", true_dims=("optimism",),
                                            working_dims=(working,), noise_ladder=_LADDER_1D)

@@ -38,6 +38,8 @@ ENV_IDS: list[tuple[str, str, str | None, dict[str, Any], str]] = [
      "optimism outcome, agent sees formality"),
     ("GambitIHS-Misspec-Clarity-v0", GAMBIT, GAMBIT_VEC, {"preset": "misspec-clarity"},
      "optimism outcome, agent sees clarity"),
+    ("GambitIHS-3of20-v0", GAMBIT, GAMBIT_VEC, {"preset": "3of20"},
+     "3-D linear outcome; the agent sees all 20 style scores, not which 3 matter"),
     ("GambitIHS-Optional-v0", GAMBIT, GAMBIT_VEC, {"preset": "optional"},
      "action 0 sends no message"),
     # --- non-stationary users (gambit_gym.envs.user_dynamics; docs/user_dynamics.md) --------
