@@ -28,8 +28,9 @@ class HFGenerator(BaseGenerator):
             ``"float16"``.
         shared_prefix: for Llama-architecture models (SmolLM2 is one), sample with
             :class:`~gambit_gym.text.fast_decode.SharedPrefixSampler` (each distinct query's
-            cache computed once and shared by its copies; 3x faster on a CPU than
-            ``generate``); other models, or False, use ``transformers``' ``generate``.
+            cache computed once and shared by its copies; faster on a CPU than
+            ``generate``, measured by ``benchmarks/bench_fast_decode.py``); other models, or
+            False, use ``transformers``' ``generate``.
         spare: with ``shared_prefix``, draw this fraction of extra drafts per query and use
             them in place of drafts the post-processing rejects (i.i.d. draws, so taking the
             first accepted ones is rejection sampling, unbiased); it saves re-running the
