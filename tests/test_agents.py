@@ -153,10 +153,10 @@ def test_fogambitts_niw_posterior_equals_closed_form():
 
 def test_fogambitts_cached_psi_equals_the_closed_form_posterior():
     agent, _, _ = rollout(make("foGAMBITTS"), steps=200)
-    assert agent.t_count[0].sum() == 200
+    assert agent.treatment.count[0].sum() == 200
     for c in range(12):
         psi_n = agent.treatment_posterior(np.array([c]))[3][0]  # (K, d, d)
-        np.testing.assert_allclose(agent.t_psi[0, c], psi_n, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(agent.treatment.psi[0, c], psi_n, rtol=1e-12, atol=1e-12)
 
 
 def test_fogambitts_student_t_mean_draw_is_the_niw_marginal():

@@ -50,7 +50,7 @@ from gambit_gym.agents._batched import (
     require_contexts,
     require_simulator,
 )
-from gambit_gym.agents.gambitts import FOGambitTS
+from gambit_gym.agents.niw_treatment import NIWTreatment, niw_prior
 from gambit_gym.core.description import EnvDescription
 
 #: Members (besides the one about to act) scored first for a propensity (see _probabilities).
@@ -537,13 +537,6 @@ class EnsFOGambitTS(_Ensemble):
     treatment_kappa: float = 1.0
     treatment_nu: float | None = None
     treatment_var: float = 1.0
-    release_compat = False
-
-    treatment_posterior = FOGambitTS.treatment_posterior
-    sample_arm_distributions = FOGambitTS.sample_arm_distributions
-    _update_treatment = FOGambitTS._welford_treatment
-    _cell_psi = FOGambitTS._cell_psi
-    _cell_mean = FOGambitTS._cell_mean
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -554,15 +547,25 @@ class EnsFOGambitTS(_Ensemble):
     def _setup(self, spec: EnvDescription) -> None:
         d = len(spec.embedding_names)
         self._setup_ensemble(spec, np.zeros(d), np.ones(d))
-        nu0 = float(d + 2) if self.treatment_nu is None else float(self.treatment_nu)
-        if nu0 <= d - 1:
-            raise ValueError(f"treatment_nu must exceed d - 1 = {d - 1}, got {nu0}")
-        self.nu0 = nu0
-        self.psi0 = self.treatment_var * max(nu0 - d - 1.0, 1.0) * np.eye(d)
-        shape = (self.replicates, spec.n_contexts, self.n_actions)
-        self.t_count = np.zeros(shape)
-        self.t_mean = np.zeros((*shape, d))
-        self.t_scatter = np.zeros((*shape, d, d))
+        nu0, psi0 = niw_prior(d, self.treatment_nu, self.treatment_var)
+        #: the treatment model this agent owns, as foGAMBITTS does (Ψ_n computed when sampled)
+        self.treatment = NIWTreatment((self.replicates, spec.n_contexts, self.n_actions), d,
+                                      self.treatment_mean, self.treatment_kappa, nu0, psi0,
+                                      keep_psi=False)
+
+    def _update_treatment(self, contexts: np.ndarray, actions: np.ndarray,
+                          z: np.ndarray) -> None:
+        self.treatment.update(contexts, actions, z)
+
+    def treatment_posterior(self, contexts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """NIW posterior of every arm's embedding in each context (:class:`.NIWTreatment`)."""
+        return self.treatment.posterior(contexts)
+
+    def sample_arm_distributions(self, contexts: np.ndarray, counter: int, stream: int,
+                                 n_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior draws of each arm's ``N(m̃, Σ̃)`` (see :class:`.NIWTreatment`)."""
+        return self.treatment.sample_distributions(self.streams, contexts, counter, stream,
+                                                   n_samples)
 
     def _arm_inputs(self, contexts: np.ndarray, counter: int, stream: int) -> tuple[Any, Any]:
         means, root = self.sample_arm_distributions(contexts, counter, stream, None)

@@ -40,6 +40,7 @@ from gambit_gym.agents._batched import (
     require_simulator,
     two_arm_probabilities,
 )
+from gambit_gym.agents.niw_treatment import NIWTreatment, niw_prior
 from gambit_gym.core.description import EnvDescription
 
 
@@ -270,58 +271,18 @@ class FOGambitTS(_LinearGambitts):
 
     def _setup(self, spec: EnvDescription) -> None:
         self._setup_reward_model(spec)
-        d = self.d
-        if self.release_compat:
-            nu0, psi0 = float(d), np.eye(d)
-        else:
-            nu0 = float(d + 2) if self.treatment_nu is None else float(self.treatment_nu)
-            psi0 = self.treatment_var * max(nu0 - d - 1.0, 1.0) * np.eye(d)
-        if nu0 <= d - 1:
-            raise ValueError(f"treatment_nu must exceed d - 1 = {d - 1}, got {nu0}")
-        self.nu0, self.psi0 = nu0, psi0
-        shape = (self.replicates, spec.n_contexts, self.n_actions)
-        self.t_count = np.zeros(shape)
-        self.t_mean = np.zeros((*shape, d))
-        self.t_scatter = np.zeros((*shape, d, d))  # Σ (z - z̄)(z - z̄)ᵀ, Welford
-        # each cell's Ψ_n (Ψ₀ until the cell is first updated), kept so acting recomputes none
-        self.t_psi = np.broadcast_to(psi0, (*shape, d, d)).copy()
+        nu0, psi0 = niw_prior(self.d, self.treatment_nu, self.treatment_var, self.release_compat)
+        #: the treatment model this agent owns (ens-foGAMBITTS owns one too)
+        self.treatment = NIWTreatment((self.replicates, spec.n_contexts, self.n_actions), self.d,
+                                      self.treatment_mean, self.treatment_kappa, nu0, psi0)
 
     def _update_treatment(self, contexts: np.ndarray, actions: np.ndarray,
                           z: np.ndarray) -> None:
-        idx = self._welford_treatment(contexts, actions, z)
-        self.t_psi[idx] = self._cell_psi(idx)
-
-    def _welford_treatment(self, contexts: np.ndarray, actions: np.ndarray,
-                           z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Add each replicate's embedding to its (context, prompt) cell; returns the cells."""
-        idx = (np.arange(self.replicates), contexts, actions)
-        n = self.t_count[idx] + 1.0
-        delta = z - self.t_mean[idx]
-        mean = self.t_mean[idx] + delta / n[:, None]
-        self.t_scatter[idx] += delta[:, :, None] * (z - mean)[:, None, :]
-        self.t_mean[idx] = mean
-        self.t_count[idx] = n
-        return idx
-
-    def _cell_psi(self, idx: tuple[np.ndarray, ...]) -> np.ndarray:
-        """``Ψ_n`` of the cells ``idx`` (an index into the ``(R, C, K)`` statistics)."""
-        n, zbar, k0 = self.t_count[idx], self.t_mean[idx], self.treatment_kappa
-        dev = zbar - self.treatment_mean
-        return self.psi0 + self.t_scatter[idx] + (k0 * n / (k0 + n))[..., None, None] * (
-            dev[..., :, None] * dev[..., None, :])
-
-    def _cell_mean(self, idx: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-        """``(m_n, κ_n, n)`` of the cells ``idx`` (an index into the ``(R, C, K)`` statistics)."""
-        n, k0 = self.t_count[idx], self.treatment_kappa
-        kappa_n = k0 + n
-        m_n = (k0 * self.treatment_mean + n[..., None] * self.t_mean[idx]) / kappa_n[..., None]
-        return m_n, kappa_n, n
+        self.treatment.update(contexts, actions, z)
 
     def treatment_posterior(self, contexts: np.ndarray) -> tuple[np.ndarray, ...]:
         """NIW posterior ``(m_n (R,K,d), κ_n (R,K), ν_n (R,K), Ψ_n (R,K,d,d))`` in each context."""
-        idx = (np.arange(self.replicates), contexts)
-        m_n, kappa_n, n = self._cell_mean(idx)
-        return m_n, kappa_n, self.nu0 + n, self._cell_psi(idx)
+        return self.treatment.posterior(contexts)
 
     def _mean_posterior(self, contexts: np.ndarray,
                         n_samples: int | None) -> tuple[np.ndarray, ...]:
@@ -331,9 +292,9 @@ class FOGambitTS(_LinearGambitts):
         and ``ν' (R,S,K)``; otherwise ``(R,K,d)``, ``(R,K)``, ``(R,K)``. ``Ψ_n`` is ``(R,K,d,d)``.
         """
         idx = (np.arange(self.replicates), contexts)
-        m_n, kappa_n, n = self._cell_mean(idx)
-        psi = self.t_psi[idx]
-        dof = self.nu0 + n - self.d + 1.0
+        m_n, kappa_n, n = self.treatment.cell_mean(idx)
+        psi = self.treatment.psi[idx]
+        dof = self.treatment.nu0 + n - self.d + 1.0
         if n_samples is not None:
             m_n, kappa_n = m_n[:, None], kappa_n[:, None]
             dof = np.broadcast_to(dof[:, None], (self.replicates, n_samples, self.n_actions))
@@ -382,31 +343,9 @@ class FOGambitTS(_LinearGambitts):
 
     def sample_arm_distributions(self, contexts: np.ndarray, counter: int, stream: int,
                                  n_samples: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior draws of each arm's embedding distribution ``N(m̃, Σ̃)`` in its context.
-
-        Returns:
-            ``(m̃, Σ̃^½)``: means ``(R, [S,] K, d)`` and square-root factors
-            ``(R, [S,] K, d, d)`` with ``Σ̃^½ (Σ̃^½)ᵀ = Σ̃``.
-        """
-        m_n, kappa_n, nu_n, psi_n = self.treatment_posterior(contexts)
-        d = self.d
-        if n_samples is not None:
-            m_n, kappa_n, nu_n, psi_n = (x[:, None] for x in (m_n, kappa_n, nu_n, psi_n))
-            lead = (n_samples, self.n_actions)
-        else:
-            lead = (self.n_actions,)
-        upper = np.linalg.cholesky(psi_n)  # Ψ = U Uᵀ
-        # Bartlett: A lower-triangular, A_ii² ~ χ²(ν - i), A_ij ~ N(0, 1) below; A Aᵀ ~ W(ν, I)
-        dof = nu_n[..., None] - np.arange(d)
-        dof = np.ascontiguousarray(np.broadcast_to(dof, (self.replicates, *lead, d)))
-        diag = np.sqrt(2.0 * self.streams.gamma(counter, stream, dof / 2.0))
-        a = np.tril(self.streams.normal(counter, stream + 4, (*lead, d, d)), -1)
-        a = a + diag[..., None] * np.eye(d)
-        z = self.streams.normal(counter, stream + 8, (*lead, d))
-        # Σ̃ = U (A Aᵀ)⁻¹ Uᵀ ~ IW(Ψ, ν), with square root U A⁻ᵀ; m̃ = m + U A⁻ᵀ z / √κ
-        root = upper @ np.linalg.inv(np.swapaxes(a, -1, -2))
-        means = m_n + np.einsum("...ij,...j->...i", root, z) / np.sqrt(kappa_n)[..., None]
-        return means, root
+        """Posterior draws of each arm's ``N(m̃, Σ̃)`` (see :class:`.NIWTreatment`)."""
+        return self.treatment.sample_distributions(self.streams, contexts, counter, stream,
+                                                   n_samples)
 
     def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
         contexts = gambit_contexts(obs)
