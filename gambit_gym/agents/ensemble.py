@@ -289,6 +289,10 @@ class _Ensemble(BatchedAgent):
         """Every member's gradient by the fused CPU kernel, written into ``param.grad``."""
         # numpy views of the torch tensors (taken here, not kept: a copy of the agent must
         # not write into its original's tensors)
+        torch = _torch()
+        for param in self.params.values():
+            if param.grad is None:  # torch does not pickle .grad: an unpickled agent has none
+                param.grad = torch.zeros_like(param)
         p = {k: v.detach().numpy() for k, v in self.params.items()}
         g = {k: v.grad.numpy() for k, v in self.params.items()}
         a = {k: v.numpy() for k, v in self.anchors.items()}
