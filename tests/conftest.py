@@ -20,6 +20,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Tests that pin torch to one thread (SB3 training) must not leak it: a later test that
+    compares an in-process run with a subprocess run (tests/test_sb3_example.py) needs both at
+    the default thread count, or float reductions differ and PPO's actions drift."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        yield
+        return
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 # ------------------------------------------------------------------ heavy models, loaded once
 @pytest.fixture(scope="session")
 def _smollm2_loaded():

@@ -16,6 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from gambit_gym.bench import run
 
@@ -28,7 +29,10 @@ T, R = 32, 2
 
 def test_ppo_vs_bandits_prints_each_agents_true_regret(tmp_path):
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "GAMBIT_GYM_EXAMPLE_SMALL": "1", "PYTHONPATH": path}
+    # PPO's float reductions depend on torch's thread count: pin one thread in the script and
+    # here, so "the same seed" means the same numbers whatever earlier tests did to threads.
+    env = {**os.environ, "GAMBIT_GYM_EXAMPLE_SMALL": "1", "PYTHONPATH": path,
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, str(SCRIPT), "--horizon", str(T), "--replicates",
                            str(R)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -38,6 +42,7 @@ def test_ppo_vs_bandits_prints_each_agents_true_regret(tmp_path):
     most = T * (table.max(axis=1) - table.min(axis=1)).max()
     random_expected = T * (table.max(axis=1) - table.mean(axis=1)).mean()
     printed = {}
+    torch.set_num_threads(1)  # restored after the test by tests/conftest.py
     for agent in ("poGAMBITTS", "StdTS", "PPO"):
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(agent + " ")), None)
         assert line is not None, proc.stdout
