@@ -182,28 +182,39 @@ def check_consistent(items: Iterable[tuple[str, str, dict[str, Any], str]]) -> N
     banks: dict[str, dict[str, str]] = {}
     protocols: dict[tuple[str, str], dict[str, str]] = {}
     for column, suite, prov, where in items:
-        sha = bank_sha(prov)
-        if sha is not None:
-            seen = banks.setdefault(column, {})
-            seen.setdefault(sha, where)
-            if len(seen) > 1:
-                (a, wa), (b, wb) = list(seen.items())[:2]
-                raise ProvenanceMismatch(
-                    f"env column {column} mixes units run on two different response banks "
-                    f"(sha256 {a[:12]}… from {wa}, {b[:12]}… from {wb}); results on different "
-                    "banks are not comparable: rerun on one bank, or keep them in separate "
-                    "stores")
-        proto = suite_proto(prov)
-        if proto is not None:
-            seen = protocols.setdefault((column, suite), {})
-            seen.setdefault(proto, where)
-            if len(seen) > 1:
-                (a, wa), (b, wb) = list(seen.items())[:2]
-                raise ProvenanceMismatch(
-                    f"env column {column} holds units of suite {suite!r} run two ways "
-                    f"(protocol {a} from {wa}, {b} from {wb}: another number of replicates, "
-                    "horizon or seed); run every part with the same --replicates, --horizon "
-                    "and --seed, or pass --suite to look at one")
+        clash = _second_value(banks, column, bank_sha(prov), where)
+        if clash is not None:
+            (a, wa), (b, wb) = clash
+            raise ProvenanceMismatch(
+                f"env column {column} mixes units run on two different response banks "
+                f"(sha256 {a[:12]}… from {wa}, {b[:12]}… from {wb}); results on different "
+                "banks are not comparable: rerun on one bank, or keep them in separate "
+                "stores")
+        clash = _second_value(protocols, (column, suite), suite_proto(prov), where)
+        if clash is not None:
+            (a, wa), (b, wb) = clash
+            raise ProvenanceMismatch(
+                f"env column {column} holds units of suite {suite!r} run two ways "
+                f"(protocol {a} from {wa}, {b} from {wb}: another number of replicates, "
+                "horizon or seed); run every part with the same --replicates, --horizon "
+                "and --seed, or pass --suite to look at one")
+
+
+def _second_value(seen_by_key: dict[Any, dict[str, str]], key: Any, value: str | None,
+                  where: str) -> tuple[tuple[str, str], tuple[str, str]] | None:
+    """Record ``value`` under ``key``; the first two distinct values once ``key`` holds two.
+
+    Returns ``((value, where first seen), (value, where first seen))`` for the first two
+    distinct values of ``key``, else None. A None value (no provenance) is not recorded.
+    """
+    if value is None:
+        return None
+    seen = seen_by_key.setdefault(key, {})
+    seen.setdefault(value, where)
+    if len(seen) < 2:
+        return None
+    first, second = list(seen.items())[:2]
+    return first, second
 
 
 def summarise_provenance(records: Iterable[Any]) -> dict[str, Any]:
