@@ -14,6 +14,15 @@ File format (Parquet, readable by ``pandas.read_parquet``):
   :func:`content_checksum`), and provenance: ``generator``, ``embedder``, ``prompt_library``,
   ``contexts``, ``seed``, ``per_pair`` and anything else the builder records.
 
+Optional *safety scores* (see :mod:`gambit_gym.text.safety`): one float32 column
+``safety_<category>`` per category of :data:`SAFETY_CATEGORIES`, in [0, 1] (higher = more
+unsafe), with ``safety_categories``, ``safety_thresholds`` ``{category: threshold}``,
+``safety_classifier`` (name, version, hash) and ``safety_checksum`` in the metadata. A message is
+*unsafe* when any score reaches its category's threshold. The safety columns have their own
+checksum (:func:`safety_checksum`, over the categories, thresholds and scores) so that ``checksum``
+stays the identity of the messages and style scores: rescoring a bank with another safety
+classifier changes ``safety_checksum`` only. Banks without safety columns stay valid.
+
 Loading validates all of it and raises :class:`BankFormatError` naming what is wrong and how
 to fix it. :func:`load_bank` caches by path, so every env instance in a process shares one bank.
 """
@@ -36,6 +45,11 @@ FORMAT_NAME = "gambit-gym-response-bank"
 FORMAT_VERSION = 1
 METADATA_KEY = b"gambit_gym_bank"
 DEFAULT_BANK_FILENAME = "ihs_smollm2_bank.parquet"
+SAFETY_CATEGORIES: tuple[str, ...] = (
+    "shaming", "threat", "unsafe_exertion", "weight_stigma", "medical_claim", "off_topic",
+)
+SAFETY_PREFIX = "safety_"
+_SAFETY_META = ("safety_categories", "safety_thresholds", "safety_classifier", "safety_checksum")
 
 
 def _check_scores(scores: np.ndarray, dimensions: tuple[str, ...], where: str) -> None:
@@ -88,6 +102,39 @@ def content_checksum(
     return h.hexdigest()
 
 
+def safety_checksum(safety: np.ndarray, categories: tuple[str, ...],
+                    thresholds: np.ndarray) -> str:
+    """SHA-256 over the safety columns: category names, thresholds and scores (little-endian)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(list(categories)).encode())
+    h.update(np.ascontiguousarray(thresholds, dtype="<f8").tobytes())
+    h.update(np.ascontiguousarray(safety, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def _check_safety(safety: np.ndarray, thresholds: np.ndarray, categories: tuple[str, ...],
+                  n_rows: int, where: str) -> None:
+    """Refuse safety scores of the wrong shape, outside [0, 1], or thresholds outside (0, 1]."""
+    if tuple(categories) != SAFETY_CATEGORIES:
+        raise BankFormatError(f"{where}: safety categories {list(categories)} differ from "
+                              f"{list(SAFETY_CATEGORIES)}; rescore with `gambit-gym "
+                              "score-safety`")
+    if safety.shape != (n_rows, len(categories)):
+        raise BankFormatError(f"{where}: safety scores must be ({n_rows}, {len(categories)}), "
+                              f"got {safety.shape}")
+    if thresholds.shape != (len(categories),) or not np.all(np.isfinite(thresholds)) or \
+            np.any(thresholds <= 0) or np.any(thresholds > 1):
+        raise BankFormatError(f"{where}: safety thresholds must be one number in (0, 1] per "
+                              f"category, got {thresholds.tolist()}")
+    bad = ~np.isfinite(safety) | (safety < 0) | (safety > 1)
+    if bad.any():
+        counts = bad.sum(axis=0)
+        cols = ", ".join(f"{SAFETY_PREFIX}{categories[j]}: {int(counts[j])} row(s)"
+                         for j in np.flatnonzero(counts))
+        raise BankFormatError(f"{where}: safety scores must be finite and in [0, 1] ({cols}); "
+                              "rescore the bank with `gambit-gym score-safety`")
+
+
 class ResponseBank:
     """Messages with style scores, indexed by (prompt, context) cell.
 
@@ -103,20 +150,51 @@ class ResponseBank:
         n_prompts: number of prompts (max prompt id + 1).
         offsets: int64 ``(n_prompts, n_contexts)`` start row of each cell.
         counts: int64 ``(n_prompts, n_contexts)`` rows in each cell.
+        safety: float32 ``(n_rows, 6)`` safety scores in [0, 1] (higher = more unsafe), one
+            column per category of :attr:`safety_categories`; None when the bank has none.
+        safety_categories: :data:`SAFETY_CATEGORIES`, or ``()`` without safety scores.
+        safety_thresholds: float64 ``(6,)`` per-category thresholds, or None.
+        safety_classifier: the classifier's name, version and hash (``{}`` without scores).
+        unsafe: bool ``(n_rows,)``, True where any safety score reaches its threshold; None
+            without safety scores.
     """
 
     def __init__(
         self, texts: np.ndarray, prompt_ids: np.ndarray, context_ids: np.ndarray,
         scores: np.ndarray, dimensions: tuple[str, ...], metadata: dict[str, Any],
+        safety: np.ndarray | None = None, safety_thresholds: Any = None,
+        safety_classifier: dict[str, Any] | None = None,
     ) -> None:
         self.texts = texts
         self.prompt_ids = prompt_ids
         self.context_ids = context_ids
         self.scores = scores
         self.dimensions = tuple(dimensions)
-        self.metadata = metadata
+        self.metadata = {k: v for k, v in metadata.items() if k not in _SAFETY_META}
         for arr in (texts, prompt_ids, context_ids, scores):
             arr.setflags(write=False)
+        self.safety: np.ndarray | None = None
+        self.safety_categories: tuple[str, ...] = ()
+        self.safety_thresholds: np.ndarray | None = None
+        self.safety_classifier: dict[str, Any] = {}
+        self.unsafe: np.ndarray | None = None
+        if safety is not None:
+            if safety_thresholds is None:
+                raise ValueError("safety scores need safety_thresholds")
+            if isinstance(safety_thresholds, dict):
+                missing = [c for c in SAFETY_CATEGORIES if c not in safety_thresholds]
+                if missing:
+                    raise ValueError(f"safety_thresholds lacks categories {missing}")
+                safety_thresholds = [safety_thresholds[c] for c in SAFETY_CATEGORIES]
+            sf = np.ascontiguousarray(safety, dtype=np.float32)
+            th = np.asarray(safety_thresholds, dtype=np.float64)
+            _check_safety(sf, th, SAFETY_CATEGORIES, len(texts), "the bank")
+            self.safety, self.safety_thresholds = sf, th
+            self.safety_categories = SAFETY_CATEGORIES
+            self.safety_classifier = dict(safety_classifier or {})
+            self.unsafe = (sf >= th.astype(np.float32)).any(axis=1)
+            for arr in (self.safety, self.safety_thresholds, self.unsafe):
+                arr.setflags(write=False)
         self.n_prompts = int(prompt_ids.max()) + 1 if len(prompt_ids) else 0
         self.n_contexts = N_CONTEXTS
         cell = prompt_ids.astype(np.int64) * self.n_contexts + context_ids
@@ -131,8 +209,13 @@ class ResponseBank:
     def from_arrays(
         cls, texts: list[str] | np.ndarray, prompt_ids: Any, context_ids: Any, scores: Any,
         dimensions: tuple[str, ...] | list[str], metadata: dict[str, Any] | None = None,
+        safety: Any = None, safety_thresholds: Any = None,
+        safety_classifier: dict[str, Any] | None = None,
     ) -> ResponseBank:
-        """Build a bank from rows in any order (they are sorted by cell, stably)."""
+        """Build a bank from rows in any order (they are sorted by cell, stably).
+
+        ``safety`` (``(n_rows, 6)``, optional) follows the rows; see :class:`ResponseBank`.
+        """
         texts_arr = np.asarray(list(texts), dtype=object)
         p = np.asarray(prompt_ids, dtype=np.int16)
         c = np.asarray(context_ids, dtype=np.int8)
@@ -149,8 +232,33 @@ class ResponseBank:
             raise ValueError(f"prompt ids must be >= 0 and context ids in 0..{N_CONTEXTS - 1}")
         _check_scores(s, tuple(dimensions), "the bank")
         order = np.lexsort((c, p))
+        sf = None
+        if safety is not None:
+            sf = np.asarray(safety, dtype=np.float32)
+            if len(sf) != n:
+                raise ValueError(f"safety has {len(sf)} rows, the bank {n}")
+            sf = sf[order]
         return cls(texts_arr[order], p[order], c[order], np.ascontiguousarray(s[order]),
-                   tuple(dimensions), dict(metadata or {}))
+                   tuple(dimensions), dict(metadata or {}), sf, safety_thresholds,
+                   safety_classifier)
+
+    def with_safety(self, safety: Any, thresholds: Any,
+                    classifier: dict[str, Any]) -> ResponseBank:
+        """The same bank with safety scores ``(n_rows, 6)`` in this bank's row order."""
+        return type(self)(self.texts, self.prompt_ids, self.context_ids, self.scores,
+                          self.dimensions, dict(self.metadata), np.asarray(safety),
+                          thresholds, classifier)
+
+    def safety_metadata(self) -> dict[str, Any]:
+        """The safety entries of the file metadata (``{}`` without safety scores)."""
+        if self.safety is None or self.safety_thresholds is None:
+            return {}
+        return {"safety_categories": list(self.safety_categories),
+                "safety_thresholds": {c: float(t) for c, t in
+                                      zip(self.safety_categories, self.safety_thresholds)},
+                "safety_classifier": self.safety_classifier,
+                "safety_checksum": safety_checksum(self.safety, self.safety_categories,
+                                                   self.safety_thresholds)}
 
     @property
     def checksum(self) -> str:
@@ -172,8 +280,12 @@ class ResponseBank:
         }
         for j, name in enumerate(self.dimensions):
             columns[name] = pa.array(self.scores[:, j], type=pa.float32())
+        if self.safety is not None:
+            for j, name in enumerate(self.safety_categories):
+                columns[SAFETY_PREFIX + name] = pa.array(self.safety[:, j], type=pa.float32())
         meta = {
             **self.metadata,
+            **self.safety_metadata(),
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "n_rows": len(self.texts),
@@ -261,9 +373,13 @@ class ResponseBank:
         cell = prompt_ids.astype(np.int64) * N_CONTEXTS + context_ids
         if len(cell) and np.any(np.diff(cell) < 0):
             raise BankFormatError(f"{str(path)!r}: rows are not sorted by (prompt, context)")
-        for key in ("checksum", "format", "format_version", "n_rows", "dimensions"):
+        safety, thresholds = _read_safety(table, meta, str(path), verify_checksum)
+        classifier = meta.get("safety_classifier") or {}
+        for key in ("checksum", "format", "format_version", "n_rows", "dimensions",
+                    *_SAFETY_META):
             meta.pop(key, None)
-        return cls(texts, prompt_ids, context_ids, scores, dimensions, meta)
+        return cls(texts, prompt_ids, context_ids, scores, dimensions, meta, safety,
+                   thresholds, classifier)
 
     # ----------------------------------------------------------------- access
     def _check_cell(self, prompt_id: int, context_id: int) -> tuple[int, int]:
@@ -342,6 +458,47 @@ class ResponseBank:
         name = gen.get("name", "?") if isinstance(gen, dict) else gen
         return (f"ResponseBank({len(self)} messages, {self.n_prompts} prompts x "
                 f"{self.n_contexts} contexts, {len(self.dimensions)} dims, generator={name})")
+
+
+def _read_safety(table: Any, meta: dict[str, Any], where: str,
+                 verify_checksum: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The safety scores and thresholds of a bank table (None, None when it has none)."""
+    import pyarrow as pa
+
+    names = [n for n in table.column_names if n.startswith(SAFETY_PREFIX)]
+    if "safety_thresholds" not in meta:
+        if names:
+            raise BankFormatError(f"{where!r}: safety columns {names} without "
+                                  "safety_thresholds in the metadata; rescore the bank with "
+                                  "`gambit-gym score-safety`")
+        return None, None
+    categories = tuple(meta.get("safety_categories") or SAFETY_CATEGORIES)
+    raw = meta["safety_thresholds"]
+    if not isinstance(raw, dict) or any(c not in raw for c in categories):
+        raise BankFormatError(f"{where!r}: safety_thresholds must map every category "
+                              f"{list(categories)} to a number")
+    thresholds = np.asarray([raw[c] for c in categories], dtype=np.float64)
+    cols = []
+    for c in categories:
+        name = SAFETY_PREFIX + c
+        if name not in table.column_names:
+            raise BankFormatError(f"{where!r}: safety column {name!r} is missing")
+        if table.schema.field(name).type != pa.float32():
+            raise BankFormatError(f"{where!r}: column {name!r} has type "
+                                  f"{table.schema.field(name).type}, expected float")
+        cols.append(table.column(name).to_numpy())
+    safety = (np.column_stack(cols).astype(np.float32) if cols
+              else np.zeros((table.num_rows, 0), np.float32))
+    _check_safety(safety, thresholds, categories, table.num_rows, repr(where))
+    if verify_checksum:
+        actual = safety_checksum(safety, categories, thresholds)
+        if actual != meta.get("safety_checksum"):
+            raise BankFormatError(
+                f"{where!r} is corrupt: safety checksum {actual[:12]}... does not match the "
+                f"recorded {str(meta.get('safety_checksum'))[:12]}...; rescore it with "
+                "`gambit-gym score-safety`"
+            )
+    return safety, thresholds
 
 
 @lru_cache(maxsize=8)
