@@ -49,6 +49,8 @@ SAFETY_CATEGORIES: tuple[str, ...] = (
     "shaming", "threat", "unsafe_exertion", "weight_stigma", "medical_claim", "off_topic",
 )
 SAFETY_PREFIX = "safety_"
+#: Optional int32 column: each message's length in SmolLM2 tokens (:mod:`gambit_gym.text.tokens`).
+TOKENS_COLUMN = "n_tokens"
 _SAFETY_META = ("safety_categories", "safety_thresholds", "safety_classifier", "safety_checksum")
 
 
@@ -157,6 +159,8 @@ class ResponseBank:
         safety_classifier: the classifier's name, version and hash (``{}`` without scores).
         unsafe: bool ``(n_rows,)``, True where any safety score reaches its threshold; None
             without safety scores.
+        n_tokens: int32 ``(n_rows,)`` each message's length in SmolLM2 tokens (the optional
+            ``n_tokens`` column, see :meth:`with_token_counts`), or None.
     """
 
     def __init__(
@@ -178,6 +182,7 @@ class ResponseBank:
         self.safety_thresholds: np.ndarray | None = None
         self.safety_classifier: dict[str, Any] = {}
         self.unsafe: np.ndarray | None = None
+        self.n_tokens: np.ndarray | None = None
         if safety is not None:
             if safety_thresholds is None:
                 raise ValueError("safety scores need safety_thresholds")
@@ -245,9 +250,23 @@ class ResponseBank:
     def with_safety(self, safety: Any, thresholds: Any,
                     classifier: dict[str, Any]) -> ResponseBank:
         """The same bank with safety scores ``(n_rows, 6)`` in this bank's row order."""
-        return type(self)(self.texts, self.prompt_ids, self.context_ids, self.scores,
-                          self.dimensions, dict(self.metadata), np.asarray(safety),
-                          thresholds, classifier)
+        out = type(self)(self.texts, self.prompt_ids, self.context_ids, self.scores,
+                         self.dimensions, dict(self.metadata), np.asarray(safety),
+                         thresholds, classifier)
+        out.n_tokens = self.n_tokens
+        return out
+
+    def with_token_counts(self, n_tokens: Any) -> ResponseBank:
+        """The same bank with each message's token count ``(n_rows,)`` (the ``n_tokens`` column).
+
+        Raises:
+            BankFormatError: not one non-negative integer per row.
+        """
+        out = type(self)(self.texts, self.prompt_ids, self.context_ids, self.scores,
+                         self.dimensions, dict(self.metadata), self.safety,
+                         self.safety_thresholds, self.safety_classifier)
+        out.n_tokens = _check_tokens(np.asarray(n_tokens), len(self.texts), "the bank")
+        return out
 
     def safety_metadata(self) -> dict[str, Any]:
         """The safety entries of the file metadata (``{}`` without safety scores)."""
@@ -283,6 +302,8 @@ class ResponseBank:
         if self.safety is not None:
             for j, name in enumerate(self.safety_categories):
                 columns[SAFETY_PREFIX + name] = pa.array(self.safety[:, j], type=pa.float32())
+        if self.n_tokens is not None:
+            columns[TOKENS_COLUMN] = pa.array(self.n_tokens, type=pa.int32())
         meta = {
             **self.metadata,
             **self.safety_metadata(),
@@ -378,8 +399,16 @@ class ResponseBank:
         for key in ("checksum", "format", "format_version", "n_rows", "dimensions",
                     *_SAFETY_META):
             meta.pop(key, None)
-        return cls(texts, prompt_ids, context_ids, scores, dimensions, meta, safety,
+        bank = cls(texts, prompt_ids, context_ids, scores, dimensions, meta, safety,
                    thresholds, classifier)
+        if TOKENS_COLUMN in table.column_names:
+            if not pa.types.is_integer(table.schema.field(TOKENS_COLUMN).type):
+                raise BankFormatError(f"{str(path)!r}: column {TOKENS_COLUMN!r} must hold "
+                                      "integers (tokens per message); recount with "
+                                      "gambit_gym.text.tokens.add_token_counts")
+            bank.n_tokens = _check_tokens(table.column(TOKENS_COLUMN).to_numpy(),
+                                          table.num_rows, repr(str(path)))
+        return bank
 
     # ----------------------------------------------------------------- access
     def _check_cell(self, prompt_id: int, context_id: int) -> tuple[int, int]:
@@ -458,6 +487,18 @@ class ResponseBank:
         name = gen.get("name", "?") if isinstance(gen, dict) else gen
         return (f"ResponseBank({len(self)} messages, {self.n_prompts} prompts x "
                 f"{self.n_contexts} contexts, {len(self.dimensions)} dims, generator={name})")
+
+
+def _check_tokens(n_tokens: np.ndarray, n_rows: int, where: str) -> np.ndarray:
+    """Token counts as a read-only int32 ``(n_rows,)`` array, or a BankFormatError."""
+    if n_tokens.shape != (n_rows,) or not np.issubdtype(n_tokens.dtype, np.integer) or \
+            (n_rows and n_tokens.min() < 0):
+        raise BankFormatError(f"{where}: n_tokens must be one non-negative integer per row "
+                              f"({n_rows}), got a {n_tokens.dtype} array of shape "
+                              f"{n_tokens.shape}")
+    out = n_tokens.astype(np.int32)
+    out.setflags(write=False)
+    return out
 
 
 def _read_safety(table: Any, meta: dict[str, Any], where: str,
