@@ -125,3 +125,65 @@ def test_aware_agent_beats_its_unaware_counterpart_where_the_dynamic_bites(env_i
 def test_discounted_ts_refuses_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         make("DiscountedTS", **kwargs)
+
+
+# ------------------------------------------------------------------ poGAMBITTS-Burden
+def test_burden_agent_without_habituation_is_observed_pogambitts():
+    a = run("GambitIHS-Disengage-v0", "poGAMBITTS-Observed", horizon=80, replicates=3, seed=4,
+            progress=False)
+    b = run("GambitIHS-Disengage-v0", "poGAMBITTS-Burden", horizon=80, replicates=3, seed=4,
+            progress=False, agent_kwargs={"habituation": 0.0})
+    np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def test_burden_agent_memory_and_arm_scores_follow_its_model():
+    """Memory ``m ← λm + ẑ`` of the messages received; each arm's embedding now is its cell's
+    average of ``z̄ + exp(-η max(0, ẑ·m))(z - z̄)``, recomputed here from the simulator."""
+    env = gym.make("GambitIHS-Habituation-v0", horizon=30)
+    obs, _ = env.reset(seed=1)
+    agent = make("poGAMBITTS-Burden", habituation=1.5, memory=0.7)
+    spec = env.unwrapped.describe()
+    agent.reset(spec, 1)
+    sim = spec.simulator
+    every = np.concatenate([sim.cell_embeddings(a, c) for a in range(5)
+                            for c in range(12)]).astype(np.float64)
+    center, spread = every.mean(axis=0), every.std(axis=0)
+
+    def unit(z):
+        x = (np.asarray(z, np.float64) - center) / spread
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    memory = np.zeros(3)
+    for _ in range(30):
+        a = agent.act(obs)
+        nxt, r, _, _, info = env.step(int(a))
+        agent.update(obs, int(a), float(r), info)
+        memory = 0.7 * memory + unit(info["embedding"])
+        obs = nxt
+    np.testing.assert_allclose(agent.recent[0], memory, rtol=1e-9)
+    c = int(env.unwrapped._context)
+    arms = agent._arm_embeddings(np.array([c]))[0]
+    for k in range(5):
+        z = np.asarray(sim.cell_embeddings(k, c), np.float64)
+        kept = np.exp(-1.5 * np.maximum(unit(z) @ memory, 0.0))
+        want = center + (kept[:, None] * (z - center)).mean(axis=0)
+        np.testing.assert_allclose(arms[k], want, rtol=1e-9)
+
+
+def test_burden_agent_beats_pogambitts_where_the_user_disengages():
+    """R = 16, T = 400 on GambitIHS-Disengage-v0: lower mean cumulative regret by > 2 SE."""
+    def cumulative(agent):
+        res = run("GambitIHS-Disengage-v0", agent, horizon=400, replicates=16, seed=0,
+                  progress=False)
+        return res.regret.sum(axis=1)
+
+    good, bad = cumulative("poGAMBITTS-Burden"), cumulative("poGAMBITTS")
+    se = np.sqrt(good.var(ddof=1) / len(good) + bad.var(ddof=1) / len(bad))
+    assert bad.mean() - good.mean() > 2 * se, (good.mean(), bad.mean(), se)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [({"memory": 1.0}, r"memory must be in \[0, 1\)"),
+                                             ({"habituation": -1.0}, "habituation")])
+def test_burden_agent_refuses_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make("poGAMBITTS-Burden", **kwargs)

@@ -33,6 +33,9 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     "poGAMBITTS-Observed": ("gambit_gym.agents.nonstationary:POGambitTSObserved", NONSTATIONARY,
                             "poGAMBITTS that skips unobserved rewards, credits late ones to "
                             "their message"),
+    "poGAMBITTS-Burden": ("gambit_gym.agents.nonstationary:POGambitTSBurden", NONSTATIONARY,
+                          "poGAMBITTS-Observed whose reward model sees each message's "
+                          "similarity to recent ones"),
     "DiscountedTS": ("gambit_gym.agents.nonstationary:DiscountedTS", NONSTATIONARY,
                      "Gaussian TS with statistics discounted every step (drift); as Observed"),
     # classic bandits

@@ -258,3 +258,96 @@ class POGambitTSObserved(POGambitTS):
             skipped = np.ones(self.replicates, dtype=bool)
             skipped[rows] = False
             self.model.a[skipped] -= 0.5
+
+
+@dataclass(eq=False)
+class POGambitTSBurden(POGambitTSObserved):
+    """Burden-aware poGAMBITTS: it discounts a message's effect by its similarity to recent ones.
+
+    The agent keeps its own memory of what it sent, ``m ← λm + ẑ``, with ``ẑ`` the received
+    message's embedding centred and scaled by the arms' messages (the simulator's cells) and
+    cut to unit length (0 for "send nothing"), and the similarity ``s = max(0, ẑ·m)`` of a
+    message to the memory before it. Its linear reward model sees the embedding with the
+    message's departure from the arms' mean shrunk by ``exp(-η s)``:
+    ``z̃ = z̄ + exp(-η s)(z - z̄)``, both when it learns (the message received, its similarity
+    then) and when it acts (each prompt's expected ``z̃`` now, averaged over its cell's
+    messages from the simulator), so a prompt the user has heard too often is scored by what
+    it still does. This is the form of the
+    env's habituation (:mod:`gambit_gym.envs.user_dynamics`) with the agent's own guesses of
+    η and λ; with ``habituation=0`` it is :class:`POGambitTSObserved` exactly. Rewards are
+    credited as there (unobserved ones skipped, late ones to their own message), so a user
+    who stops reporting (disengagement, silence) is not learned from as if she walked 0
+    steps. It does not trade a message now against future burden: against the env's one-step
+    greedy oracle, a message not sent is regret now, whatever it saves later.
+
+    Args:
+        habituation: η ≥ 0, the agent's guess of the habituation strength.
+        memory: λ in [0, 1), its guess of the per-step decay of the memory.
+        (and the arguments of :class:`POGambitTS`)
+    """
+
+    supported_envs: ClassVar[tuple[str, ...]] = ("GambitIHS-Disengage-v0",
+                                                 "GambitIHS-Habituation-v0",
+                                                 "GambitIHS-Missing-v0", *GAMBIT_ENVS)
+
+    habituation: float = 1.0
+    memory: float = 0.8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_number("habituation", self.habituation, minimum=0.0)
+        value = check_number("memory", self.memory, minimum=0.0)
+        if value >= 1.0:
+            raise ValueError(f"memory must be in [0, 1), got {value!r}")
+
+    def _setup(self, spec: EnvDescription) -> None:
+        super()._setup(spec)
+        sim = spec.simulator
+        cells = [[np.asarray(sim.cell_embeddings(a, c), dtype=np.float64)
+                  for a in range(self.n_actions)] for c in range(spec.n_contexts)]
+        rows = np.concatenate([z for row in cells for z in row if np.any(z)])  # messages only
+        self.center = rows.mean(axis=0)
+        sd = rows.std(axis=0)
+        self.spread = np.where(sd > 1e-12, sd, 1.0)
+        width = max(len(z) for row in cells for z in row)
+        self.cell_z = np.zeros((spec.n_contexts, self.n_actions, width, self.d))
+        self.cell_w = np.zeros((spec.n_contexts, self.n_actions, width))
+        for c, row in enumerate(cells):
+            for a, z in enumerate(row):
+                self.cell_z[c, a, :len(z)] = z
+                self.cell_w[c, a, :len(z)] = 1.0 / len(z)
+        self.cell_u = self.unit(self.cell_z)
+        self.recent = np.zeros((self.replicates, self.d))
+
+    def unit(self, z: np.ndarray) -> np.ndarray:
+        """``ẑ``: centred, scaled and cut to unit length (0 for the zero "send nothing")."""
+        sent = np.any(z != 0, axis=-1, keepdims=True)
+        x = np.where(sent, (z - self.center) / self.spread, 0.0)
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+        return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+    def kept(self, u: np.ndarray, memory: np.ndarray) -> np.ndarray:
+        """``exp(-η s)`` of unit embeddings ``(R, ..., d)`` given memories ``(R, d)``."""
+        m = memory.reshape(memory.shape[0], *([1] * (u.ndim - 2)), -1)
+        return np.exp(-self.habituation * np.maximum((u * m).sum(axis=-1), 0.0))
+
+    def _arm_embeddings(self, contexts: np.ndarray) -> np.ndarray:
+        """Each prompt's expected ``z̃`` now: the average over its cell's messages (simulator)."""
+        u, z, w = self.cell_u[contexts], self.cell_z[contexts], self.cell_w[contexts]
+        weight = w * self.kept(u, self.recent)  # (R, K, m)
+        sent = np.any(z != 0, axis=-1)  # "send nothing" keeps its zero embedding
+        shrunk = self.center + np.einsum("rkm,rkmd->rkd", weight, z - self.center)
+        return np.where(sent.any(axis=-1)[..., None], shrunk, 0.0)
+
+    def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                info: dict[str, Any]) -> None:
+        if "embedding" not in info:
+            raise KeyError(f"{type(self).__name__}.update needs info['embedding'] (the working "
+                           "embedding of the message the user received)")
+        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.d)
+        u = self.unit(z)
+        kept = self.kept(u, self.recent)[:, None]
+        sent = np.any(z != 0, axis=-1, keepdims=True)
+        seen = dict(info, embedding=np.where(sent, self.center + kept * (z - self.center), z))
+        self.recent = self.memory * self.recent + u
+        super()._update(obs, actions, rewards, seen)

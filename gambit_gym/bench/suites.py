@@ -43,7 +43,7 @@ GAMBITTS_AGENTS: tuple[str, ...] = ("poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS"
 GAMBIT_ENV_AGENTS: tuple[str, ...] = (
     "StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS", "ens-foGAMBITTS",
     "LinTS", "LinUCB", "UCB1", "EpsilonGreedy", "Random", "Oracle", "PPO", "A2C", "DQN",
-    "StdTS-Observed", "poGAMBITTS-Observed", "DiscountedTS",
+    "StdTS-Observed", "poGAMBITTS-Observed", "DiscountedTS", "poGAMBITTS-Burden",
 )
 #: Agents of the mixed-effect experiments (with the two references), for ``core``.
 METS_LINEAR_AGENTS: tuple[str, ...] = ("meTS-Lin", "meTS-Fa", "HierTS", "LinTS-Disjoint",
