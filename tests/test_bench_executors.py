@@ -82,3 +82,135 @@ def test_pool_workers_run_the_numba_kernels_on_one_thread():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+# ------------------------------------------------------------------ bench --ray-address
+_needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                reason="Ray is not installed (pip install 'gambit-gym[ray]')")
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bench_ray(address: str, out, timeout: float, auth_mode: str | None = None):
+    import subprocess
+
+    from bench_helpers import cli, subprocess_env
+
+    env = {k: v for k, v in subprocess_env().items() if k != "RAY_AUTH_MODE"}
+    if auth_mode is not None:
+        env["RAY_AUTH_MODE"] = auth_mode
+
+    args = cli("bench", "--suite", "one_d", "--replicates", "3", "--horizon", "25",
+               "--agents", "Random,Oracle,StdTS", "--chunk", "2", "--propensity-samples", "50",
+               "--executor", "ray", "--ray-address", address, "--out", str(out),
+               "--no-progress")
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("address, match", [
+    ("127.0.0.1:notaport", "is not an address"),
+    ("ray://:10001", "is not an address"),
+    ("127.0.0.1:70000", "is not an address"),
+])
+def test_check_ray_address_refuses_malformed_addresses(address, match):
+    from gambit_gym.bench.executors import check_ray_address
+
+    with pytest.raises(ValueError, match=match):
+        check_ray_address(address)
+
+
+def test_check_ray_address_accepts_a_listening_port_and_leaves_auto_to_ray():
+    import socket
+
+    from gambit_gym.bench.executors import check_ray_address
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        check_ray_address(f"127.0.0.1:{port}")
+        check_ray_address(f"ray://127.0.0.1:{port}")
+    check_ray_address("auto")  # no host named: Ray finds the cluster itself
+    with pytest.raises(ValueError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+        check_ray_address(f"127.0.0.1:{port}")  # the same port, now closed
+
+
+@_needs_ray
+def test_bench_with_an_unreachable_ray_address_fails_fast_and_writes_nothing(tmp_path):
+    """Ray itself retries an unreachable head for minutes; the CLI answers in seconds with the
+    address, the problem and the fixes, and leaves no store behind."""
+    import time
+
+    port = _closed_port()
+    out = tmp_path / "never.sqlite"
+    start = time.monotonic()
+    proc = _bench_ray(f"127.0.0.1:{port}", out, timeout=120)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr
+    assert (f"gambit-gym bench: error: --ray-address '127.0.0.1:{port}': no Ray cluster "
+            f"answers at 127.0.0.1:{port} (Connection refused") in proc.stderr
+    assert f"ray start --head --port={port}" in proc.stderr
+    assert "leave out --ray-address" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert elapsed < 60, f"took {elapsed:.0f} s to fail"
+
+
+_HEAD = """
+import sys, ray
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _temp_dir=sys.argv[1])
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()  # hold the cluster until the test closes stdin
+ray.shutdown()
+"""
+
+
+@_needs_ray
+@pytest.mark.slow
+def test_bench_on_a_real_ray_cluster_equals_serial(serial, tmp_path):
+    """A real one-CPU Ray head, started in a separate process by this test, runs the bench
+    sweep given by --ray-address; its records equal the serial run's bit for bit.
+
+    Ray >= 2.50 starts clusters with token authentication; a driver given an explicit address
+    joins only with RAY_AUTH_MODE=token (Ray's rule), so without it the CLI must say so."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from bench_helpers import subprocess_env
+
+    # Ray's socket paths must stay short: a temp dir under /tmp, not pytest's deep tmp_path
+    ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    env = {k: v for k, v in subprocess_env().items() if k != "RAY_AUTH_MODE"}
+    head = subprocess.Popen([sys.executable, "-c", _HEAD, ray_tmp], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        address = head.stdout.readline().strip()
+        assert address.count(":") == 1, f"the head printed no address: {address!r}"
+        refused = tmp_path / "refused.sqlite"
+        proc = _bench_ray(address, refused, timeout=300)
+        assert proc.returncode == 2
+        assert f"--ray-address '{address}': Failed to connect to Ray cluster" in proc.stderr
+        assert "RAY_AUTH_MODE=token" in proc.stderr and not refused.exists()
+        out = tmp_path / "ray.sqlite"
+        proc = _bench_ray(address, out, timeout=300, auth_mode="token")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "6 units run" in proc.stderr
+        _assert_same(serial, ResultStore(out))
+    finally:
+        head.stdin.close()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait()
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -235,6 +236,51 @@ def _is_main_guard(test: ast.expr) -> bool:
     return names == ["__name__"] and consts == ["__main__"]
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0
+"""How long :func:`check_ray_address` waits for a cluster's port to answer."""
+
+
+def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Refuse a Ray address nothing answers at, in seconds rather than Ray's minutes.
+
+    ``ray.init(address=...)`` retries an unreachable head for about five minutes before it
+    gives up; a short TCP connect to the head's port fails at once (refused) or after
+    ``timeout_s`` (nothing answering). ``"auto"`` and ``"local"`` name no host and are left
+    to Ray.
+
+    Args:
+        address: ``host:port`` (the head's GCS port, 6379 by default), ``ray://host:port``
+            (Ray Client, 10001 by default), or a bare ``host``.
+        timeout_s: seconds to wait for the connection.
+
+    Raises:
+        ValueError: a malformed address, or nothing answering there; the message names the
+            address, what went wrong and how to fix it.
+    """
+    if address in ("auto", "local"):
+        return
+    client = address.startswith("ray://")
+    hostport = address[len("ray://"):] if client else address
+    host, sep, port_text = hostport.rpartition(":")
+    if not sep:
+        host, port_text = hostport, "10001" if client else "6379"
+    host = host.strip("[]")  # an IPv6 literal, [::1]:6379
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"--ray-address {address!r} is not an address; give host:port "
+                         f"(the head's GCS port, e.g. 10.0.0.5:6379) or ray://host:10001")
+    port = int(port_text)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ValueError(
+            f"--ray-address {address!r}: no Ray cluster answers at {host}:{port} ({why}, "
+            f"{timeout_s:g} s connect). Start one there (ray start --head --port={port}), "
+            f"check the address (ray status on the head prints it), or leave out "
+            f"--ray-address to start a local Ray instance") from None
+
+
 class RayExecutor:
     """Ray tasks, one per unit, on a local Ray instance or an existing cluster.
 
@@ -243,6 +289,10 @@ class RayExecutor:
             instance started here.
         num_cpus: CPUs of the local instance (default: all).
         max_in_flight: tasks submitted at once (default: twice the cluster's CPUs).
+
+    Raises:
+        ValueError: ``address`` is malformed or nothing answers there
+            (:func:`check_ray_address`).
     """
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None,
@@ -259,6 +309,7 @@ class RayExecutor:
             kwargs: dict[str, Any] = {"runtime_env": env, "log_to_driver": False,
                                       "include_dashboard": False}
             if address is not None:
+                check_ray_address(address)
                 kwargs["address"] = address
             else:
                 # "local" always starts a new instance: a bare ray.init() would attach to a
@@ -267,7 +318,16 @@ class RayExecutor:
                 kwargs["address"] = "local"
                 if num_cpus is not None:
                     kwargs["num_cpus"] = num_cpus
-            ray.init(**kwargs)
+            try:
+                ray.init(**kwargs)
+            except ConnectionError as exc:  # the port answers, but Ray cannot join there
+                raise ValueError(
+                    f"--ray-address {address!r}: {exc} (the port answers, but Ray could not "
+                    f"join). Check the address (ray status on the head prints it); a cluster "
+                    f"with token authentication (the default of Ray >= 2.50) also needs "
+                    f"RAY_AUTH_MODE=token here and the head's token in ~/.ray/auth_token or "
+                    f"RAY_AUTH_TOKEN; or leave out --ray-address to start a local Ray "
+                    f"instance") from None
             self._started = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.max_in_flight = max_in_flight or max(2 * cpus, 1)
