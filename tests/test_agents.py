@@ -324,6 +324,37 @@ def test_adaptive_propensities_agree_with_a_large_sample_within_their_standard_e
     assert probs[chosen] > 0
 
 
+def test_polar_method_gives_student_t_of_every_degree_of_freedom():
+    from gambit_gym.agents._batched import polar_t_base, polar_t_unit
+
+    base = polar_t_base(np.random.default_rng(4), (40_000,))
+    for dof in (1.0, 2.0, 3.5, 12.0, 400.0):  # one set of numbers, any ν
+        t = polar_t_unit(base, np.float64(dof)) * np.sqrt(dof)
+        assert stats.kstest(t, stats.t(dof).cdf).pvalue > 1e-3, dof
+
+
+@pytest.mark.parametrize("name", ["StdTS-Contextual", "poGAMBITTS", "foGAMBITTS"])
+def test_batched_propensities_with_shared_draws_match_each_replicates_decisions(name):
+    # the batch's propensity draws are shared by its replicates: each replicate's estimate must
+    # still be its own policy's probability, checked against 500 of its own decisions
+    batch = [rollout(make(name), steps=30, seed=11 + r, noise_level=4) for r in range(4)]
+    agent = make(name)  # the four replicates' states in one batched agent
+    agent.reset_batch(batch[0][2].unwrapped.describe(), 11, 4)
+    for t in range(30):
+        obs = np.stack([b[1]["obs"][t] for b in batch])
+        agent.update_batch(obs, np.array([b[1]["a"][t] for b in batch]),
+                           np.array([b[1]["y"][t] for b in batch]),
+                           {"embedding": np.stack([b[1]["z"][t] for b in batch])})
+    probs = agent.action_probabilities_batch(obs, n_samples=4000, target_rse=None)
+    n = 500
+    freq = np.zeros_like(probs)
+    for r, (single, _, _) in enumerate(batch):
+        acts = np.array([single.act(obs[r]) for _ in range(n)])
+        freq[r] = np.bincount(acts, minlength=single.n_actions) / n
+    se = np.sqrt(probs * (1 - probs) / n + probs * (1 - probs) / 4000) + 1e-9
+    assert np.all(np.abs(freq - probs) <= 4.5 * se + 2e-3), (freq, probs)
+
+
 @pytest.mark.parametrize("name", ["poGAMBITTS", "LinTS"])
 def test_two_arm_propensities_are_exact(name):
     agent, data, _ = rollout(make(name), steps=15, noise_level=2, n_prompts=2)

@@ -52,6 +52,65 @@ def propensity_generator(keys: np.ndarray) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64([*(int(k) for k in keys), _PROP_TAG]))
 
 
+def polar_t_base(generator: np.random.Generator,
+                 shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Random numbers from which Student-t variates of any degrees of freedom follow cheaply.
+
+    Bailey's polar method: for ``(U, V)`` uniform on the unit disc and ``W = U² + V²``,
+    ``T = U·√(ν(W^(-2/ν) - 1)/W)`` is Student-t with ``ν`` degrees of freedom, for every
+    ``ν > 0``, from the same ``(U, W)``. So one set of numbers serves every replicate and arm
+    whatever its posterior's degrees of freedom (:func:`polar_t`), and a draw costs an
+    ``expm1`` and a square root instead of a gamma and a normal variate.
+
+    Returns:
+        ``(U/√W, log W)``, each of ``shape``.
+    """
+    size = int(np.prod(shape))
+    parts_a, parts_lw, have = [], [], 0
+    while have < size:
+        uv = generator.uniform(-1.0, 1.0, size=(int(1.3 * (size - have)) + 16, 2))
+        w = uv[:, 0] * uv[:, 0] + uv[:, 1] * uv[:, 1]
+        keep = (w > 0.0) & (w <= 1.0)
+        parts_a.append(uv[keep, 0] / np.sqrt(w[keep]))
+        parts_lw.append(np.log(w[keep]))
+        have += int(keep.sum())
+    return (np.concatenate(parts_a)[:size].reshape(shape),
+            np.concatenate(parts_lw)[:size].reshape(shape))
+
+
+def polar_t_unit(base: tuple[np.ndarray, np.ndarray], dof: np.ndarray) -> np.ndarray:
+    """``T/√ν`` for the numbers of :func:`polar_t_base`: ``(U/√W)·√(W^(-2/ν) - 1)``.
+
+    ``dof`` broadcasts against the base's shape; multiply by ``√ν`` for the t variate itself
+    (the agents fold ``√ν`` into their scales).
+    """
+    a, log_w = base
+    out = np.expm1(log_w * (-2.0 / dof))
+    np.sqrt(out, out=out)
+    out *= a
+    return out
+
+
+def shared_theta_noise(generator: np.random.Generator, model: Any, rows: np.ndarray,
+                       n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random numbers of ``n`` draws of a :class:`BayesLinReg` posterior, shared by ``rows``.
+
+    ``θ = μ + √v·root·z``: ``z`` ``(n, p)`` standard normals for every replicate, and the noise
+    variance ``v = b/g``, ``g ~ Gamma(a)``: with ``g`` ``(n,)`` shared too where the rows'
+    ``a`` agree (the runner updates every replicate at every step, so they do), else drawn per
+    row. Known noise: ``v = 1``. Returns ``(z, v)`` with ``v`` ``(len(rows), n)``.
+    """
+    z = generator.standard_normal((n, model.p))
+    if model.noise_var is not None:
+        return z, np.ones((len(rows), n))
+    shape = model.a[rows]
+    if np.all(shape == shape[0]):
+        g = generator.standard_gamma(shape[0], size=n)[None, :]
+    else:
+        g = generator.standard_gamma(shape[:, None], size=(len(rows), n))
+    return z, model.b[rows, None] / g
+
+
 def sampled_probabilities(noise: Any, scores: Any, generator: np.random.Generator,
                           replicates: int, n_actions: int, max_samples: int, chosen: np.ndarray,
                           target_rse: float | None,

@@ -36,8 +36,11 @@ from gambit_gym.agents._batched import (
     BayesLinReg,
     check_positive,
     gambit_contexts,
+    polar_t_base,
+    polar_t_unit,
     require_contexts,
     require_simulator,
+    shared_theta_noise,
     two_arm_probabilities,
 )
 from gambit_gym.agents.niw_treatment import NIWTreatment, niw_prior
@@ -218,17 +221,14 @@ class POGambitTS(_LinearGambitts):
                                          model.b if learned else None)
 
         def noise(gen: np.random.Generator, rows: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-            z = gen.standard_normal((len(rows), n, model.p))
-            if not learned:
-                return (z,)
-            return z, model.b[rows, None] / gen.standard_gamma(model.a[rows, None],
-                                                               size=(len(rows), n))
+            return shared_theta_noise(gen, model, rows, n)
 
         def scores(rows: np.ndarray, stacked: tuple[np.ndarray, ...]) -> np.ndarray:
             spread = np.matmul(stacked[0], np.swapaxes(factor[rows], -1, -2))  # (r, n, K)
             if learned:
                 spread *= np.sqrt(stacked[1])[..., None]
-            return mean[rows, None] + spread
+            spread += mean[rows, None]
+            return spread
 
         return self._sampled(noise, scores, n_samples)
 
@@ -360,24 +360,34 @@ class FOGambitTS(_LinearGambitts):
         model, k, d = self.model, self.n_actions, self.d
         learned = model.noise_var is None
         psi_flat = np.swapaxes(psi.reshape(self.replicates, k, d * d), 1, 2)  # (R, d², K)
+        inv_root_kappa = 1.0 / np.sqrt(kappa_n)
+        # θ = μ + √v·root·z enters twice: the arms' linear scores θᵀφ(c, m_n) and θ_z (the
+        # embedding weights, for the spread). Both are linear in z: one (K + d) × p map per
+        # replicate, formed once per step, instead of θ itself (p × p) per draw.
+        phi = self.features(np.broadcast_to(contexts[:, None], m_n.shape[:2]), m_n)  # (R, K, p)
+        mean = np.einsum("rkp,rp->rk", phi, model.mu)
+        maps = np.concatenate([np.matmul(phi, model.root), model.root[:, :d]], axis=1)
+        maps_t = np.swapaxes(maps, 1, 2)  # (R, p, K + d)
+        mu_z = model.mu[:, :d]
 
         def noise(gen: np.random.Generator, rows: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-            r = len(rows)
-            z = gen.standard_normal((r, n, model.p))
-            v = model.b[rows, None] / gen.standard_gamma(model.a[rows, None], size=(r, n)) \
-                if learned else np.ones((r, n))
-            g = 2.0 * gen.standard_gamma(0.5 * dof[rows, None], size=(r, n, k))
-            return z, v, g, gen.standard_normal((r, n, k))
+            return (*shared_theta_noise(gen, model, rows, n), *polar_t_base(gen, (n, k)))
 
         def scores(rows: np.ndarray, stacked: tuple[np.ndarray, ...]) -> np.ndarray:
-            z, v, g, xi = stacked
-            step = np.matmul(z, np.swapaxes(model.root[rows], -1, -2))  # (r, n, p)
-            theta = model.mu[rows, None] + np.sqrt(v)[..., None] * step
-            tz = theta[..., :d]
+            z, v, a, log_w = stacked
+            mapped = np.matmul(z, maps_t[rows])  # (r, n, K + d)
+            if learned:
+                mapped *= np.sqrt(v)[..., None]
+            tz = mapped[..., k:] + mu_z[rows, None]
             outer = (tz[..., :, None] * tz[..., None, :]).reshape(*tz.shape[:2], d * d)
             quad = np.matmul(outer, psi_flat[rows])  # θ_zᵀΨθ_z, (r, n, K)
             np.maximum(quad, 0.0, out=quad)
-            spread = np.sqrt(quad / (kappa_n[rows, None] * g)) * xi
-            return self._score(theta, contexts[rows], m_n[rows, None]) + spread
+            # √(quad/(κ g))·ξ with g ~ χ²_ν' is √(quad/κ)·T/√ν', T ~ t_ν' (polar method)
+            spread = np.sqrt(quad, out=quad)
+            spread *= polar_t_unit((a, log_w), dof[rows, None])
+            spread *= inv_root_kappa[rows, None]
+            spread += mapped[..., :k]
+            spread += mean[rows, None]
+            return spread
 
         return self._sampled(noise, scores, n_samples)

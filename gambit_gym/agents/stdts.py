@@ -21,6 +21,8 @@ from gambit_gym.agents._batched import (
     BatchedAgent,
     check_positive,
     gambit_contexts,
+    polar_t_base,
+    polar_t_unit,
     require_contexts,
 )
 from gambit_gym.core.description import EnvDescription
@@ -104,17 +106,25 @@ class StdTS(BatchedAgent):
         """Monte Carlo over the arms' marginal Student-t means (one draw per arm per sample).
 
         ``m_N + √(β_N/(ν_N g))·z`` with ``g ~ Gamma(α_N)`` is ``m_N + √(β_N/(α_N ν_N))·t``
-        with ``t ~ t_{2α_N}``: the same distribution as :meth:`_act`'s draw, one number each.
+        with ``t ~ t_{2α_N}``: the same distribution as :meth:`_act`'s draw. The t variates
+        come from one set of polar-method numbers per round shared by the batch
+        (:func:`polar_t_base`): each replicate's estimate is unbiased as before, the
+        replicates' errors within a step are correlated, and a draw costs an ``expm1``.
         """
         m_n, nu_n, alpha_n, beta_n = self.posterior(self._cells(obs))
-        scale = np.sqrt(beta_n / (alpha_n * nu_n))
+        # scale·t = √(β/(αν))·√(2α)·(T/√(2α)): fold √(2α) into the scale
+        scale = np.sqrt(2.0 * beta_n / nu_n)
         dof = 2.0 * alpha_n
 
-        def noise(gen: np.random.Generator, rows: np.ndarray, n: int) -> tuple[np.ndarray]:
-            return (gen.standard_t(dof[rows, None], size=(len(rows), n, self.n_actions)),)
+        def noise(gen: np.random.Generator, rows: np.ndarray,
+                  n: int) -> tuple[np.ndarray, np.ndarray]:
+            return polar_t_base(gen, (n, self.n_actions))
 
-        def scores(rows: np.ndarray, stacked: tuple[np.ndarray]) -> np.ndarray:
-            return m_n[rows, None] + scale[rows, None] * stacked[0]
+        def scores(rows: np.ndarray, base: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+            out = polar_t_unit(base, dof[rows, None])
+            out *= scale[rows, None]
+            out += m_n[rows, None]
+            return out
 
         return self._sampled(noise, scores, n_samples)
 
