@@ -333,6 +333,52 @@ def test_polar_method_gives_student_t_of_every_degree_of_freedom():
         assert stats.kstest(t, stats.t(dof).cdf).pvalue > 1e-3, dof
 
 
+def test_t_cdf_equals_scipy():
+    from scipy.special import stdtr
+
+    from gambit_gym.agents._batched import t_cdf
+
+    x = np.linspace(-60, 60, 2001)[None, :]
+    for dof in (1, 2, 3, 4, 7, 10, 11, 11.5, 12, 13, 60, 5000, 0.6):  # series, Hill, scipy
+        np.testing.assert_allclose(t_cdf(x, np.array([[dof]])), stdtr(dof, x), rtol=0,
+                                   atol=2e-10, err_msg=str(dof))
+
+
+def test_conditional_propensity_agrees_with_brute_force_counting():
+    # independent Student-t arms, the chosen arm spread wide against narrow others (the case
+    # that needs the most counting draws) and the reverse; 400,000 counting draws as reference
+    from gambit_gym.agents._batched import polar_t_base, polar_t_unit, sampled_probabilities
+
+    loc = np.array([[0.0, 0.5, 0.3, -0.2], [1.0, 0.0, 0.9, 0.95], [0.0, 0.0, 0.0, 0.0]])
+    scale = np.array([[3.0, 0.1, 0.2, 0.1], [0.05, 1.0, 0.3, 0.1], [1.0, 1.0, 1.0, 1.0]])
+    dof = np.array([[2.0, 40.0, 9.0, 300.0], [50.0, 3.0, 12.0, 7.0], [5.0, 5.0, 5.0, 5.0]])
+    chosen = np.array([0, 0, 2])
+    gen = np.random.default_rng(0)
+    ref = np.zeros_like(loc)
+    for _ in range(4):
+        x = loc[:, None] + scale[:, None] * gen.standard_t(dof[:, None], size=(3, 100_000, 4))
+        ref += np.stack([(x.argmax(-1) == j).mean(1) for j in range(4)], 1) / 4
+
+    def noise(g, rows, n):
+        return polar_t_base(g, (n, 4))
+
+    def scores(rows, base):
+        out = loc[rows, None] + scale[rows, None] * polar_t_unit(base, dof[rows, None]) \
+            * np.sqrt(dof[rows, None])
+        return out, loc[rows, None], scale[rows, None]
+
+    probs, se, drawn = sampled_probabilities(noise, scores, np.random.default_rng(1), 3, 4,
+                                             4000, chosen, 0.05, conditional_dof=dof)
+    p, s = probs[np.arange(3), chosen], se[np.arange(3), chosen]
+    assert np.all(s / p <= 0.05 * 1.3) and np.all(drawn <= 4000)
+    tol = 4.5 * np.hypot(s, np.sqrt(ref[np.arange(3), chosen] / 400_000))
+    assert np.all(np.abs(p - ref[np.arange(3), chosen]) <= tol), (p, ref, s)
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    counted = sampled_probabilities(lambda g, r, n: noise(g, r, n), lambda r, b: scores(r, b)[0],
+                                    np.random.default_rng(1), 3, 4, 4000, chosen, 0.05)[2]
+    assert drawn[0] * 4 <= counted[0]  # the wide chosen arm: a fraction of the counting draws
+
+
 @pytest.mark.parametrize("name", ["StdTS-Contextual", "poGAMBITTS", "foGAMBITTS"])
 def test_batched_propensities_with_shared_draws_match_each_replicates_decisions(name):
     # the batch's propensity draws are shared by its replicates: each replicate's estimate must

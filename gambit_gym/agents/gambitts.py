@@ -384,10 +384,14 @@ class FOGambitTS(_LinearGambitts):
             np.maximum(quad, 0.0, out=quad)
             # √(quad/(κ g))·ξ with g ~ χ²_ν' is √(quad/κ)·T/√ν', T ~ t_ν' (polar method)
             spread = np.sqrt(quad, out=quad)
-            spread *= polar_t_unit((a, log_w), dof[rows, None])
             spread *= inv_root_kappa[rows, None]
-            spread += mapped[..., :k]
-            spread += mean[rows, None]
-            return spread
+            loc = mapped[..., :k]
+            loc += mean[rows, None]
+            t_scale = spread / np.sqrt(dof[rows, None])  # each arm's t scale given θ
+            out = polar_t_unit((a, log_w), dof[rows, None])
+            out *= spread
+            out += loc
+            return out, loc, t_scale
 
-        return self._sampled(noise, scores, n_samples)
+        # given θ the arms' scores are independent Student-t: the conditional estimator
+        return self._sampled(noise, scores, n_samples, conditional_dof=dof)

@@ -115,6 +115,7 @@ class StdTS(BatchedAgent):
         # scale·t = √(β/(αν))·√(2α)·(T/√(2α)): fold √(2α) into the scale
         scale = np.sqrt(2.0 * beta_n / nu_n)
         dof = 2.0 * alpha_n
+        t_scale = scale / np.sqrt(dof)  # the arms are independent: conditional estimator
 
         def noise(gen: np.random.Generator, rows: np.ndarray,
                   n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,9 +125,9 @@ class StdTS(BatchedAgent):
             out = polar_t_unit(base, dof[rows, None])
             out *= scale[rows, None]
             out += m_n[rows, None]
-            return out
+            return out, m_n[rows, None], t_scale[rows, None]
 
-        return self._sampled(noise, scores, n_samples)
+        return self._sampled(noise, scores, n_samples, conditional_dof=dof)
 
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:
