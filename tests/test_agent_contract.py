@@ -1,9 +1,9 @@
 """Contract tests over every registered agent (``gambit_gym.agents.names()``).
 
-Each agent runs on the first env of its ``supported_envs`` (default ``GambitIHS-v0``): the
+Each agent runs on the first env of its ``supported_envs`` (``GambitIHS-v0`` where empty): the
 protocol, seeded determinism, valid actions, propensities that sum to 1, and pickling. Agents
-that are not step-by-step (``runner`` set, e.g. the stable-baselines3 adapters, which own their
-loop) or whose env is not registered are skipped with the reason.
+that are not step-by-step (a ``WholeRunAgent``, e.g. the stable-baselines3 adapters, which own
+their loop) or whose env is not registered are skipped with the reason.
 """
 
 import pickle
@@ -34,7 +34,7 @@ def _setup(name):
     if isinstance(factory, type) and issubclass(factory, WholeRunAgent):
         pytest.skip(f"{name} runs whole through its own loop (a WholeRunAgent); "
                     "its contract is tested with its runner")
-    env_id = getattr(factory, "supported_envs", ("GambitIHS-v0",))[0]
+    env_id = (getattr(factory, "supported_envs", ()) or ("GambitIHS-v0",))[0]
     if env_id not in gym.registry:
         pytest.skip(f"{name} needs env {env_id!r}, which is not registered")
     return factory, env_id

@@ -315,6 +315,7 @@ class Oracle(BatchedAgent):
     """
 
     reads_oracle: ClassVar[bool] = True
+    supported_envs = GAMBIT_ENVS
 
     def _setup(self, spec: EnvDescription) -> None:
         table = spec.extra.get("expected_rewards")

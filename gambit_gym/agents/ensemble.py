@@ -39,6 +39,7 @@ import numpy as np
 from gambit_gym._validate import check_positive_int
 from gambit_gym.agents import _ensemble_kernels as _kernels
 from gambit_gym.agents._batched import (
+    GAMBIT_ENVS,
     STREAM_ACT,
     STREAM_PERTURB,
     STREAM_RESET,
@@ -74,6 +75,7 @@ def _torch() -> Any:
 class _Ensemble(BatchedAgent):
     """Shared MLP-ensemble machinery (see the module docstring)."""
 
+    supported_envs = GAMBIT_ENVS
     n_members: int = 60
     hidden: int = 64
     lr: float = 0.01

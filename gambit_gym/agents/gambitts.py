@@ -28,6 +28,7 @@ import numpy as np
 from gambit_gym._validate import check_number, check_positive_int
 from gambit_gym.agents._batched import (
     CONTEXT_ONE_HOTS,
+    GAMBIT_ENVS,
     N_CONTEXT_FEATURES,
     STREAM_ACT,
     STREAM_RESET,
@@ -51,6 +52,7 @@ from gambit_gym.core.description import EnvDescription
 class _LinearGambitts(BatchedAgent):
     """Shared reward model of the linear GAMBITTS agents (see the module docstring)."""
 
+    supported_envs = GAMBIT_ENVS
     noise: str | float = "learn"
     prior_mean: float = 0.0
     prior_precision: float = 1.0

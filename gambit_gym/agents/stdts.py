@@ -17,6 +17,7 @@ import numpy as np
 
 from gambit_gym._validate import check_number
 from gambit_gym.agents._batched import (
+    GAMBIT_ENVS,
     STREAM_ACT,
     BatchedAgent,
     check_positive,
@@ -48,6 +49,8 @@ class StdTS(BatchedAgent):
     >>> obs2, reward, *_, info = env.step(a)
     >>> agent.update(obs, a, reward, info)
     """
+
+    supported_envs = GAMBIT_ENVS
 
     m: float = 77.0
     nu: float = 5.0

@@ -1,7 +1,7 @@
 """The agent protocol: what the runner, the CLI and a user's script call on an agent.
 
 Single-replicate form below; the batched form (``reset_batch / act_batch / update_batch`` over R
-replicates) is :class:`gambit_gym.agents._batched.BatchedAgent`'s. Either form is accepted by
+replicates) is :class:`gambit_gym.core.batched.BatchedAgent`'s. Either form is accepted by
 :func:`gambit_gym.bench.run`; docs/agents.md shows how to write one.
 """
 
