@@ -48,15 +48,15 @@ def run_batched(env_id: str, agent_name: str, runs: int, horizon: int, seed: int
     envs = [gym.make(env_id, horizon=horizon, **(env_kwargs or {})).unwrapped
             for _ in range(runs)]
     obs = np.stack([env.reset(seed=seed + r)[0] for r, env in enumerate(envs)])
-    agent = agents.make(agent_name, n_replicates=runs, **(agent_kwargs or {}))
-    agent.reset_batch([env.describe() for env in envs], seed=seed)
+    agent = agents.make(agent_name, **(agent_kwargs or {}))
+    agent.reset_batch([env.describe() for env in envs], seed)  # one description per replicate
     regret = np.zeros((runs, horizon))
     for t in range(horizon):
         actions = agent.act_batch(obs)
         steps = [env.step(int(a)) for env, a in zip(envs, actions)]
         rewards = np.array([s[1] for s in steps])
         regret[:, t] = [s[4]["regret"] for s in steps]
-        agent.update_batch(obs, actions, rewards, [s[4] for s in steps])
+        agent.update_batch(obs, actions, rewards, {})  # the meTS agents read no info
         obs = np.stack([s[0] for s in steps])
     return regret
 

@@ -266,8 +266,8 @@ def test_batched_agent_takes_the_same_decisions_as_single_agents(name):
     singles = [run_agent(agents.make(name), env_id, seed + r, steps, **kw)[0] for r in range(R)]
     envs = [gym.make(env_id, **kw).unwrapped for _ in range(R)]
     obs = np.stack([e.reset(seed=seed + r)[0] for r, e in enumerate(envs)])
-    batched = agents.make(name, n_replicates=R)
-    batched.reset_batch([e.describe() for e in envs], seed=seed)
+    batched = agents.make(name)
+    batched.reset_batch([e.describe() for e in envs], seed)
     got = []
     for _ in range(steps):
         acts = batched.act_batch(obs)
@@ -321,7 +321,6 @@ def test_ucb_propensity_is_the_argmax():
 @pytest.mark.parametrize(
     ("kwargs", "error", "pattern"),
     [
-        ({"n_replicates": 0}, ValueError, "n_replicates"),
         ({"likelihood": "probit"}, ValueError, "likelihood"),
         ({"sigma": -1.0}, ValueError, "sigma"),
         ({"structure": "gmm"}, TypeError, "MixedEffectStructure"),
@@ -338,15 +337,14 @@ def test_agent_misuse_raises_clear_errors():
         agent.act(np.zeros((4, 2)))
     with pytest.raises(ValueError, match="structure"):
         agent.reset(spec_for(4, 2), seed=0)
-    batched = MixedLinTS.batched(2)
-    with pytest.raises(ValueError, match="reset_batch"):
-        batched.reset(spec_for(4, 2), seed=0)
+    with pytest.raises(ValueError, match="replicates must be a positive integer"):
+        MixedLinTS().reset_batch(spec_for(4, 2), 0, 0)
     st = small_structure(np.random.default_rng(0))
     single = MeTSLin(structure=st)
     single.reset(spec_for(4, 2), seed=0)
     with pytest.raises(ValueError, match="shape"):
         single.act(np.zeros((3, 2)))
-    with pytest.raises(ValueError, match="actions must be integers"):
+    with pytest.raises(ValueError, match="must be an integer in 0..3"):
         single.update(np.zeros((4, 2)), 7, 1.0, {})
 
 
@@ -376,8 +374,8 @@ def test_gmm_structure_recovers_clusters_from_offline_embeddings():
 def batched_regret(name, env_id, runs, horizon, **env_kwargs):
     envs = [gym.make(env_id, horizon=horizon, **env_kwargs).unwrapped for _ in range(runs)]
     obs = np.stack([e.reset(seed=100 + r)[0] for r, e in enumerate(envs)])
-    agent = agents.make(name, n_replicates=runs)
-    agent.reset_batch([e.describe() for e in envs], seed=100)
+    agent = agents.make(name)
+    agent.reset_batch([e.describe() for e in envs], 100)
     total = np.zeros(runs)
     for _ in range(horizon):
         acts = agent.act_batch(obs)

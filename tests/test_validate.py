@@ -36,7 +36,6 @@ def test_messages_say_what_is_allowed():
     (lambda: gym.make("GambitIHS-v0", n_prompts=0), "n_prompts"),
     (lambda: gym.make("MixedEffectLinear-v0", n_actions=2.5), "n_actions"),
     (lambda: make("ens-poGAMBITTS", burn_in=-1), "burn_in"),
-    (lambda: make("meTS-Lin", n_replicates=0), "n_replicates"),
     (lambda: run("GambitIHS-v0", "Random", horizon=10, replicates=False, seed=0), "replicates"),
 ])
 def test_envs_agents_and_runner_say_the_same(call, name):

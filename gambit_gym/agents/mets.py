@@ -5,11 +5,14 @@ Registered names: ``meTS-Lin``, ``meTS-GLM``, ``meTS-Fa``, ``HierTS``, ``LinTS-D
 ``(K, d)`` (one context per action, as in ``MixedEffectLinear-v0``) and reads the structure
 (loadings, priors, noise) from ``spec.extra`` or from ``structure=``.
 
-Every agent is batched: ``cls.batched(R, **kwargs)`` (or ``n_replicates=R``) runs ``R``
-independent replicates with ``reset_batch(specs, seed)``, ``act_batch(obs (R, K, d)) -> (R,)``
-and ``update_batch(obs, actions, rewards, infos)``; replicate ``r`` takes the same decisions as a
-single agent reset with seed ``seed + r``. Propensities use a separate random stream, so asking
-for them never changes the decisions.
+Every agent is a :class:`~gambit_gym.core.batched.BatchedAgent`, like the GAMBITTS and classic
+agents: ``reset_batch(spec, seed, R)`` (or one description per replicate), ``act_batch(obs (R, K,
+d)) -> (R,)`` and ``update_batch(obs, actions, rewards, info)``; every draw comes from the
+counter-based streams, so replicate ``r`` takes the same decisions as a single agent reset with
+seed ``seed + r``. Propensities use separate generators, so asking for them never changes the
+decisions. (Before the move onto the shared base these agents drew from one
+``np.random.default_rng(seed + r)`` per replicate: the same seed now gives other, equally
+distributed, decisions; docs/architecture.md.)
 
 >>> import gymnasium as gym, gambit_gym
 >>> from gambit_gym import agents
@@ -36,7 +39,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gambit_gym._validate import check_positive_int
-from gambit_gym.agents._rng import argmax_random_ties
+from gambit_gym.agents._batched import STREAM_ACT
 from gambit_gym.agents.mets_glm import GaussianStats, LaplaceStats
 from gambit_gym.agents.mets_posterior import (
     conditional_terms,
@@ -51,18 +54,23 @@ from gambit_gym.agents.mets_structure import (
     gambit_features,
     gambit_structure,
 )
+from gambit_gym.core.batched import BatchedAgent
 from gambit_gym.core.description import EnvDescription
 
 LIKELIHOODS: tuple[str, ...] = ("gaussian", "logistic", "auto")
-_PROPENSITY_CHUNK = 512
 
 
 @dataclass
-class _MixedEffectAgent:
-    """Shared machinery: seeding, replicate bookkeeping, the single/batched protocol.
+class _MixedEffectAgent(BatchedAgent):
+    """What the meTS family shares: the structure, the likelihood, contexts ``(R, K, d)``.
+
+    A :class:`~gambit_gym.core.batched.BatchedAgent` like every built-in agent: state with a
+    leading replicate axis, draws from the counter-based streams (``self.streams``, one key per
+    replicate), so replicate ``r`` of a batch takes the decisions of a single agent seeded
+    ``seed + r``. One extension of the base's ``reset_batch``: ``spec`` may be a sequence of
+    descriptions, one per replicate (the mixed-effect envs draw a new problem per seed).
 
     Attributes:
-        n_replicates: number of independent replicates ``R`` (1 for the single-agent protocol).
         sigma: noise sd override (else the env's ``extra["sigma"]``).
         structure: structure override (e.g. from :func:`structure_from_embeddings`), used for
             every replicate instead of ``spec.extra``.
@@ -72,177 +80,82 @@ class _MixedEffectAgent:
             simulator (:func:`gambit_structure`); ignored otherwise.
     """
 
-    n_replicates: int = 1
     sigma: float | None = None
     structure: MixedEffectStructure | None = None
     likelihood: str = "gaussian"
     n_effects: int | None = None
 
     def __post_init__(self) -> None:
-        check_positive_int("n_replicates", self.n_replicates)
         if self.sigma is not None and not self.sigma > 0:
             raise ValueError(f"sigma must be positive, got {self.sigma}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.structure is not None and not isinstance(self.structure, MixedEffectStructure):
             raise TypeError("structure must be a MixedEffectStructure")
-        self._ready = False
 
-    @classmethod
-    def batched(cls, n_replicates: int, **kwargs: Any) -> _MixedEffectAgent:
-        """An agent running ``n_replicates`` independent replicates (see the module doc)."""
-        return cls(n_replicates=n_replicates, **kwargs)
-
-    # --- protocol ----------------------------------------------------------------------------
-    def reset(self, spec: EnvDescription, seed: int | None = None) -> None:
-        """Forget everything; prepare for ``spec``; seed all randomness from ``seed``."""
-        if self.n_replicates != 1:
-            raise ValueError("a batched agent is reset with reset_batch(specs, seed)")
-        self.reset_batch([spec], seed)
-
-    def act(self, obs: Any) -> int:
-        """Choose an action for the ``(K, d)`` contexts ``obs``."""
-        self._require_single()
-        return int(self.act_batch(np.asarray(obs)[None])[0])
-
-    def update(self, obs: Any, action: int, reward: float, info: dict | None = None) -> None:
-        """Learn from one step (``obs`` is the observation the action was chosen for)."""
-        self._require_single()
-        self.update_batch(np.asarray(obs)[None], np.array([action]), np.array([reward]),
-                          [info or {}])
-
-    def action_probabilities(self, obs: Any, n_samples: int = 1000) -> np.ndarray:
-        """``(K,)`` probabilities that :meth:`act` picks each action now (Monte Carlo)."""
-        self._require_single()
-        return self.action_probabilities_batch(np.asarray(obs)[None], n_samples)[0]
-
-    # --- batched protocol --------------------------------------------------------------------
-    def reset_batch(self, specs: EnvDescription | Sequence[EnvDescription],
-                    seed: int | None = None, replicates: int | None = None) -> None:
-        """Reset all replicates; replicate ``r`` gets ``specs[r]`` and seed ``seed + r``.
+    # --- the base's protocol, with one description per replicate allowed ---------------------
+    def reset_batch(self, spec: EnvDescription | Sequence[EnvDescription], seed: int | None,
+                    replicates: int | None = None) -> None:
+        """Prepare R replicates; replicate ``r`` behaves as a single agent seeded ``seed + r``.
 
         Args:
-            specs: one description (shared) or one per replicate.
+            spec: one description (shared) or one per replicate.
             seed: base seed, or None for fresh entropy.
-            replicates: number of replicates ``R`` (resets :attr:`n_replicates`; default: the
-                length of ``specs``, else :attr:`n_replicates`).
+            replicates: R (default: the number of descriptions).
         """
-        if replicates is None and not isinstance(specs, EnvDescription):
-            replicates = len(specs)
-        if replicates is not None:
-            self.n_replicates = check_positive_int("replicates", replicates)
-        R = self.n_replicates
-        if isinstance(specs, EnvDescription):
-            specs = [specs] * R
-        specs = list(specs)
-        if len(specs) != R:
-            raise ValueError(f"need {R} env descriptions, got {len(specs)}")
-        if seed is not None and (isinstance(seed, bool) or int(seed) != seed or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self._rngs = [np.random.default_rng(None if seed is None else seed + r) for r in range(R)]
-        self._prop_rngs = [np.random.default_rng(None if seed is None else [seed + r, 0x5EED])
-                           for r in range(R)]
+        if isinstance(spec, EnvDescription):
+            if replicates is None:
+                raise ValueError("reset_batch(spec, seed, replicates) needs replicates with one "
+                                 "description")
+            specs = [spec] * check_positive_int("replicates", replicates)
+        else:
+            specs = list(spec)
+            if not specs or not all(isinstance(s, EnvDescription) for s in specs):
+                raise ValueError(f"{type(self).__name__}.reset_batch needs an EnvDescription "
+                                 "(env.unwrapped.describe()) or one per replicate")
+            if replicates is not None and replicates != len(specs):
+                raise ValueError(f"need {replicates} env descriptions, got {len(specs)}")
+        self._specs = specs
+        super().reset_batch(specs[0], seed, len(specs))
+
+    def _setup(self, spec: EnvDescription) -> None:
+        specs = self._specs
         structures = []
-        for spec in specs:
-            st = self.structure or self._structure_for(spec)
+        for sp in specs:
+            st = self.structure or self._structure_for(sp)
             if self.sigma is not None and st.sigma != self.sigma:
                 st = MixedEffectStructure(st.b, st.mu_psi, st.sigma_psi, st.sigma_0, self.sigma)
-            if st.n_actions != spec.n_actions:
-                raise ValueError(f"structure has {st.n_actions} actions, env {spec.n_actions}")
+            if st.n_actions != sp.n_actions:
+                raise ValueError(f"structure has {st.n_actions} actions, env {sp.n_actions}")
             structures.append(st)
         if len({(s.n_actions, s.dim) for s in structures}) != 1:
             raise ValueError("all replicates must have the same K and d")
-        links = {spec.extra.get("link", "linear") for spec in specs}
+        links = {sp.extra.get("link", "linear") for sp in specs}
         self._link = self.likelihood if self.likelihood != "auto" else (
             "logistic" if links == {"logistic"} else "gaussian")
         self._K, self._d = structures[0].n_actions, structures[0].dim
-        self._specs = specs
-        space = specs[0].observation_space
+        space = spec.observation_space
         self._featurize = gambit_features if (
             isinstance(space, spaces.MultiDiscrete) and space.shape == (2,)) else None
         self._prepare(structures)
-        self._t = 0
-        self._ready = True
 
-    def act_batch(self, obs_batch: Any) -> np.ndarray:
-        """``(R,)`` actions for ``(R, K, d)`` contexts."""
-        obs = self._check_obs(obs_batch)
-        actions = self._act(obs)
-        return actions.astype(np.int64)
-
-    def update_batch(self, obs_batch: Any, actions: Any, rewards: Any,
-                     infos: Sequence[dict] | None = None) -> None:
-        """Learn from one step of every replicate.
-
-        Args:
-            obs_batch: ``(R, K, d)`` contexts the actions were chosen for.
-            actions: ``(R,)`` actions.
-            rewards: ``(R,)`` rewards.
-            infos: step infos (unused; accepted for the protocol).
-        """
-        obs = self._check_obs(obs_batch)
-        actions = np.asarray(actions).reshape(-1)
-        rewards = np.asarray(rewards, dtype=float).reshape(-1)
-        R = self.n_replicates
-        if actions.shape != (R,) or rewards.shape != (R,):
-            raise ValueError(f"need {R} actions and rewards, got {actions.shape}, {rewards.shape}")
-        if not np.issubdtype(actions.dtype, np.integer) or actions.min() < 0 \
-                or actions.max() >= self._K:
-            raise ValueError(f"actions must be integers in 0..{self._K - 1}, got {actions}")
-        if not np.all(np.isfinite(rewards)):
-            raise ValueError("rewards must be finite")
-        rows = np.arange(R)
-        self._lik.add(rows, actions, obs[rows, actions], rewards)
+    def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                info: dict[str, Any]) -> None:
+        x = self._contexts(obs)
+        rows = np.arange(self.replicates)
+        self._lik.add(rows, actions, x[rows, actions], rewards)
         self._refresh(rows, actions)
-        self._t += 1
 
-    def action_probabilities_batch(self, obs_batch: Any, n_samples: int = 1000) -> np.ndarray:
-        """``(R, K)`` propensities by Monte Carlo over the agent's own randomisation.
+    def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
+        return self._choose(self._contexts(obs), counter)
 
-        The argmax frequencies of ``n_samples`` repeats, from a separate random stream, so the
-        decisions are unaffected; standard error ``√(π(1 − π)/n_samples)``. The action each
-        replicate's :meth:`act_batch` takes next (found by acting once and restoring the
-        agent's random streams) gets the add-one estimate ``(C + 1)/(S + 1)``, never 0, as in
-        the other built-in agents: with K = 100 actions a chosen action is often missing from
-        the draws, and the runner refuses a chosen action of probability 0. The other actions
-        share the rest in proportion to their counts.
-        """
-        obs = self._check_obs(obs_batch)
-        if int(n_samples) < 1:
-            raise ValueError(f"n_samples must be positive, got {n_samples}")
-        states = [rng.bit_generator.state for rng in self._rngs]
-        try:
-            chosen = np.asarray(self._act(obs), dtype=np.int64).reshape(-1)
-        finally:
-            for rng, state in zip(self._rngs, states):
-                rng.bit_generator.state = state
-        counts = np.zeros((self.n_replicates, self._K))
-        for r in range(self.n_replicates):
-            rng = self._prop_rngs[r]
-            done = 0
-            while done < n_samples:
-                s = min(_PROPENSITY_CHUNK, n_samples - done)
-                scores = self._sample_scores(r, obs[r], s, rng).T  # (s, K)
-                ties = (scores == scores.max(axis=-1, keepdims=True)).sum(axis=-1) > 1
-                # a uniform per draw only when some draw has tied scores (as before)
-                picks = (argmax_random_ties(scores, rng.random(ties.shape)) if ties.any()
-                         else scores.argmax(axis=-1))
-                counts[r] += np.bincount(picks, minlength=self._K)
-                done += s
-        rows = np.arange(self.n_replicates)
-        hits = counts[rows, chosen]
-        p_chosen = (hits + 1.0) / (n_samples + 1.0)
-        others = n_samples - hits
-        share = np.divide(1.0 - p_chosen, others, out=np.zeros_like(p_chosen), where=others > 0)
-        probs = counts * share[:, None]
-        probs[rows, chosen] = p_chosen
-        return probs
+    def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        """Monte Carlo over the agent's own randomisation (separate generators; see the base)."""
+        x = self._contexts(obs)
+        return self._sampled(self._noise, lambda rows, numbers: self._scores(x, rows, numbers),
+                             n_samples)
 
     # --- helpers -----------------------------------------------------------------------------
-    def _require_single(self) -> None:
-        if self.n_replicates != 1:
-            raise ValueError("this agent is batched; use act_batch / update_batch")
-
     def _structure_for(self, spec: EnvDescription) -> MixedEffectStructure:
         sim = spec.simulator
         if "b" not in (spec.extra or {}) and sim is not None and hasattr(sim, "mean_embeddings"):
@@ -252,14 +165,13 @@ class _MixedEffectAgent:
             return st
         return MixedEffectStructure.from_description(spec, sigma=self.sigma)
 
-    def _check_obs(self, obs_batch: Any) -> np.ndarray:
-        if not self._ready:
-            raise RuntimeError("call reset() (or reset_batch()) before acting")
+    def _contexts(self, obs: np.ndarray) -> np.ndarray:
+        """``(R, K, d)`` per-action contexts of observations ``(R, ...)``."""
         if self._featurize is not None:
-            feats = self._featurize(np.asarray(obs_batch).reshape(self.n_replicates, -1))
+            feats = self._featurize(np.asarray(obs).reshape(self.replicates, -1))
             return np.repeat(feats[:, None, :], self._K, axis=1)
-        obs = np.asarray(obs_batch, dtype=float)
-        shape = (self.n_replicates, self._K, self._d)
+        obs = np.asarray(obs, dtype=float)
+        shape = (self.replicates, self._K, self._d)
         if obs.shape != shape:
             raise ValueError(f"observations must have shape {shape}, got {obs.shape}")
         return obs
@@ -278,11 +190,18 @@ class _MixedEffectAgent:
     def _refresh(self, rows: np.ndarray, actions: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _act(self, obs: np.ndarray) -> np.ndarray:
+    def _choose(self, x: np.ndarray, counter: int) -> np.ndarray:
+        """``(R,)`` actions for contexts ``x`` ``(R, K, d)`` at decision ``counter``."""
         raise NotImplementedError
 
-    def _sample_scores(self, r: int, obs: np.ndarray, n: int, rng: np.random.Generator
-                       ) -> np.ndarray:
+    def _noise(self, generator: np.random.Generator, rows: np.ndarray, n: int
+               ) -> tuple[np.ndarray, ...]:
+        """The random numbers of ``n`` propensity draws for replicates ``rows``."""
+        raise NotImplementedError
+
+    def _scores(self, x: np.ndarray, rows: np.ndarray, numbers: tuple[np.ndarray, ...]
+                ) -> np.ndarray:
+        """``(len(rows), n, K)`` sampled scores from :meth:`_noise`'s numbers."""
         raise NotImplementedError
 
 
@@ -312,7 +231,7 @@ class MeTS(_MixedEffectAgent):
             raise ValueError("the factored posterior (meTS-Fa) needs a block-diagonal sigma_psi")
         if len({s.n_effects for s in structures}) != 1:
             raise ValueError("all replicates must have the same number of effects")
-        R, K, d, L = self.n_replicates, self._K, self._d, structures[0].n_effects
+        R, K, d, L = self.replicates, self._K, self._d, structures[0].n_effects
         p = L * d
         self._W = np.stack([s.mixing() for s in structures])  # (R, K, d, p)
         self._S0 = np.stack([s.sigma_0 for s in structures])  # (R, K, d, d)
@@ -366,22 +285,25 @@ class MeTS(_MixedEffectAgent):
         prior = self._W[rows] @ psi[:, None]
         return self._M[rows] @ prior + self._c[rows][..., None] + self._chol[rows] @ z
 
-    def _act(self, obs: np.ndarray) -> np.ndarray:
+    def _choose(self, x: np.ndarray, counter: int) -> np.ndarray:
         K, d, p = self._K, self._d, self._p
-        z_psi = np.stack([rng.standard_normal(p) for rng in self._rngs])[..., None]
-        z_theta = np.stack([rng.standard_normal((K, d)) for rng in self._rngs])[..., None]
+        z_psi = self.streams.normal(counter, STREAM_ACT, (p,))[..., None]
+        z_theta = self.streams.normal(counter, STREAM_ACT + 1, (K, d))[..., None]
         psi = sample_effects(self.effect_precision(), self._h, z_psi)
         theta = self._theta(slice(None), psi, z_theta)[..., 0]
-        return np.einsum("rkd,rkd->rk", obs, theta).argmax(axis=1)
+        return np.einsum("rkd,rkd->rk", x, theta).argmax(axis=1)
 
-    def _sample_scores(self, r: int, obs: np.ndarray, n: int, rng: np.random.Generator
-                       ) -> np.ndarray:
-        K, d, p = self._K, self._d, self._p
-        z_psi = rng.standard_normal((1, p, n))
-        z_theta = rng.standard_normal((1, K, d, n))
-        psi = sample_effects(self.effect_precision()[r:r + 1], self._h[r:r + 1], z_psi)
-        theta = self._theta(slice(r, r + 1), psi, z_theta)[0]
-        return np.einsum("kd,kds->ks", obs, theta)
+    def _noise(self, generator: np.random.Generator, rows: np.ndarray, n: int
+               ) -> tuple[np.ndarray, ...]:
+        m, K, d, p = len(rows), self._K, self._d, self._p
+        return generator.standard_normal((m, p, n)), generator.standard_normal((m, K, d, n))
+
+    def _scores(self, x: np.ndarray, rows: np.ndarray, numbers: tuple[np.ndarray, ...]
+                ) -> np.ndarray:
+        z_psi, z_theta = numbers
+        psi = sample_effects(self.effect_precision()[rows], self._h[rows], z_psi)
+        theta = self._theta(rows, psi, z_theta)  # (m, K, d, n)
+        return np.einsum("mkd,mkdn->mnk", x[rows], theta)
 
 
 @dataclass
@@ -436,7 +358,7 @@ class _Disjoint(_MixedEffectAgent):
         self._alpha = self._ucb_width(structures)
 
     def _ucb_width(self, structures: list[MixedEffectStructure]) -> np.ndarray:
-        return np.zeros(self.n_replicates)
+        return np.zeros(self.replicates)
 
     def _refresh(self, rows: np.ndarray, actions: np.ndarray) -> None:
         mean, cov, chol = disjoint_terms(self._lik.G[rows, actions], self._lik.B[rows, actions],
@@ -454,23 +376,26 @@ class _Disjoint(_MixedEffectAgent):
         var = np.einsum("rkd,rkde,rke->rk", obs, self._width_cov, obs)
         return mean + self._alpha[:, None] * np.sqrt(np.maximum(var, 0.0))
 
-    def _act(self, obs: np.ndarray) -> np.ndarray:
+    def _choose(self, x: np.ndarray, counter: int) -> np.ndarray:
         if self._UCB:
-            return self._ucb_scores(obs).argmax(axis=1)
-        K, d = self._K, self._d
-        z = np.stack([rng.standard_normal((K, d)) for rng in self._rngs])
+            return self._ucb_scores(x).argmax(axis=1)
+        z = self.streams.normal(counter, STREAM_ACT, (self._K, self._d))
         theta = self._mean + (self._chol @ z[..., None])[..., 0]
-        return np.einsum("rkd,rkd->rk", obs, theta).argmax(axis=1)
+        return np.einsum("rkd,rkd->rk", x, theta).argmax(axis=1)
 
-    def _sample_scores(self, r: int, obs: np.ndarray, n: int, rng: np.random.Generator
-                       ) -> np.ndarray:
-        if self._UCB:
-            # deterministic: every "sample" is the UCB score; ties split by the caller
-            scores = self._ucb_scores(np.broadcast_to(obs, (self.n_replicates,) + obs.shape))[r]
-            return np.repeat(scores[:, None], n, axis=1)
-        z = rng.standard_normal((self._K, self._d, n))
-        theta = self._mean[r][..., None] + self._chol[r] @ z
-        return np.einsum("kd,kds->ks", obs, theta)
+    def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
+        if self._UCB:  # deterministic: the argmax it takes, exactly
+            return np.eye(self._K)[self._choose(self._contexts(obs), counter)]
+        return super()._probabilities(obs, counter, n_samples)
+
+    def _noise(self, generator: np.random.Generator, rows: np.ndarray, n: int
+               ) -> tuple[np.ndarray, ...]:
+        return (generator.standard_normal((len(rows), self._K, self._d, n)),)
+
+    def _scores(self, x: np.ndarray, rows: np.ndarray, numbers: tuple[np.ndarray, ...]
+                ) -> np.ndarray:
+        theta = self._mean[rows][..., None] + self._chol[rows] @ numbers[0]  # (m, K, d, n)
+        return np.einsum("mkd,mkdn->mnk", x[rows], theta)
 
 
 @dataclass
@@ -497,7 +422,7 @@ class MixedLinUCB(_Disjoint):
 
     def _ucb_width(self, structures: list[MixedEffectStructure]) -> np.ndarray:
         if self.alpha is not None:
-            return np.full(self.n_replicates, float(self.alpha))
+            return np.full(self.replicates, float(self.alpha))
         out = []
         for r, s in enumerate(structures):
             spec = self._specs[r]
@@ -536,7 +461,7 @@ class UCBGLM(_Disjoint):
 
     def _ucb_width(self, structures: list[MixedEffectStructure]) -> np.ndarray:
         if self.alpha is not None:
-            return np.full(self.n_replicates, float(self.alpha))
+            return np.full(self.replicates, float(self.alpha))
         out = []
         for spec in self._specs:
             n, d = spec.horizon or 5000, self._d
