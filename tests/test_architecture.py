@@ -100,3 +100,44 @@ def test_no_module_imports_upward():
 ])
 def test_the_check_sees_upward_imports(where, source, n_bad):
     assert len(upward_imports(PACKAGE / where, source)) == n_bad
+
+
+# ------------------------------------------------------------------ one agent contract
+def test_the_runner_dispatches_on_types_not_on_probed_methods():
+    """The runner tells agents apart by their class (core.BatchedAgent, core.WholeRunAgent),
+    never by ``hasattr`` or a string tag: a newcomer's agent is run the way its base says."""
+    source = (PACKAGE / "bench" / "runner.py").read_text(encoding="utf-8")
+    calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name) and node.func.id == "hasattr"]
+    assert not calls, f"bench/runner.py calls hasattr at lines {[c.lineno for c in calls]}"
+    assert '"sb3"' not in source and "runner ==" not in source
+
+
+def test_every_builtin_agent_has_one_of_the_two_core_bases():
+    """Every built-in agent is a core BatchedAgent (the meTS family included) or a WholeRunAgent
+    (an RL library's learner): one agent framework to copy."""
+    from gambit_gym.agents._builtin import BUILTIN, RL
+    from gambit_gym.agents.base import resolve
+    from gambit_gym.core.batched import BatchedAgent
+    from gambit_gym.core.protocol import WholeRunAgent
+
+    wrong = []
+    for name, (_path, family, _about) in BUILTIN.items():
+        if family == RL:
+            continue  # imports stable-baselines3; checked by its own tests
+        cls = resolve(name)
+        if not (isinstance(cls, type) and issubclass(cls, (BatchedAgent, WholeRunAgent))):
+            wrong.append(name)
+    assert not wrong, f"built-in agents on neither core base: {wrong}"
+    for name in ("meTS-Lin", "meTS-GLM", "meTS-Fa", "HierTS", "LinTS-Disjoint",
+                 "LinUCB-Disjoint", "GLM-TS", "UCB-GLM"):
+        assert issubclass(resolve(name), BatchedAgent), name
+
+
+def test_the_old_import_paths_of_the_moved_base_still_work():
+    from gambit_gym.agents._batched import BatchedAgent as old_base
+    from gambit_gym.agents._rng import CounterStreams as old_streams
+    from gambit_gym.core import BatchedAgent
+    from gambit_gym.core.streams import CounterStreams
+
+    assert old_base is BatchedAgent and old_streams is CounterStreams

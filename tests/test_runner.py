@@ -87,6 +87,29 @@ def test_envs_without_a_vector_entry_point_run_looped():
     assert res.metadata["runner"] == "looped"
 
 
+@pytest.mark.parametrize("env_id, kwargs", [("MixedEffectLinear-v0", {"n_actions": 5}),
+                                             ("GambitIHS-v0", {})])
+def test_an_env_horizon_shorter_than_the_run_autoresets_and_every_step_is_scored(env_id,
+                                                                               kwargs):
+    """Both kinds of env (a SyncVectorEnv of single ones, a native vector env) autoreset in the
+    same step; the step that ends an episode keeps its own regret and reward (SyncVectorEnv
+    files them under final_info, which the runner puts back)."""
+    res = run(env_id, "Random", horizon=10, replicates=2, seed=0, progress=False,
+              env_kwargs={**kwargs, "horizon": 4})
+    assert res.regret.shape == (2, 10) and np.all(np.isfinite(res.regret))
+    assert np.all(res.regret >= 0) and np.all(res.regret[:, 3::4].sum(axis=0) > 0)
+    again = run(env_id, "Random", horizon=4, replicates=2, seed=0, progress=False,
+                env_kwargs=kwargs)
+    np.testing.assert_array_equal(res.regret[:, :4], again.regret)
+    np.testing.assert_array_equal(res.rewards[:, :4], again.rewards)
+
+
+def test_an_episode_that_terminates_before_the_horizon_stops_the_run_with_a_message():
+    with pytest.raises(RuntimeError, match=r"episode ended \(terminated\) at step"):
+        run("GambitIHS-Disengage-Terminate-v0", "Random", horizon=400, replicates=4, seed=0,
+            progress=False, env_kwargs={"disengagement": 0.05})
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"horizon": 0, "replicates": 1, "seed": 0}, "horizon"),
     ({"horizon": 5, "replicates": 0, "seed": 0}, "replicates"),

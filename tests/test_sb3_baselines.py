@@ -10,6 +10,7 @@ import gambit_gym  # noqa: F401  (registers the ids)
 from gambit_gym import agents
 from gambit_gym.baselines import SB3Baseline, run_sb3
 from gambit_gym.bench.result import RunResult
+from gambit_gym.core.protocol import WholeRunAgent
 from gambit_gym.envs.registration import registered_ids
 
 pytest.importorskip("stable_baselines3")
@@ -35,7 +36,7 @@ def test_sb3_check_env_passes(env_id):
 def test_registered_names_make_sb3_baselines(name):
     baseline = agents.make(name, learning_rate=1e-3)
     assert isinstance(baseline, SB3Baseline)
-    assert baseline.runner == "sb3" and baseline.algo == name
+    assert isinstance(baseline, WholeRunAgent) and baseline.algo == name
     assert baseline.hyperparameters()["learning_rate"] == 1e-3
     assert baseline.hyperparameters()["gamma"] == 0.0
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -66,10 +66,6 @@ class SB3Baseline(WholeRunAgent):
     algo: str
     hyper: dict[str, Any] = field(default_factory=dict)
     policy: str = "MlpPolicy"
-
-    #: Kept for callers that read it; :func:`gambit_gym.bench.run` checks for a
-    #: :class:`~gambit_gym.core.protocol.WholeRunAgent` instead.
-    runner: ClassVar[str] = "sb3"
 
     def __post_init__(self) -> None:
         if self.algo not in ALGORITHMS:

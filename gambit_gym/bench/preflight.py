@@ -110,10 +110,10 @@ def _one_step(agent: Any, env: Any, where: str, propensities: bool, n_samples: i
     try:
         agent.reset(desc, seed)
         if propensities:
-            from gambit_gym.bench.propensity import _accepts_target_rse
+            from gambit_gym.bench.propensity import accepts_target_rse
 
             method = agent.action_probabilities
-            kwargs = {"target_rse": target_rse} if _accepts_target_rse(method) else {}
+            kwargs = {"target_rse": target_rse} if accepts_target_rse(method) else {}
             start = time.perf_counter()
             p = np.asarray(method(obs, n_samples, **kwargs), dtype=np.float64)
             t_props = time.perf_counter() - start

@@ -3,10 +3,9 @@
 It asks each agent for its action probabilities, keeps the chosen arm's, and summarises the
 Monte Carlo standard errors for the run's metadata.
 
-Why a separate module: the runner steps replicates either in one batch or one agent at a time;
-both record propensities the same way, and agents differ in what they can report (the built-in
-agents take a target relative standard error and say what they achieved; a user's agent may
-only have ``action_probabilities(obs, n_samples)``).
+Why a separate module: agents differ in what they can report (the built-in agents take a target
+relative standard error and say what they achieved; a user's agent may only have
+``action_probabilities(obs, n_samples)``), and the runner's loop should not care.
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ from typing import Any
 import numpy as np
 
 
-def _accepts_target_rse(method: Any) -> bool:
+def accepts_target_rse(method: Any) -> bool:
+    """Whether an agent's probabilities method takes ``target_rse`` (the built-in ones do)."""
     try:
         return "target_rse" in inspect.signature(method).parameters
     except (TypeError, ValueError):
@@ -45,16 +45,11 @@ class PropensityLog:
         self.draws = np.full((replicates, horizon), -1, dtype=np.int64)
 
     def _kwargs(self, method: Any) -> dict[str, Any]:
-        return {"target_rse": self.target_rse} if _accepts_target_rse(method) else {}
+        return {"target_rse": self.target_rse} if accepts_target_rse(method) else {}
 
     def batch(self, agent: Any, obs: np.ndarray) -> np.ndarray:
-        """``(R, K)`` probabilities from a batched agent."""
+        """``(R, K)`` probabilities from a batched agent (or single agents behind one)."""
         method = agent.action_probabilities_batch
-        return np.asarray(method(obs, self.n_samples, **self._kwargs(method)))
-
-    def single(self, agent: Any, obs: Any) -> np.ndarray:
-        """``(K,)`` probabilities from one replicate's agent."""
-        method = agent.action_probabilities
         return np.asarray(method(obs, self.n_samples, **self._kwargs(method)))
 
     def record(self, t: int, rows: np.ndarray | int, probs: np.ndarray, actions: np.ndarray,

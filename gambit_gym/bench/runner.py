@@ -1,10 +1,12 @@
 """The benchmark runner: R replicates of (env, agent) advanced together, one decision per step.
 
 Replicate ``r`` is the env reset with seed ``seed + r`` and the agent reset with seed ``seed + r``.
-Where the env id has a native vector env and the agent a batched form (``reset_batch`` /
-``act_batch`` / ``update_batch``), all replicates advance in one call per step; otherwise R
-single envs and R agent objects are stepped in a loop (same numbers, slower). Regret comes
-from the env's ``info["regret"]``, never from the agent.
+One loop steps every run: R envs behind Gymnasium's vector API (the env id's native vector env,
+else a ``SyncVectorEnv`` of R single envs) and R agents behind the batched agent interface (a
+:class:`~gambit_gym.core.batched.BatchedAgent` itself where the env is native, else R agent
+objects behind :class:`~gambit_gym.bench.sync_agents.SyncAgents`: same numbers, slower). Regret
+comes from the env's ``info["regret"]``, never from the agent. A
+:class:`~gambit_gym.core.protocol.WholeRunAgent` (an RL library's learner) is handed the run.
 
 Fair by construction (see :mod:`gambit_gym.bench.agent_view`): every replicate has its own
 agent object (a class or factory is called per replicate, an instance is deep-copied per
@@ -28,17 +30,16 @@ import gymnasium as gym
 import numpy as np
 
 from gambit_gym._validate import (
-    check_index,
     check_index_array,
     check_positive_int,
-    check_propensities,
     check_propensity_rows,
     check_seed,
 )
-from gambit_gym.agents._batched import PROPENSITY_RSE
 from gambit_gym.bench.agent_view import agent_description, agent_info, make_factory
 from gambit_gym.bench.propensity import PropensityLog
 from gambit_gym.bench.provenance import library_versions
+from gambit_gym.bench.sync_agents import SyncAgents
+from gambit_gym.core.batched import PROPENSITY_RSE, BatchedAgent
 from gambit_gym.core.protocol import WholeRunAgent
 from gambit_gym.core.result import RunResult
 
@@ -62,21 +63,26 @@ def _agent_version(agent: Any) -> str | None:
 
 
 def _make_envs(env_id: str, replicates: int, env_kwargs: dict[str, Any]) -> tuple[Any, bool]:
-    spec = gym.spec(env_id)
-    if spec.vector_entry_point is not None:
-        # same-step autoreset: were env_kwargs to set a horizon shorter than the run, every
-        # step still carries a decision (and its regret), as the looped path's do
+    """R envs behind the vector API, and whether they are the id's native vector env.
+
+    Same-step autoreset either way: were ``env_kwargs`` to set a horizon shorter than the run,
+    every step still carries a decision (and its regret). A ``SyncVectorEnv`` seeds env ``r``
+    with ``seed + r``, as the native vector env seeds its replicates.
+    """
+    if gym.spec(env_id).vector_entry_point is not None:
         envs = gym.make_vec(env_id, num_envs=replicates, vectorization_mode="vector_entry_point",
                             autoreset_mode="same_step", **env_kwargs)
         return envs, True
-    return [gym.make(env_id, **env_kwargs) for _ in range(replicates)], False
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id, **env_kwargs)] * replicates,
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return envs, False
 
 
 def _describe(env: Any) -> Any:
-    target = getattr(env, "unwrapped", env)
-    if not hasattr(target, "describe"):
+    describe = getattr(getattr(env, "unwrapped", env), "describe", None)
+    if describe is None:
         raise TypeError(f"env {env!r} has no describe(); agents need an EnvDescription")
-    return target.describe()
+    return describe()
 
 
 def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
@@ -142,31 +148,25 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     make_kwargs = {"horizon": horizon, **env_kwargs}
     start = time.perf_counter()
     envs, native = _make_envs(env_id, replicates, make_kwargs)
-    batched = native and all(hasattr(agent_obj, m) for m in
-                             ("reset_batch", "act_batch", "update_batch"))
-    method = "action_probabilities_batch" if batched else "action_probabilities"
-    skipped = propensities and not callable(getattr(agent_obj, method, None))
-    if skipped:
-        warnings.warn(f"agent {label} has no {method}(); its propensities are not recorded "
-                      "(the other results are unchanged)", UserWarning, stacklevel=2)
+    # a BatchedAgent runs all replicates itself where they share one description (a native
+    # vector env); otherwise one agent object per replicate, behind the same interface
+    batched = native and isinstance(agent_obj, BatchedAgent)
+    agent = agent_obj if batched else SyncAgents(
+        [agent_obj] + [make_agent() for _ in range(replicates - 1)])
+    skipped = propensities and not batched and not agent.has_probabilities
+    if skipped:  # a BatchedAgent always has them; a single agent may not
+        warnings.warn(f"agent {label} has no action_probabilities(); its propensities are not "
+                      "recorded (the other results are unchanged)", UserWarning, stacklevel=2)
         propensities = False
     bar = _progress_bar(horizon, progress, f"{label} on {env_id}")
-    log = PropensityLog(replicates, horizon, check_positive_int(
-        "n_propensity_samples", n_propensity_samples), propensity_rse) if propensities else None
+    log = PropensityLog(replicates, horizon, n_propensity_samples,
+                        propensity_rse) if propensities else None
     try:
-        if batched:
-            out = _run_batched(envs, agent_obj, horizon, replicates, seed, log, bar)
-        else:
-            agents = [agent_obj] + [make_agent() for _ in range(replicates - 1)]
-            out = _run_looped(envs, native, agents, horizon, seed, log, bar)
+        out = _loop(envs, native, agent, agent_obj, horizon, replicates, seed, log, bar)
     finally:
         if bar is not None:
             bar.close()
-        if native:
-            envs.close()
-        else:
-            for env in envs:
-                env.close()
+        envs.close()
     regret, rewards, actions, props, contexts = out
     metadata = {"runner": "batched" if batched else "looped", "device": device,
                 "agent_class": _agent_label(type(agent_obj)),
@@ -181,30 +181,41 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
                      agent_kwargs=agent_kwargs, metadata=metadata)
 
 
-def _allocate(replicates: int, horizon: int,
-              log: PropensityLog | None) -> tuple[np.ndarray | None, ...]:
+def _loop(envs: Any, native: bool, agent: Any, agent_obj: Any, horizon: int, replicates: int,
+          seed: int, log: PropensityLog | None, bar: Any) -> tuple:
+    """The runner's one loop: R envs (vector API) and R agents (batched interface), T steps."""
     regret = np.zeros((replicates, horizon))
     rewards = np.zeros((replicates, horizon))
     actions = np.zeros((replicates, horizon), dtype=np.int64)
-    return regret, rewards, actions, None if log is None else log.values
-
-
-def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int,
-                 log: PropensityLog | None, bar: Any) -> tuple:
-    regret, rewards, actions, props = _allocate(replicates, horizon, log)
+    props = None if log is None else log.values
     contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
     obs, _ = envs.reset(seed=seed)
-    desc = _describe(envs)
-    agent.reset_batch(agent_description(desc, agent), seed, replicates)
-    rows, k = np.arange(replicates), desc.n_actions
+    if native:  # every replicate has the same description
+        desc = agent_description(_describe(envs), agent_obj)
+        k = desc.n_actions
+        agent.reset_batch(desc, seed, replicates)
+    else:  # each env describes its own problem (e.g. a mixed-effect env draws one per seed)
+        descs = [agent_description(_describe(env), agent_obj) for env in envs.envs]
+        k = descs[0].n_actions
+        agent.reset_batch(descs, seed, replicates)
+    single = isinstance(agent, SyncAgents)
+    act_name = "act()" if single else "act_batch()"
+    probabilities_name = "action_probabilities()" if single else "action_probabilities_batch()"
+    rows = np.arange(replicates)
     for t in range(horizon):
-        if log is not None:
+        if log is not None:  # from the state the action is taken in
             p = log.batch(agent, obs)
-        a = check_index_array("the actions returned by act_batch()", agent.act_batch(obs), k,
+        a = check_index_array(f"the actions returned by {act_name}", agent.act_batch(obs), k,
                               (replicates,))
         if log is not None:
-            p = check_propensity_rows("action_probabilities_batch()", p, k, a)
-        next_obs, r, _, _, info = envs.step(a)
+            p = check_propensity_rows(probabilities_name, p, k, a)
+        next_obs, r, terminated, _, info = _step_info(*envs.step(a))
+        if t < horizon - 1 and np.any(terminated):
+            ended = int(np.flatnonzero(terminated)[0])
+            raise RuntimeError(f"replicate {ended}'s episode ended (terminated) at step {t}, "
+                               f"before the horizon {horizon}: the runner scores every replicate "
+                               "over the whole horizon, so it needs an env that does not "
+                               "terminate early (e.g. a disengage_mode other than 'terminate')")
         contexts = _record_contexts(contexts, np.s_[:, t], info)
         agent.update_batch(obs, a, r, agent_info(info, r))
         regret[:, t] = info["regret"]
@@ -218,62 +229,31 @@ def _run_batched(envs: Any, agent: Any, horizon: int, replicates: int, seed: int
     return regret, rewards, actions, props, contexts
 
 
-def _run_looped(envs: Any, native: bool, agents: list[Any], horizon: int, seed: int,
-                log: PropensityLog | None, bar: Any) -> tuple:
-    replicates = len(agents)
-    regret, rewards, actions, props = _allocate(replicates, horizon, log)
-    contexts: np.ndarray | None = np.zeros((replicates, horizon), dtype=np.int64)
-    if native:  # a native vector env but an agent without a batched form: R agent objects
-        obs, _ = envs.reset(seed=seed)
-        desc = _describe(envs)
-        k = desc.n_actions
-        for r, ag in enumerate(agents):
-            ag.reset(agent_description(desc, ag), seed + r)
-        for t in range(horizon):
-            if log is not None:  # from the state the action is taken in
-                p = [log.single(ag, obs[r]) for r, ag in enumerate(agents)]
-            a = np.array([check_index("the action returned by act()", ag.act(obs[r]), k)
-                          for r, ag in enumerate(agents)], dtype=np.int64)
-            if log is not None:
-                p = check_propensity_rows("action_probabilities()", np.stack(p), k, a)
-            next_obs, rew, _, _, info = envs.step(a)
-            contexts = _record_contexts(contexts, np.s_[:, t], info)
-            for r, ag in enumerate(agents):
-                ag.update(obs[r], int(a[r]), float(rew[r]),
-                          agent_info(_row(info, r), float(rew[r])))
-            regret[:, t], rewards[:, t], actions[:, t] = info["regret"], rew, a
-            if log is not None:
-                for r, ag in enumerate(agents):
-                    log.record(t, r, p[r], a[r], ag)
-            obs = next_obs
-            if bar is not None:
-                bar.update(1)
-        return regret, rewards, actions, props, contexts
-    observations = []
-    for r, (env, ag) in enumerate(zip(envs, agents)):
-        o, _ = env.reset(seed=seed + r)
-        desc = _describe(env)
-        ag.reset(agent_description(desc, ag), seed + r)
-        observations.append(o)
-    k = desc.n_actions
-    for t in range(horizon):
-        for r, (env, ag) in enumerate(zip(envs, agents)):
-            o = observations[r]
-            if log is not None:
-                p = log.single(ag, o)
-            a = check_index("the action returned by act()", ag.act(o), k)
-            if log is not None:
-                p = check_propensities("action_probabilities()", p, k, a)
-            next_o, rew, _, _, info = env.step(a)
-            contexts = _record_contexts(contexts, (r, t), info)
-            ag.update(o, a, float(rew), agent_info(info, float(rew)))
-            regret[r, t], rewards[r, t], actions[r, t] = info["regret"], rew, a
-            if log is not None:
-                log.record(t, r, p, a, ag)
-            observations[r] = next_o
-        if bar is not None:
-            bar.update(1)
-    return regret, rewards, actions, props, contexts
+def _step_info(obs: Any, reward: Any, terminated: Any, truncated: Any,
+               info: dict[str, Any]) -> tuple:
+    """A vector step whose ``info`` is that of the step taken, also where an episode ended.
+
+    With same-step autoreset, a ``SyncVectorEnv`` returns, for a replicate whose episode just
+    ended, the *reset's* info and puts the step's own under ``final_info``: the step's entries
+    (its regret, its context) are put back in their rows here.
+    """
+    final = info.get("final_info")
+    if not isinstance(final, dict):
+        return obs, reward, terminated, truncated, info
+    ended = np.asarray(info.get("_final_info", terminated | truncated), dtype=bool)
+    merged = {k: v for k, v in info.items() if k not in ("final_info", "_final_info",
+                                                         "final_obs", "_final_obs")}
+    for key, value in final.items():
+        if key.startswith("_") or isinstance(value, dict):
+            continue
+        value = np.asarray(value)
+        here = merged.get(key)
+        if here is None or np.shape(here) != value.shape:
+            merged[key] = value
+        else:
+            mask = ended.reshape((-1,) + (1,) * (value.ndim - 1))
+            merged[key] = np.where(mask, value, here)
+    return obs, reward, terminated, truncated, merged
 
 
 def _record_contexts(contexts: np.ndarray | None, where: Any,
@@ -287,18 +267,3 @@ def _record_contexts(contexts: np.ndarray | None, where: Any,
         return None
     contexts[where] = info["context_id"]
     return contexts
-
-
-def _row(info: dict[str, Any], r: int) -> dict[str, Any]:
-    """Replicate ``r``'s entries of a vector env's info dict of arrays."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        if key.startswith("_") or key in ("final_obs", "final_info"):
-            continue
-        if isinstance(value, dict):
-            out[key] = _row(value, r)
-        elif isinstance(value, np.ndarray) and value.ndim >= 1:
-            out[key] = value[r]
-        else:
-            out[key] = value
-    return out
