@@ -70,6 +70,12 @@ def test_build_round_trip_and_metadata(server, embedder, tmp_path):
     assert loaded.prompt_text(1, 7) == lib.render(1, 7)
     assert len(meta["rendered_prompts"]) == 40 and len(meta["rendered_prompts"][0]) == 12
     assert not chunk_dir_for(out).exists()
+    # the builder scores safety by default, with the offline classifier on shared encodings
+    from gambit_gym.text.safety import MiniLMSafetyClassifier
+
+    clf = MiniLMSafetyClassifier(encoder=embedder)
+    assert loaded.safety_classifier["name"] == "minilm-logreg-rules"
+    np.testing.assert_allclose(loaded.safety, clf.score(list(loaded.texts)), atol=1e-5)
     # texts are cleaned: no preamble, no chatter, no quotes
     assert all(t.startswith("You are") and "hope" not in t for t in loaded.texts)
     # pandas reads it
@@ -85,8 +91,10 @@ def test_split_mode_texts_then_embed(server, embedder, tmp_path):
                       texts_only=True, progress=False) is None
     t, p, c, r, meta = read_texts_file(texts)
     assert len(t) == 12 and set(p) == {3} and meta["per_pair"] == 1 and "embedder" not in meta
-    bank = embed_texts_file(texts, embedder, tmp_path / "bank.parquet", progress=False)
+    bank = embed_texts_file(texts, embedder, tmp_path / "bank.parquet", progress=False,
+                            safety=None)
     assert len(bank) == 12 and bank.metadata["embedder"]["name"] == embedder.name
+    assert bank.safety is None  # safety=None: no safety columns
     with pytest.raises(BankFormatError, match="not a gambit-gym texts file"):
         read_texts_file(tmp_path / "bank.parquet")
 

@@ -261,22 +261,67 @@ def _rows(chunks: list[dict[str, Any]]) -> tuple[list[str], np.ndarray, np.ndarr
     return texts, p[order], c[order], r[order]
 
 
-def _embed(embedder: Any, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-    out = []
+def _safety_scorer(safety: Any, embedder: Any, device: str | None) -> Any:
+    """The safety scorer of a build (None: no safety columns); shares a MiniLM embedder."""
+    if safety is None or safety == "none":
+        return None
+    from gambit_gym.text.safety import make_safety_scorer
+
+    if safety == "minilm" and hasattr(embedder, "encode"):
+        return make_safety_scorer("minilm", encoder=embedder)
+    return make_safety_scorer(safety, device=device)
+
+
+def _embed(embedder: Any, texts: list[str], batch_size: int, progress: bool,
+           safety: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Style scores and (with a safety scorer) safety scores of ``texts``.
+
+    With a MiniLM embedder and the MiniLM safety classifier, each text is encoded once.
+    """
+    out, sout = [], []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(texts), unit="msg", desc="embedding", dynamic_ncols=True,
                    file=sys.stderr)
+    share = (safety is not None and hasattr(safety, "score_encodings")
+             and hasattr(embedder, "encode") and hasattr(embedder, "scores_from_encodings"))
     step = max(batch_size, 256)
     for i in range(0, len(texts), step):
-        out.append(np.asarray(embedder.embed(texts[i:i + step]), dtype=np.float32))
+        chunk = texts[i:i + step]
+        if share:
+            enc = embedder.encode(chunk)
+            out.append(np.asarray(embedder.scores_from_encodings(enc), dtype=np.float32))
+            sout.append(safety.score_encodings(chunk, enc))
+        else:
+            out.append(np.asarray(embedder.embed(chunk), dtype=np.float32))
+            if safety is not None:
+                from gambit_gym.text.safety import check_scores
+
+                sout.append(check_scores(safety.score(chunk), len(chunk), "the safety scorer"))
         if bar is not None:
-            bar.update(len(texts[i:i + step]))
+            bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    return np.concatenate(out) if out else np.zeros((0, len(embedder.names)), np.float32)
+    scores = np.concatenate(out) if out else np.zeros((0, len(embedder.names)), np.float32)
+    if safety is None:
+        return scores, None
+    return scores, (np.concatenate(sout) if sout else np.zeros((0, 6), np.float32))
+
+
+def _bank(texts: list[str], p: np.ndarray, c: np.ndarray, scores: np.ndarray,
+          safety_scores: np.ndarray | None, embedder: Any, scorer: Any,
+          meta: dict[str, Any]) -> Any:
+    from gambit_gym.text.bank import ResponseBank
+
+    kw: dict[str, Any] = {}
+    if scorer is not None:
+        from gambit_gym.text.safety import scorer_thresholds
+
+        kw = {"safety": safety_scores, "safety_thresholds": scorer_thresholds(scorer),
+              "safety_classifier": scorer.metadata()}
+    return ResponseBank.from_arrays(texts, p, c, scores, tuple(embedder.names), meta, **kw)
 
 
 def _metadata(generator_meta: dict[str, Any], library: PromptLibrary, plan: ChunkPlan,
@@ -354,7 +399,8 @@ def read_texts_file(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.
 
 
 def embed_texts_file(texts_file: str | os.PathLike, embedder: Any, out: str | os.PathLike,
-                     batch_size: int = 256, progress: bool = True) -> Any:
+                     batch_size: int = 256, progress: bool = True, safety: Any = "minilm",
+                     device: str | None = "auto") -> Any:
     """Stages 2-3 of the split mode: embed a texts file and save the bank.
 
     Args:
@@ -363,22 +409,25 @@ def embed_texts_file(texts_file: str | os.PathLike, embedder: Any, out: str | os
         out: the bank file to write.
         batch_size: texts per embedding call (at least 256).
         progress: show progress bars.
+        safety: safety scorer spec or object (``minilm``: the offline classifier; None: no
+            safety columns).
+        device: the safety scorer's device when it builds its own encoder.
 
     Returns:
         The saved :class:`~gambit_gym.text.bank.ResponseBank`.
     """
-    from gambit_gym.text.bank import ResponseBank
-
     texts, p, c, _, meta = read_texts_file(texts_file)
-    scores = _embed(embedder, texts, batch_size, progress)
+    scorer = _safety_scorer(safety, embedder, device)
+    scores, sscores = _embed(embedder, texts, batch_size, progress, scorer)
     meta["embedder"] = embedder.metadata()
-    bank = ResponseBank.from_arrays(texts, p, c, scores, tuple(embedder.names), meta)
+    bank = _bank(texts, p, c, scores, sscores, embedder, scorer, meta)
     bank.save(out)
     return bank
 
 
 def merge_partial(chunk_dir: str | os.PathLike, embedder: Any, out: str | os.PathLike,
-                  progress: bool = True) -> Any:
+                  progress: bool = True, safety: Any = "minilm",
+                  device: str | None = "auto") -> Any:
     """Save a bank from the chunks finished so far (chunks ``0..k-1`` with none missing).
 
     Because every chunk covers every cell, the result is a balanced bank with
@@ -390,11 +439,12 @@ def merge_partial(chunk_dir: str | os.PathLike, embedder: Any, out: str | os.Pat
         embedder: a style embedder.
         out: the bank file to write.
         progress: show a progress bar.
+        safety: safety scorer spec or object (None: no safety columns).
+        device: the safety scorer's device when it builds its own encoder.
 
     Returns:
         The saved :class:`~gambit_gym.text.bank.ResponseBank`.
     """
-    from gambit_gym.text.bank import ResponseBank
     from gambit_gym.text.prompts import PromptLibrary
 
     chunk_dir = Path(chunk_dir)
@@ -419,9 +469,10 @@ def merge_partial(chunk_dir: str | os.PathLike, embedder: Any, out: str | os.Pat
                      reps)
     texts, p, c, _ = _rows(chunks)
     meta = _metadata(fp.get("generator", {}), library, plan, int(fp["seed"]), chunks)
-    scores = _embed(embedder, texts, 256, progress)
+    scorer = _safety_scorer(safety, embedder, device)
+    scores, sscores = _embed(embedder, texts, 256, progress, scorer)
     meta["embedder"] = embedder.metadata()
-    bank = ResponseBank.from_arrays(texts, p, c, scores, tuple(embedder.names), meta)
+    bank = _bank(texts, p, c, scores, sscores, embedder, scorer, meta)
     bank.save(out)
     return bank
 
@@ -432,7 +483,7 @@ def build_bank(
     batch_size: int = 32, device: str | None = "auto", *,
     reps_per_chunk: int | None = None, prompt_ids: list[int] | None = None,
     context_ids: list[int] | None = None, texts_only: bool = False, progress: bool = True,
-    keep_chunks: bool = False, max_chunks: int | None = None,
+    keep_chunks: bool = False, max_chunks: int | None = None, safety: Any = "minilm",
 ) -> Any:
     """Generate, embed and save a response bank (resumable; see the module docstring).
 
@@ -457,12 +508,14 @@ def build_bank(
         keep_chunks: keep the chunk folder after a successful merge.
         max_chunks: generate at most this many new chunks and return None (for running a
             long build in several sittings).
+        safety: safety scorer for the bank's safety columns: ``minilm`` (default, the offline
+            classifier, sharing a MiniLM embedder's encodings), ``moderation:URL``, a scorer
+            object or a callable, or None for no safety columns.
 
     Returns:
         The saved :class:`~gambit_gym.text.bank.ResponseBank` (None when ``texts_only`` or
         stopped by ``max_chunks``).
     """
-    from gambit_gym.text.bank import ResponseBank
     from gambit_gym.text.generators import make_generator
 
     library = prompt_library or load_prompt_library()
@@ -485,6 +538,7 @@ def build_bank(
         from gambit_gym.text.embedder import make_embedder
 
         embedder = make_embedder(embedder or "minilm", device=device)
+    scorer = None if texts_only else _safety_scorer(safety, embedder, device)
     t0 = time.perf_counter()
     chunks = generate_chunks(generator, library, plan, chunk_dir, seed, progress,
                              fingerprint, max_chunks=max_chunks)
@@ -497,9 +551,9 @@ def build_bank(
         write_texts_file(out, texts, p, c, r, meta)
         bank = None
     else:
-        scores = _embed(embedder, texts, batch_size, progress)
+        scores, sscores = _embed(embedder, texts, batch_size, progress, scorer)
         meta["embedder"] = embedder.metadata()
-        bank = ResponseBank.from_arrays(texts, p, c, scores, tuple(embedder.names), meta)
+        bank = _bank(texts, p, c, scores, sscores, embedder, scorer, meta)
         bank.save(out)
     if progress:
         print(f"build-bank: {len(texts)} messages ({meta['rejections']} drafts rejected) in "
@@ -540,6 +594,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "on a CPU (part of the resume fingerprint: to resume a CPU build "
                              "on a GPU, pass float32)")
     parser.add_argument("--embedder", default="minilm", help="minilm (default) | vae")
+    parser.add_argument("--safety", default="minilm",
+                        help="safety scorer for the safety columns: minilm (offline, default) "
+                             "| moderation:URL | none")
     parser.add_argument("--prompt-library", default=None, help="a prompt library JSON file")
     parser.add_argument("--prompts", default=None, help="prompt id subset, e.g. 0-3,10")
     parser.add_argument("--contexts", default=None, help="context id subset, e.g. 0,5")
@@ -578,14 +635,16 @@ def run(args: argparse.Namespace) -> int:
         from gambit_gym.text.embedder import make_embedder
 
         bank = merge_partial(args.merge_partial, make_embedder(args.embedder, device=args.device),
-                             args.out, progress=progress)
+                             args.out, progress=progress, safety=args.safety,
+                             device=args.device)
         print(f"wrote {args.out}: {bank!r}")
         return 0
     if args.from_texts:
         from gambit_gym.text.embedder import make_embedder
 
         emb = make_embedder(args.embedder, device=args.device)
-        bank = embed_texts_file(args.from_texts, emb, args.out, progress=progress)
+        bank = embed_texts_file(args.from_texts, emb, args.out, progress=progress,
+                                safety=args.safety, device=args.device)
         print(f"wrote {args.out}: {bank!r}")
         return 0
     library = load_prompt_library(args.prompt_library)
@@ -601,7 +660,7 @@ def run(args: argparse.Namespace) -> int:
                           reps_per_chunk=args.reps_per_chunk, prompt_ids=_int_list(args.prompts),
                           context_ids=_int_list(args.contexts), texts_only=args.texts_only,
                           progress=progress, keep_chunks=args.keep_chunks,
-                          max_chunks=args.max_chunks)
+                          max_chunks=args.max_chunks, safety=args.safety)
     except GenerationError as exc:  # a server down or refusing: one line, finished chunks kept
         raise ValueError(f"{exc} (finished chunks are kept; run the same command again to "
                          "resume)") from None
