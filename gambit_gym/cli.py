@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "add safety scores (six categories) to every message of a bank"),
     "safety-eval": ("gambit_gym.text.safety_labels",
                     "precision and recall of the safety classifier on the labelled hold-out"),
+    "embed-bank": ("gambit_gym.text.sentence_vectors",
+                   "a bank's 384-d MiniLM sentence vectors into the cache (embedding='minilm384')"
+                   ", and its PCA"),
     "bank-report": ("gambit_gym.text.report",
                     "how the prompts move the style scores of a bank (markdown)"),
     "bench": ("gambit_gym.bench.cli_bench", "run an experiment suite into a results store"),

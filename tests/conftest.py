@@ -73,3 +73,47 @@ def minilm():
     emb = MiniLMStyleEmbedder(device="cpu")
     emb.embed(["warm-up"])
     return emb
+
+
+# ------------------------------------------------------------ sentence vectors (embed-bank)
+@pytest.fixture(scope="session")
+def vector_bank(tmp_path_factory):
+    """A small bank (6 prompts x 12 contexts x 5 messages of the shipped bank) whose 384-d
+    MiniLM vectors and PCA ``gambit-gym embed-bank`` has computed into a session cache folder
+    ($GAMBIT_GYM_CACHE points there for the rest of the session). Ids that need the vectors
+    (embedding="minilm384") run on it in the shared tests: the shipped bank's 48,000 vectors
+    take minutes to encode on a CPU."""
+    pytest.importorskip("sentence_transformers")
+    from gambit_gym.cli import main
+    from gambit_gym.text.bank import ResponseBank, load_bank
+    from gambit_gym.text.sentence_vectors import CACHE_ENV
+
+    root = tmp_path_factory.mktemp("vector_bank")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(root / "cache")
+    bank = load_bank()
+    rows = [bank.offsets[p, c] + j for p in range(6) for c in range(12) for j in range(5)]
+    small = ResponseBank.from_arrays(bank.texts[rows], bank.prompt_ids[rows],
+                                     bank.context_ids[rows], bank.scores[rows],
+                                     bank.dimensions, bank.metadata)
+    path = small.save(root / "small_bank.parquet")
+    assert main(["embed-bank", "--bank", str(path), "--device", "cpu"]) == 0
+    yield str(path)
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
+@pytest.fixture
+def env_kwargs(request):
+    """``env_kwargs(env_id)``: the kwargs the shared tests make ``env_id`` with: ``bank=`` the
+    small :func:`vector_bank` for ids whose agents see the full MiniLM vector, else none."""
+    from gambit_gym.envs.registration import ENV_IDS
+
+    needs = {row[0] for row in ENV_IDS if row[3].get("embedding") == "minilm384"}
+
+    def kwargs(env_id):
+        return {"bank": request.getfixturevalue("vector_bank")} if env_id in needs else {}
+
+    return kwargs

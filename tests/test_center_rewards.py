@@ -11,9 +11,10 @@ GAMBIT_IDS = [row[0] for row in ENV_IDS if row[1] == GAMBIT and row[0] != "Gambi
 
 
 @pytest.mark.parametrize("env_id", GAMBIT_IDS)
-def test_centring_shifts_rewards_by_one_constant_and_leaves_regret_and_arms(env_id):
-    raw = gym.make(env_id, noise_level=2)
-    centred = gym.make(env_id, noise_level=2, center_rewards=True)
+def test_centring_shifts_rewards_by_one_constant_and_leaves_regret_and_arms(env_id,
+                                                                           env_kwargs):
+    raw = gym.make(env_id, noise_level=2, **env_kwargs(env_id))
+    centred = gym.make(env_id, noise_level=2, center_rewards=True, **env_kwargs(env_id))
     tables = raw.unwrapped.tables
     offset = centred.unwrapped.reward_offset
     assert offset == pytest.approx(tables.expected.mean()) and raw.unwrapped.reward_offset == 0

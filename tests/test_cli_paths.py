@@ -60,7 +60,7 @@ def test_demo_prints_messages_and_each_agents_true_regret(capsys):
     assert means["Random"] == pytest.approx(expected, abs=0.006)
 
 
-def test_list_prints_every_registered_id_with_its_setup(capsys):
+def test_list_prints_every_registered_id_with_its_setup(capsys, env_kwargs):
     out = _main(capsys, "list")
     for env_id, *_ in ENV_IDS:
         assert len(re.findall(rf"^{re.escape(env_id)}\s", out, flags=re.M)) == 1, env_id
@@ -71,7 +71,7 @@ def test_list_prints_every_registered_id_with_its_setup(capsys):
     k = header.index("K")
     for row in rows:
         if row[0].startswith("GambitIHS") and row[0] != "GambitIHS-Live-v0":
-            assert int(row[k]) == gym.make(row[0]).action_space.n, row
+            assert int(row[k]) == gym.make(row[0], **env_kwargs(row[0])).action_space.n, row
 
 
 # ------------------------------------------------------------------ report, plot, leaderboard

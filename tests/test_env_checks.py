@@ -18,8 +18,8 @@ FAST_IDS = [i for i in registered_ids() if i != "GambitIHS-Live-v0"]
 
 
 @pytest.mark.parametrize("env_id", FAST_IDS)
-def test_every_registered_id_passes_the_shipped_checker(env_id):
-    check_gambit_env(env_id)
+def test_every_registered_id_passes_the_shipped_checker(env_id, env_kwargs):
+    check_gambit_env(env_id, **env_kwargs(env_id))
 
 
 def test_the_checker_accepts_kwargs_and_factories():

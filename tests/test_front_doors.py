@@ -39,8 +39,8 @@ def test_live_only_kwargs_are_unexpected_elsewhere():
 
 
 @pytest.mark.parametrize("env_id", FAST_IDS)
-def test_render_modes_are_declared_and_work(env_id):
-    kwargs = SMALL.get(env_id, {})
+def test_render_modes_are_declared_and_work(env_id, env_kwargs):
+    kwargs = {**SMALL.get(env_id, {}), **env_kwargs(env_id)}
     env = gym.make(env_id, render_mode="ansi", **kwargs)
     assert env.metadata["render_modes"] == ["ansi", "rgb_array"]
     env.reset(seed=0)
@@ -230,10 +230,10 @@ def test_max_episode_steps_sets_the_native_vector_horizon():
 
 
 @pytest.mark.parametrize("env_id", [i for i in FAST_IDS if i.startswith("Gambit")])
-def test_info_values_are_numpy_values_or_strings(env_id):
+def test_info_values_are_numpy_values_or_strings(env_id, env_kwargs):
     from gambit_gym.envs.checks import check_info_values
 
-    env = gym.make(env_id)
+    env = gym.make(env_id, **env_kwargs(env_id))
     _, info = env.reset(seed=0)
     check_info_values(info)
     _, _, _, _, info = env.step(0)
@@ -258,9 +258,10 @@ def test_vector_and_population_envs_name_themselves_and_their_own_kwargs():
 
 @pytest.mark.parametrize("env_id", FAST_IDS)
 @pytest.mark.parametrize("mode", ["ansi", "rgb_array"])
-def test_gymnasium_check_env_with_its_render_check(env_id, mode):
+def test_gymnasium_check_env_with_its_render_check(env_id, mode, env_kwargs):
     from gymnasium.utils.env_checker import check_env
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(gym.make(env_id, render_mode=mode, **SMALL.get(env_id, {})).unwrapped)
+        check_env(gym.make(env_id, render_mode=mode, **SMALL.get(env_id, {}),
+                           **env_kwargs(env_id)).unwrapped)

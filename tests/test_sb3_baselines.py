@@ -20,7 +20,7 @@ LOW_NOISE = {"noise_sd": 0.1}
 
 
 @pytest.mark.parametrize("env_id", CHECK_IDS, ids=CHECK_IDS)
-def test_sb3_check_env_passes(env_id):
+def test_sb3_check_env_passes(env_id, env_kwargs):
     from stable_baselines3.common.env_checker import check_env
 
     with warnings.catch_warnings():
@@ -29,7 +29,7 @@ def test_sb3_check_env_passes(env_id):
         else:
             # the meTS envs' (K, d) context matrix is legal but not SB3's preferred 1-D shape
             warnings.filterwarnings("ignore", message=".*unconventional shape")
-        check_env(gym.make(env_id).unwrapped, warn=True)
+        check_env(gym.make(env_id, **env_kwargs(env_id)).unwrapped, warn=True)
 
 
 @pytest.mark.parametrize("name", ["PPO", "A2C", "DQN"])

@@ -98,8 +98,9 @@ def test_autoreset_mode_is_declared_and_chosen_by_kwarg():
 
 
 @pytest.mark.parametrize("env_id", NATIVE_IDS)
-def test_gymnasium_vector_wrappers_run_on_the_native_env(env_id):
-    vec = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point", horizon=3)
+def test_gymnasium_vector_wrappers_run_on_the_native_env(env_id, env_kwargs):
+    vec = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point", horizon=3,
+                       **env_kwargs(env_id))
     single_box = spaces.Box(0.0, 3.0, (2,), np.float32)
     vec = vw.TransformObservation(vec, lambda o: o.astype(np.float32),
                                   spaces.Box(0.0, 3.0, (3, 2), np.float32), single_box)

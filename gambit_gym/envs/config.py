@@ -5,7 +5,9 @@ plus the kwargs a user may change: ``noise_level`` or ``noise_sd``, ``n_prompts`
 ``prompt_ids``, ``horizon``, ``bank``, ``center_rewards`` (and ``no_message_reward`` for the
 optional-message env, ``generator`` / ``embedder`` for the live env), and the user dynamics
 (``habituation``, ``disengagement``, ``missing_rate``, ``reward_delay``, ``drift_sd``,
-``change_point`` and their parameters; :mod:`gambit_gym.envs.user_dynamics`).
+``change_point`` and their parameters; :mod:`gambit_gym.envs.user_dynamics`), and
+``embedding``: what ``info["embedding"]`` holds (the named style scores, or the message's full
+MiniLM sentence vector or its PCA; :mod:`gambit_gym.text.sentence_vectors`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gambit_gym._validate import (
 from gambit_gym.envs.study import dimension_subset
 from gambit_gym.envs.study import outcome_facts as _facts
 from gambit_gym.envs.user_dynamics import DYNAMICS_KWARGS, UserDynamics, dynamics_from
+from gambit_gym.text.sentence_vectors import parse_embedding
 
 MLP_NOISE_LADDER: tuple[float, ...] = tuple(
     np.linspace(_facts("3d")["noise_sd_ladder"][0], _facts("mlp")[
@@ -61,6 +64,12 @@ class GambitConfig:
             actions. Regret and the order of the arms are unchanged; rewards sit near 0 instead
             of near 83, which learners that start their estimates at 0 need (see the README,
             "Using off-the-shelf learners").
+        embedding: what ``info["embedding"]`` holds: ``"scores"`` (default: the working dims'
+            named style scores), ``"minilm384"`` (the message's unit-length 384-d MiniLM
+            sentence vector, which the named scores are linear projections of) or ``"pca:k"``
+            (its first k principal components over the bank, each scaled to unit sd, k <= 32).
+            The reward always comes from ``true_dims``; the agent is not told which directions
+            of the vector matter (:mod:`gambit_gym.text.sentence_vectors`).
     """
 
     preset: str
@@ -90,6 +99,7 @@ class GambitConfig:
     reward_delay: int = 0
     drift_sd: float = 0.0
     change_point: int | None = None
+    embedding: str = "scores"
 
     def __post_init__(self) -> None:
         if self.outcome not in ("linear", "mlp"):
@@ -114,6 +124,10 @@ class GambitConfig:
         else:
             check_number("no_message_reward ('median', 'min', 'max' or a number)",
                          self.no_message_reward)
+        parse_embedding(self.embedding)
+        if self.live and self.embedding != "scores":
+            raise ValueError("embedding= needs the response bank; GambitIHS-Live-v0 embeds "
+                             "each message with its embedder's named scores")
         dynamics = dynamics_from({k: getattr(self, k) for k in DYNAMICS_KWARGS})
         if self.live and dynamics.active:
             raise ValueError("user dynamics (habituation, missing_rate, ...) need the response "
@@ -193,7 +207,8 @@ PRESETS: dict[str, dict[str, Any]] = _preset_table()
 
 #: Keyword arguments a user may pass to every GAMBIT id.
 USER_KWARGS: tuple[str, ...] = ("noise_level", "noise_sd", "n_prompts", "prompt_ids",
-                                "horizon", "bank", "center_rewards") + DYNAMICS_KWARGS
+                                "horizon", "bank", "center_rewards", "embedding"
+                                ) + DYNAMICS_KWARGS
 #: Extra keyword arguments of particular presets.
 PRESET_KWARGS: dict[str, tuple[str, ...]] = {"optional": ("no_message_reward",),
                                              "live": ("generator", "embedder", "device")}

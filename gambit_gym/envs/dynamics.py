@@ -178,7 +178,13 @@ def _build_tables(config: GambitConfig) -> GambitTables:
     counts = bank.counts[arms].astype(np.int64)
     prompt_texts = np.array([[bank.prompt_text(int(p), c) for c in range(N_CONTEXTS)]
                              for p in arms], dtype=object)
-    working = bank.scores[:, bank.dimension_index(config.working_dims)]
+    working_names = tuple(config.working_dims)
+    if config.embedding == "scores":
+        working = bank.scores[:, bank.dimension_index(config.working_dims)]
+    else:  # the message's sentence vector or its PCA: gambit_gym.text.sentence_vectors
+        from gambit_gym.text.sentence_vectors import working_embedding
+
+        working, working_names = working_embedding(bank, config.embedding, config.bank)
     texts = bank.texts
     if config.optional:
         if isinstance(config.no_message_reward, str):
@@ -206,7 +212,7 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         arr.setflags(write=False)
     observations = np.stack([c.as_observation() for c in ALL_CONTEXTS])
     return GambitTables(
-        bank=bank, outcome=outcome, working_names=tuple(config.working_dims),
+        bank=bank, outcome=outcome, working_names=working_names,
         true_names=tuple(config.true_dims),
         arm_prompts=arms, offsets=offsets, counts=counts, row_reward=row_reward, texts=texts,
         working=working, prompt_texts=prompt_texts, expected=expected,
@@ -219,7 +225,7 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         regret=_read_only(np.maximum(expected.max(axis=1)[:, None] - expected, 0.0)),
         context_labels=_read_only(np.array([np.str_(c.label) for c in ALL_CONTEXTS],
                                            dtype=object)),
-        working_names_array=_read_only(np.array([np.str_(n) for n in config.working_dims],
+        working_names_array=_read_only(np.array([np.str_(n) for n in working_names],
                                                 dtype=object)),
     )
 

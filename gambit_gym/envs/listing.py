@@ -21,7 +21,8 @@ def env_table() -> list[dict[str, str]]:
             ladder = " / ".join(f"{sd:.2f}" for sd in cfg.noise_ladder)
             rows.append({
                 "id": env_id, "outcome": outcome, "dims": ", ".join(cfg.true_dims),
-                "working dims": ", ".join(cfg.working_dims), "K": str(cfg.n_actions),
+                "working dims": ", ".join(cfg.working_dims) if cfg.embedding == "scores"
+                else f"{cfg.embedding} (sentence vector)", "K": str(cfg.n_actions),
                 "noise sd, levels 0-4": ladder, "vector": vector, "about": about,
             })
         elif env_id.startswith("MixedEffect"):

@@ -61,6 +61,16 @@ ENV_IDS: list[tuple[str, str, str | None, dict[str, Any], str]] = [
      "3-D linear; outcome coefficients follow a Gaussian random walk"),
     ("GambitIHS-ChangePoint-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "change_point": 200},
      "3-D linear; message effects change sign at step 200"),
+    # --- learning the embedding (gambit_gym.text.sentence_vectors; docs/user_dynamics.md) ---
+    ("GambitIHS-MiniLM-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "embedding": "minilm384"},
+     "3-D linear outcome; the agent sees the full 384-d MiniLM vector (`gambit-gym "
+     "embed-bank` first)"),
+    ("GambitIHS-MiniLM-PCA8-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "embedding": "pca:8"},
+     "3-D linear outcome; the agent sees the first 8 principal components of the MiniLM "
+     "vector"),
+    ("GambitIHS-MiniLM-PCA32-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "embedding": "pca:32"},
+     "3-D linear outcome; the agent sees the first 32 principal components of the MiniLM "
+     "vector"),
     ("GambitIHS-Live-v0", GAMBIT, None, {"preset": "live"},
      "live generator and embedder at every step"),
     # --- mixed-effect (meTS) synthetic environments ------------------------------------------

@@ -208,6 +208,7 @@ class ResponseBank:
         self.counts = counts.reshape(self.n_prompts, self.n_contexts)
         self.offsets = starts.reshape(self.n_prompts, self.n_contexts)
         self._cell_means: np.ndarray | None = None
+        self._checksum: str | None = None
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -281,10 +282,15 @@ class ResponseBank:
 
     @property
     def checksum(self) -> str:
-        """SHA-256 of the content (see :func:`content_checksum`)."""
-        return content_checksum(
-            self.texts, self.prompt_ids, self.context_ids, self.scores, self.dimensions
-        )
+        """SHA-256 of the content (see :func:`content_checksum`).
+
+        Computed once: the arrays are read-only.
+        """
+        if self._checksum is None:
+            self._checksum = content_checksum(
+                self.texts, self.prompt_ids, self.context_ids, self.scores, self.dimensions
+            )
+        return self._checksum
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the bank as Parquet (atomically: a temporary file, then a rename)."""
