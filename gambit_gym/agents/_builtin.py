@@ -38,6 +38,10 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
                           "similarity to recent ones"),
     "DiscountedTS": ("gambit_gym.agents.nonstationary:DiscountedTS", NONSTATIONARY,
                      "Gaussian TS with statistics discounted every step (drift); as Observed"),
+    # learning the embedding: a wide info["embedding"] (docs/user_dynamics.md)
+    "poGAMBITTS-PCA": ("gambit_gym.agents.projection:POGambitTSPCA", GAMBITTS,
+                       "poGAMBITTS on k principal axes of the embeddings received, refitted "
+                       "online"),
     # classic bandits
     "LinTS": ("gambit_gym.agents.classic:LinTS", CLASSIC,
               "linear Thompson sampling on context features, one model per prompt"),

@@ -44,6 +44,7 @@ GAMBIT_ENV_AGENTS: tuple[str, ...] = (
     "StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS", "ens-foGAMBITTS",
     "LinTS", "LinUCB", "UCB1", "EpsilonGreedy", "Random", "Oracle", "PPO", "A2C", "DQN",
     "StdTS-Observed", "poGAMBITTS-Observed", "DiscountedTS", "poGAMBITTS-Burden",
+    "poGAMBITTS-PCA",
 )
 #: Agents of the mixed-effect experiments (with the two references), for ``core``.
 METS_LINEAR_AGENTS: tuple[str, ...] = ("meTS-Lin", "meTS-Fa", "HierTS", "LinTS-Disjoint",
@@ -342,27 +343,34 @@ def _mets(name: str, env_id: str, agents: Sequence[str]) -> Suite:
 
 
 #: The non-stationary user ids of ``beyond`` (gambit_gym.envs.user_dynamics), the stationary id
-#: they depart from, and the id whose agents are not told which style dims matter.
+#: they depart from, and the ids whose agents are not told which style dims matter (all 20
+#: scores; 32 principal components of the MiniLM sentence vector; the whole 384-d vector).
 BEYOND_ENVS: tuple[str, ...] = ("GambitIHS-v0", "GambitIHS-Habituation-v0",
                                 "GambitIHS-Disengage-v0", "GambitIHS-Missing-v0",
                                 "GambitIHS-Delayed-v0", "GambitIHS-Drift-v0",
-                                "GambitIHS-ChangePoint-v0", "GambitIHS-3of20-v0")
+                                "GambitIHS-ChangePoint-v0", "GambitIHS-3of20-v0",
+                                "GambitIHS-MiniLM-PCA32-v0", "GambitIHS-MiniLM-v0")
 #: The study's agents (the ensemble's run time left out) and the agents that cope.
 BEYOND_AGENTS: tuple[str, ...] = ("poGAMBITTS", "foGAMBITTS", "StdTS", "StdTS-Contextual",
-                                  "StdTS-Observed", "poGAMBITTS-Observed", "DiscountedTS")
+                                  "StdTS-Observed", "poGAMBITTS-Observed", "DiscountedTS",
+                                  "poGAMBITTS-Burden", "poGAMBITTS-PCA")
 BEYOND_REPLICATES = 20
+#: foGAMBITTS keeps a d x d Normal-Inverse-Wishart scale per (replicate, context, prompt):
+#: 70 MB per replicate at d = 384, so it is not run on the full vector.
+BEYOND_WIDE = {"GambitIHS-MiniLM-v0": ("foGAMBITTS",)}
 # Only Random is run as a reference: the Oracle agent plays the stationary oracle table, which
 # is not the oracle of a habituating or drifting user; the scoring takes the oracle's regret as
 # 0, which is exactly the regret of the env's one-step greedy oracle with the true state.
 
 
 def _beyond() -> Suite:
+    settings = sum((_grid([(e, {}, e)], [a for a in BEYOND_AGENTS
+                                          if a not in BEYOND_WIDE.get(e, ())],
+                          references=METS_REFERENCE_AGENTS) for e in BEYOND_ENVS), ())
     return Suite("beyond", "non-stationary users (habituation, disengagement, missing and "
-                 "delayed rewards, drift, a change point) and unknown relevant dims x the "
-                 "study's agents and the agents that cope (docs/user_dynamics.md)",
-                 _grid([(e, {}, e) for e in BEYOND_ENVS], BEYOND_AGENTS,
-                       references=METS_REFERENCE_AGENTS),
-                 replicates=BEYOND_REPLICATES)
+                 "delayed rewards, drift, a change point) and unknown relevant dims (up to the "
+                 "full MiniLM sentence vector) x the study's agents and the agents that cope "
+                 "(docs/user_dynamics.md)", settings, replicates=BEYOND_REPLICATES)
 
 
 #: Representative envs of ``core`` (the leaderboard's columns).
