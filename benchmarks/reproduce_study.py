@@ -16,8 +16,11 @@ Usage::
         --out docs/study_reproduction.md
     python benchmarks/reproduce_study.py --all --store study.db   # every figure suite, Figs. 2-9
 
-The experiment grid is data (:data:`BLOCKS`); the script runs it with
-:func:`gambit_gym.bench.run` and writes mean cumulative regret at T with 95% intervals.
+The experiments are ``gambit_gym.bench.suites``' own, narrowed to the agents each finding
+compares (:data:`FIGURES`); they run through the harness's sweep into a resumable store (the
+same units as ``--all`` and ``gambit-gym bench``: a store that already holds them is only
+read), are scored by ``bench.analysis.summarise`` (mean cumulative regret at T with its 95%
+Student-t interval, ``core.intervals``), and the page is written from those rows.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ import gymnasium as gym
 import numpy as np
 
 import gambit_gym  # noqa: F401
-from gambit_gym.bench import run
-from gambit_gym.core.intervals import mean_interval
+from gambit_gym.bench import suites
+from gambit_gym.bench.analysis import summarise
+from gambit_gym.bench.executors import make_executor, sweep
+from gambit_gym.bench.store import ResultStore
+from gambit_gym.bench.units import DEFAULT_CHUNK, plan
 from gambit_gym.envs.diagnostics import ranking_floor
 
 try:  # run as a script: benchmarks/ is on sys.path
@@ -41,38 +47,59 @@ try:  # run as a script: benchmarks/ is on sys.path
 except ImportError:  # imported as benchmarks.reproduce_study
     from benchmarks import study_all
 
-MISSPEC = [("optimism", "GambitIHS-1D-v0"), ("severity", "GambitIHS-Misspec-Severity-v0"),
-           ("encouragement", "GambitIHS-Misspec-Encouragement-v0"),
-           ("formality", "GambitIHS-Misspec-Formality-v0"),
-           ("clarity", "GambitIHS-Misspec-Clarity-v0")]
+#: Fig. 3's working dims and their env ids (optimism: the correct one), from bench.suites.
+MISSPEC: list[tuple[str, str]] = list(suites.MISSPEC_ENVS.items())
 
-# (block, label, env id, env kwargs, agent): the whole grid, nothing listed elsewhere.
-BLOCKS: list[tuple[str, str, str, dict, str]] = (
-    [("fig2", "1-D", "GambitIHS-1D-v0", {}, a)
-     for a in ("StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS")]
-    + [("fig3", dim, env_id, {}, "poGAMBITTS") for dim, env_id in MISSPEC]
-    + [("fig4", f"K={k}", "GambitIHS-v0", {"n_prompts": k}, a)
-       for k in (3, 5, 15, 30, 40) for a in ("StdTS", "poGAMBITTS")]
-    + [("fig5", f"noise {lv}", "GambitIHS-v0", {"noise_level": lv}, a)
-       for lv in range(5) for a in ("StdTS", "poGAMBITTS")]
-)
+#: Each finding's figure: the bench.suites suite it narrows and the agents it compares.
+FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fig2": ("one_d", ("StdTS", "StdTS-Contextual", "poGAMBITTS", "foGAMBITTS")),
+    "fig3": ("misspecification", ("poGAMBITTS",)),
+    "fig4": ("scale_arms", ("StdTS", "poGAMBITTS")),
+    "fig5": ("var_decomp_linear", ("StdTS", "poGAMBITTS")),
+}
+
+
+def figure_suite(block: str, replicates: int | None = None, horizon: int | None = None,
+                 seed: int | None = None) -> suites.Suite:
+    """The suite of ``block`` (a key of :data:`FIGURES`), narrowed to its agents and protocol."""
+    name, agents = FIGURES[block]
+    return suites.get(name).narrow(agents=agents, references=False, replicates=replicates,
+                                   horizon=horizon, seed=seed)
+
+
+def setting_label(block: str, setting: suites.Setting) -> str:
+    """The row label a finding's table uses for one of its suite's settings."""
+    if block == "fig2":
+        return "1-D"
+    if block == "fig3":
+        return {env_id: dim for dim, env_id in MISSPEC}[setting.env_id]
+    if block == "fig4":
+        return f"K={setting.env_kwargs['n_prompts']}"
+    return f"noise {setting.env_kwargs['noise_level']}"
 
 
 @dataclass
 class Args:
-    """Command-line arguments (the study: 250 replicates, horizon 1000, seed 323)."""
+    """Command-line arguments (the study's protocol: bench.suites' STUDY_* constants)."""
 
-    replicates: int = 250
-    horizon: int = 1000
-    seed: int = 323
-    blocks: list[str] = field(default_factory=lambda: ["fig2", "fig3", "fig4", "fig5"])
+    replicates: int = suites.STUDY_REPLICATES
+    horizon: int = suites.STUDY_HORIZON
+    seed: int = suites.STUDY_SEED
+    blocks: list[str] = field(default_factory=lambda: list(FIGURES))
     out: str = "docs/study_reproduction.md"
     json_out: str | None = None
     from_json: str | None = None
+    store: str = "study.db"
+    chunk: int = DEFAULT_CHUNK
+    executor: str = "local"
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.replicates < 2 or self.horizon < 1:
             raise ValueError("need replicates >= 2 and horizon >= 1")
+        unknown = [b for b in self.blocks if b not in FIGURES]
+        if unknown:
+            raise ValueError(f"unknown blocks {unknown}; blocks: {', '.join(FIGURES)}")
 
 
 def parse_args() -> Args | argparse.Namespace:
@@ -81,11 +108,11 @@ def parse_args() -> Args | argparse.Namespace:
                    help="run every figure suite (Figs. 2-9) into one resumable store instead "
                         "(see benchmarks/study_all.py; --replicates/--horizon then narrow "
                         "every suite, default: each suite's own)")
-    study_all.build_parser(p.add_argument_group("--all"))
+    study_all.build_parser(p.add_argument_group("the store (both modes) and --all"))
     p.add_argument("--replicates", type=int, default=None)
     p.add_argument("--horizon", type=int, default=None)
-    p.add_argument("--seed", type=int, default=323)
-    p.add_argument("--blocks", nargs="+", default=["fig2", "fig3", "fig4", "fig5"])
+    p.add_argument("--seed", type=int, default=suites.STUDY_SEED)
+    p.add_argument("--blocks", nargs="+", default=list(FIGURES))
     p.add_argument("--out", default="docs/study_reproduction.md")
     p.add_argument("--json-out", default=None)
     p.add_argument("--from-json", default=None,
@@ -103,24 +130,17 @@ def optimism_correlations() -> dict[str, dict[str, float]]:
     from gambit_gym.text.bank import load_bank
 
     bank = load_bank(None)
-    opt = bank.scores[:, bank.dimension_index(("optimism",))[0]]
-    cell = bank.prompt_ids.astype(np.int64) * 12 + bank.context_ids
-    n = np.bincount(cell)
-    keep = n > 0
-    mo = np.bincount(cell, opt)[keep] / n[keep]
+    filled = bank.counts.reshape(-1) > 0  # (prompt, context) cells with messages
+    means = bank.cell_means().reshape(-1, len(bank.dimensions))[filled]
+    opt_index = bank.dimension_index(("optimism",))[0]
+    opt, mo = bank.scores[:, opt_index], means[:, opt_index]
     out = {}
     for dim, env_id in MISSPEC:
-        x = bank.scores[:, bank.dimension_index((dim,))[0]]
-        mx = np.bincount(cell, x)[keep] / n[keep]
-        out[dim] = {"messages": float(np.corrcoef(x, opt)[0, 1]),
-                    "cell_means": float(np.corrcoef(mx, mo)[0, 1]),
+        index = bank.dimension_index((dim,))[0]
+        out[dim] = {"messages": float(np.corrcoef(bank.scores[:, index], opt)[0, 1]),
+                    "cell_means": float(np.corrcoef(means[:, index], mo)[0, 1]),
                     "ranking_floor": ranking_floor(env_id)}
     return out
-
-
-def ci(final: np.ndarray) -> tuple[float, float]:
-    """Mean and 95% Student-t half-width (the library's one interval, core.intervals)."""
-    return mean_interval(final)
 
 
 def main(args: Args) -> None:
@@ -132,19 +152,8 @@ def main(args: Args) -> None:
                                          bank))
         print(f"wrote {args.out}")
         return
-    rows = []
     start = time.perf_counter()
-    for block, label, env_id, env_kwargs, agent in BLOCKS:
-        if block not in args.blocks:
-            continue
-        res = run(env_id, agent, horizon=args.horizon, replicates=args.replicates,
-                  seed=args.seed, env_kwargs=env_kwargs, progress=False)
-        mean, half = ci(res.final_regret())
-        rows.append({"block": block, "setting": label, "env_id": env_id,
-                     "env_kwargs": env_kwargs, "agent": agent, "mean": mean, "half": half,
-                     "wall_s": res.wall_time_s})
-        print(f"{block} {label:>12s} {agent:>17s}: {mean:9.2f} ± {half:7.2f}  "
-              f"({res.wall_time_s:.1f} s)", flush=True)
+    rows = run_blocks(args)
     corr = optimism_correlations() if "fig3" in args.blocks else {}
     elapsed = time.perf_counter() - start
     bank_meta = gym.make("GambitIHS-v0").unwrapped.tables.bank
@@ -155,6 +164,30 @@ def main(args: Args) -> None:
         Path(args.json_out).write_text(json.dumps(
             {"rows": rows, "correlations": corr, "elapsed_s": elapsed}, indent=1))
     print(f"wrote {args.out} ({elapsed:.0f} s)")
+
+
+def run_blocks(args: Args) -> list[dict]:
+    """Sweep each block's narrowed suite into the store (resuming) and score it there."""
+    store = ResultStore(args.store)
+    executor = make_executor(args.executor, workers=args.workers)
+    rows = []
+    for block in args.blocks:
+        suite = figure_suite(block, args.replicates, args.horizon, args.seed)
+        sweep(suite, store, executor=executor, resume=True, chunk=args.chunk,
+              propensities=False, progress=False)
+        wanted = {u.unit_id for u in plan(suite, chunk=args.chunk)}
+        stats = {(s.env_key, s.agent_key): s for s in summarise(
+            [r for r in store.records(suite=suite.name) if r.unit.unit_id in wanted])}
+        for setting in suite.settings:
+            st = stats[setting.env_key, setting.agent_key]
+            row = {"block": block, "setting": setting_label(block, setting),
+                   "env_id": setting.env_id, "env_kwargs": setting.env_kwargs,
+                   "agent": setting.agent, "mean": st.mean, "half": st.ci_high - st.mean,
+                   "wall_s": st.wall_time_s}
+            rows.append(row)
+            print(f"{block} {row['setting']:>12s} {row['agent']:>17s}: {row['mean']:9.2f} ± "
+                  f"{row['half']:7.2f}  ({row['wall_s']:.1f} s)", flush=True)
+    return rows
 
 
 def _bank_line(bank) -> str:
@@ -181,7 +214,8 @@ def render(rows, corr, args: Args, elapsed: float, bank) -> str:
         "Generated by `benchmarks/reproduce_study.py` "
         f"(R = {args.replicates} replicates, T = {args.horizon}, seed {args.seed}; "
         f"{elapsed:.0f} s on this machine). Entries: mean cumulative (expected) regret at T "
-        "± half-width of the 95% normal interval over replicates. "
+        "± half-width of the 95% Student-t interval over replicates "
+        "(`gambit_gym.core.intervals.mean_interval`). "
         f"Bank: {_bank_line(bank)}.",
         "",
     ]
@@ -211,14 +245,14 @@ def render(rows, corr, args: Args, elapsed: float, bank) -> str:
     if any(r["block"] == "fig4" for r in rows):
         lines += ["## 3. Number of prompts (`GambitIHS-v0`, study Fig. 4)", "",
                   "| K | StdTS | poGAMBITTS |", "|---|---|---|"]
-        for k in (3, 5, 15, 30, 40):
+        for k in suites.STUDY_N_PROMPTS:
             lines.append(f"| {k} | {cell('fig4', f'K={k}', 'StdTS')} | "
                          f"{cell('fig4', f'K={k}', 'poGAMBITTS')} |")
         lines.append("")
     if any(r["block"] == "fig5" for r in rows):
         lines += ["## 4. Noise levels (`GambitIHS-v0`, study Fig. 5)", "",
                   "| noise level | StdTS | poGAMBITTS |", "|---|---|---|"]
-        for lv in range(5):
+        for lv in suites.STUDY_NOISE_LEVELS:
             lines.append(f"| {lv} | {cell('fig5', f'noise {lv}', 'StdTS')} | "
                          f"{cell('fig5', f'noise {lv}', 'poGAMBITTS')} |")
         lines.append("")
@@ -256,13 +290,14 @@ def findings(by: dict, corr: dict) -> list[str]:
             rho_floor = spearmanr(floors, regrets).statistic
             out.append(f"   Spearman correlation of the ranking floor and regret: "
                        f"{rho_floor:+.2f} (+1 = regret grows exactly as the floor does).")
-    p3, p40 = m("fig4", "K=3", "poGAMBITTS"), m("fig4", "K=40", "poGAMBITTS")
-    s3, s40 = m("fig4", "K=3", "StdTS"), m("fig4", "K=40", "StdTS")
+    k_lo, k_hi = suites.STUDY_N_PROMPTS[0], suites.STUDY_N_PROMPTS[-1]
+    p3, p40 = m("fig4", f"K={k_lo}", "poGAMBITTS"), m("fig4", f"K={k_hi}", "poGAMBITTS")
+    s3, s40 = m("fig4", f"K={k_lo}", "StdTS"), m("fig4", f"K={k_hi}", "StdTS")
     if None not in (p3, p40, s3, s40):
-        out.append(f"3. From K=3 to K=40 poGAMBITTS regret grows x{p40 / p3:.1f} "
+        out.append(f"3. From K={k_lo} to K={k_hi} poGAMBITTS regret grows x{p40 / p3:.1f} "
                    f"({p3:.1f} -> {p40:.1f}); StdTS x{s40 / s3:.1f} ({s3:.1f} -> {s40:.1f}).")
     levels = [(m("fig5", f"noise {lv}", "poGAMBITTS"), m("fig5", f"noise {lv}", "StdTS"))
-              for lv in range(5)]
+              for lv in suites.STUDY_NOISE_LEVELS]
     if all(a is not None and b is not None for a, b in levels):
         ok = [a <= b for a, b in levels]
         out.append(f"4. poGAMBITTS <= StdTS at noise levels 0..4: {ok} (means).")

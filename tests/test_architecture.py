@@ -141,3 +141,18 @@ def test_the_old_import_paths_of_the_moved_base_still_work():
     from gambit_gym.core.streams import CounterStreams
 
     assert old_base is BatchedAgent and old_streams is CounterStreams
+
+
+def test_one_interval_rule_no_normal_quantile_written_by_hand():
+    """Every interval goes through core.intervals (Student-t): no literal 1.96 and no
+    ``norm.ppf`` in the package or the benchmark scripts."""
+    roots = [PACKAGE, PACKAGE.parent / "benchmarks"]
+    bad = []
+    for path in sorted(p for root in roots for p in root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value == 1.96:
+                bad.append(f"{path.name}:{node.lineno} 1.96")
+            elif (isinstance(node, ast.Attribute) and node.attr == "ppf"
+                  and isinstance(node.value, ast.Name) and node.value.id == "norm"):
+                bad.append(f"{path.name}:{node.lineno} norm.ppf")
+    assert not bad, "intervals computed outside core.intervals: " + ", ".join(bad)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from gambit_gym.bench.units import UnitRecord
+from gambit_gym.core.intervals import t_quantile
 from gambit_gym.core.result import RunResult
 
 ESTIMATORS: tuple[str, ...] = ("IPW", "SNIPW", "DM", "DR")
@@ -205,15 +206,23 @@ class Estimate:
         estimator: IPW, SNIPW, DM or DR.
         value: the estimate.
         se: its standard error from the per-round influence terms.
+        n: the number of those terms (logged rounds).
     """
 
     estimator: str
     value: float
     se: float
+    n: int = 0
 
-    def interval(self, z: float = 1.96) -> tuple[float, float]:
-        """``value ± z·se``."""
-        return self.value - z * self.se, self.value + z * self.se
+    def interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """``value ± q·se``, ``q`` the library's one interval rule.
+
+        The value is a mean of ``n`` per-round terms, so ``q`` is the Student-t quantile with
+        ``n - 1`` degrees of freedom (:func:`gambit_gym.core.intervals.t_quantile`), as for a
+        mean over replicates; at thousands of rounds it is the normal 1.96 to three decimals.
+        """
+        half = t_quantile(confidence, self.n) * self.se
+        return self.value - half, self.value + half
 
 
 def estimate(estimator: str, feedback: dict[str, Any], action_dist: np.ndarray,
@@ -234,10 +243,10 @@ def estimate(estimator: str, feedback: dict[str, Any], action_dist: np.ndarray,
     w = pi[np.arange(n), a] / p
     if estimator == "IPW":
         terms = w * r
-        return Estimate("IPW", float(terms.mean()), _se(terms))
+        return Estimate("IPW", float(terms.mean()), _se(terms), n)
     if estimator == "SNIPW":
         value = float((w * r).sum() / w.sum())
-        return Estimate("SNIPW", value, _se(w * (r - value) / w.mean()))
+        return Estimate("SNIPW", value, _se(w * (r - value) / w.mean()), n)
     if estimated_rewards_by_reg_model is None:
         raise ValueError(f"{estimator} needs estimated_rewards_by_reg_model")
     q = np.asarray(estimated_rewards_by_reg_model)
@@ -250,8 +259,8 @@ def estimate(estimator: str, feedback: dict[str, Any], action_dist: np.ndarray,
     if estimator == "DM":
         # DM's own per-round terms ignore the regression's error; the DR terms estimate the
         # influence function of a consistent plug-in, so they give its standard error.
-        return Estimate("DM", float(dm_terms.mean()), _se(dr_terms))
-    return Estimate("DR", float(dr_terms.mean()), _se(dr_terms))
+        return Estimate("DM", float(dm_terms.mean()), _se(dr_terms), n)
+    return Estimate("DR", float(dr_terms.mean()), _se(dr_terms), n)
 
 
 def estimate_all(feedback: dict[str, Any], action_dist: np.ndarray,

@@ -22,11 +22,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gambit_gym.envs.config import MISSPEC_WORKING_DIMS
+
 #: The study's protocol (``gambitts_study_facts.json``, algorithms.md D.5).
 STUDY_REPLICATES = 250
 STUDY_HORIZON = 1000
 STUDY_LONG_HORIZON = 10_000
 STUDY_SEED = 323
+#: The study's grids: the numbers of prompts of Fig. 4 and the noise levels of Figs. 5, 6 and 9.
+STUDY_N_PROMPTS: tuple[int, ...] = (3, 5, 15, 30, 40)
+STUDY_NOISE_LEVELS: tuple[int, ...] = (0, 1, 2, 3, 4)
+#: Fig. 3: the working dim the agents see -> its env id (optimism: the correct one).
+MISSPEC_ENVS: dict[str, str] = {
+    "optimism": "GambitIHS-1D-v0",
+    **{dim: f"GambitIHS-Misspec-{dim.capitalize()}-v0" for dim in MISSPEC_WORKING_DIMS}}
 #: The meTS experiments (Aouali et al. 2023): n = 5000 rounds; 50 runs in our benchmark script.
 METS_HORIZON = 5000
 METS_REPLICATES = 50
@@ -280,22 +289,22 @@ def _one_d() -> Suite:
 
 
 def _misspecification() -> Suite:
-    rows = [("GambitIHS-1D-v0", {}, "working: optimism (correct)")] + [
-        (f"GambitIHS-Misspec-{dim.capitalize()}-v0", {}, f"working: {dim}")
-        for dim in ("severity", "encouragement", "formality", "clarity")]
+    rows = [(env_id, {}, "working: optimism (correct)" if dim == "optimism"
+             else f"working: {dim}") for dim, env_id in MISSPEC_ENVS.items()]
     return Suite("misspecification", "1-D optimism outcome; the agents see one working "
                  "dimension (study Figure 3)",
                  _grid(rows, ("poGAMBITTS", "foGAMBITTS", "ens-poGAMBITTS", "StdTS-Contextual")))
 
 
 def _scale_arms() -> Suite:
-    rows = [("GambitIHS-v0", {"n_prompts": k}, f"K={k}") for k in (3, 5, 15, 30, 40)]
+    rows = [("GambitIHS-v0", {"n_prompts": k}, f"K={k}") for k in STUDY_N_PROMPTS]
     return Suite("scale_arms", "3-D linear env with K in {3, 5, 15, 30, 40} prompts "
                  "(study Figure 4)", _grid(rows, GAMBITTS_AGENTS))
 
 
 def _var_decomp(name: str, env_id: str, figure: int, agents: Sequence[str]) -> Suite:
-    rows = [(env_id, {"noise_level": level}, f"noise level {level}") for level in range(5)]
+    rows = [(env_id, {"noise_level": level}, f"noise level {level}")
+            for level in STUDY_NOISE_LEVELS]
     kind = "linear" if "MLP" not in env_id else "MLP (nonlinear)"
     return Suite(name, f"3-D {kind} outcome at the study's noise levels 0..4 "
                  f"(study Figure {figure})", _grid(rows, agents))
@@ -322,7 +331,7 @@ def _scale_dimensions() -> Suite:
 
 def _fogambitts_arms() -> Suite:
     rows = [("GambitIHS-v0", {"n_prompts": 3, "noise_level": level}, f"noise level {level}")
-            for level in range(5)]
+            for level in STUDY_NOISE_LEVELS]
     return Suite("fogambitts_arms", "foGAMBITTS vs contextual and plain StdTS, K=3, T=10,000, "
                  "growing noise (study Figure 9)",
                  _grid(rows, ("foGAMBITTS", "StdTS-Contextual", "StdTS")),

@@ -197,11 +197,16 @@ def _preset_table() -> dict[str, dict[str, Any]]:
                               noise_ladder=_LADDER_20D)
     # the agent is not told which style dims matter: it sees all 20 scores, the outcome uses 3
     table["3of20"] = dict(working_dims=dimension_subset(20))
-    for working in ("severity", "encouragement", "formality", "clarity"):
+    for working in MISSPEC_WORKING_DIMS:
         table[f"misspec-{working}"] = dict(outcome_facts="1d_optimism", true_dims=("optimism",),
                                            working_dims=(working,), noise_ladder=_LADDER_1D)
     return table
 
+
+#: The working dims of the study's misspecification experiment (Fig. 3): the outcome depends on
+#: optimism, the agent sees one of these (presets ``misspec-<dim>``, ids
+#: ``GambitIHS-Misspec-<Dim>-v0``; ``bench.suites`` builds its suite from this tuple).
+MISSPEC_WORKING_DIMS: tuple[str, ...] = ("severity", "encouragement", "formality", "clarity")
 
 PRESETS: dict[str, dict[str, Any]] = _preset_table()
 
