@@ -326,6 +326,11 @@ class Oracle(BatchedAgent):
                              "there is no fixed table: info['regret'] is already against the "
                              "env's one-step greedy oracle)")
         self.table = np.asarray(table, dtype=np.float64)
+        # a constrained env (unsafe_budget, gambit_gym.envs.safety): its oracle chooses among
+        # the actions within the budget
+        feasible = spec.extra.get("oracle_feasible")
+        if feasible is not None:
+            self.table = np.where(np.asarray(feasible, dtype=bool), self.table, -np.inf)
 
     def _scores(self, obs: np.ndarray) -> np.ndarray:
         return self.table[gambit_contexts(obs)]

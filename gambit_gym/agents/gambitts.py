@@ -197,10 +197,18 @@ class POGambitTS(_LinearGambitts):
     def _arm_embeddings(self, contexts: np.ndarray) -> np.ndarray:
         return self.zbar[np.arange(self.replicates), contexts]  # (R, K, d)
 
+    def _allowed(self, contexts: np.ndarray) -> np.ndarray | None:
+        """Actions the agent may take now, ``(R, K)`` bool, or None (all): a subclass hook."""
+        return None
+
     def _act(self, obs: np.ndarray, counter: int) -> np.ndarray:
         contexts = gambit_contexts(obs)
         theta = self.model.sample(self.streams, counter, STREAM_ACT)
-        return self._score(theta, contexts, self._arm_embeddings(contexts)).argmax(axis=-1)
+        scores = self._score(theta, contexts, self._arm_embeddings(contexts))
+        allowed = self._allowed(contexts)
+        if allowed is not None:
+            scores = np.where(allowed, scores, -np.inf)
+        return scores.argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
         """Monte Carlo over θ's posterior (exact for two arms), scoring the arms directly.
@@ -218,7 +226,8 @@ class POGambitTS(_LinearGambitts):
         mean = np.einsum("rkp,rp->rk", phi, model.mu)
         factor = np.matmul(phi, model.root)  # (R, K, p)
         learned = model.noise_var is None
-        if self.n_actions == 2:
+        allowed = self._allowed(contexts)
+        if self.n_actions == 2 and allowed is None:
             return two_arm_probabilities(mean, factor, model.a if learned else None,
                                          model.b if learned else None)
 
@@ -230,7 +239,7 @@ class POGambitTS(_LinearGambitts):
             if learned:
                 spread *= np.sqrt(stacked[1])[..., None]
             spread += mean[rows, None]
-            return spread
+            return spread if allowed is None else np.where(allowed[rows, None], spread, -np.inf)
 
         return self._sampled(noise, scores, n_samples)
 

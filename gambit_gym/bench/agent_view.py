@@ -27,14 +27,18 @@ AGENT_KEYS: tuple[str, ...] = ("context", "context_id", "prompt_id", "prompt", "
                                "embedding", "embedding_names", "reward",
                                # user dynamics (gambit_gym.envs.user_dynamics): an app knows
                                # whether a day's steps came in, and which day they are for
-                               "reward_observed", "reward_step")
+                               "reward_observed", "reward_step",
+                               # the safety filter and cost (gambit_gym.envs.safety): an app
+                               # knows what its classifier said, what it sent and what it paid
+                               "delivered", "redraws", "tokens", "cost", "latency_s", "safety",
+                               "unsafe", "unsafe_delivered")
 
 #: Evaluation-only step-info keys: the env's oracle, kept by the runner for regret.
 ORACLE_KEYS: frozenset[str] = frozenset({"expected_reward", "optimal_action",
                                          "optimal_expected_reward", "regret"})
 
 #: ``EnvDescription.extra`` keys that reveal the oracle (given only to ``reads_oracle`` agents).
-ORACLE_EXTRA_KEYS: frozenset[str] = frozenset({"expected_rewards"})
+ORACLE_EXTRA_KEYS: frozenset[str] = frozenset({"expected_rewards", "oracle_feasible"})
 
 
 def _oracle_message(key: str) -> str:

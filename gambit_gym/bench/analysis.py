@@ -54,6 +54,8 @@ class SettingStats:
         ref_random: the Random row's mean regret at T used for the score.
         ref_oracle: the Oracle row's (or 0).
         score_note: why :attr:`score` is missing, where it is (empty otherwise).
+        outcomes: per-replicate totals of the safety and cost outcomes every unit recorded
+            (``unsafe_delivered``, ``tokens``, ``cost``...), ``{key: (n,)}``.
     """
 
     suite: str
@@ -76,6 +78,7 @@ class SettingStats:
     ref_random: float = float("nan")
     ref_oracle: float = float("nan")
     score_note: str = ""
+    outcomes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def replicate_scores(self) -> np.ndarray:
         """Each replicate's normalised score, ``(n,)`` (all NaN where :attr:`score` is NaN).
@@ -132,9 +135,18 @@ def summarise(records: list[UnitRecord], *, by_suite: bool = True,
             suite=suite, env_id=s.env_id, env_key=env_key, agent=s.agent, agent_key=agent_key,
             panel=s.panel, label=s.label, horizon=horizon, n=n, mean=mean,
             ci_low=mean - half, ci_high=mean + half, final_regret=final, curve_mean=curve_mean,
-            curve_var=curve_var, wall_time_s=float(sum(r.wall_time_s for r in recs))))
+            curve_var=curve_var, wall_time_s=float(sum(r.wall_time_s for r in recs)),
+            outcomes=_pooled_outcomes(recs)))
     add_scores(out)
     return out
+
+
+def _pooled_outcomes(records: list[UnitRecord]) -> dict[str, np.ndarray]:
+    """The outcomes every record has, their per-replicate totals concatenated."""
+    keys = set.intersection(*(set(getattr(r, "outcomes", {}) or {}) for r in records)) \
+        if records else set()
+    return {k: np.concatenate([np.asarray(r.outcomes[k], dtype=np.float64) for r in records])
+            for k in sorted(keys)}
 
 
 def add_scores(rows: list[SettingStats]) -> None:

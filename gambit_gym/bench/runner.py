@@ -123,8 +123,9 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
             achieved errors are summarised in ``metadata["propensity"]``.
 
     Returns:
-        a :class:`RunResult` with ``regret``, ``rewards``, ``actions``, ``contexts`` and (if
-        asked) ``propensities``, each ``(R, T)``.
+        a :class:`RunResult` with ``regret``, ``rewards``, ``actions``, ``contexts``, (if
+        asked) ``propensities``, each ``(R, T)``, and ``outcomes``: the safety and cost
+        outcomes the env reports (:data:`OUTCOME_KEYS`), each ``(R, T)``.
     """
     horizon = check_positive_int("horizon", horizon)
     replicates = check_positive_int("replicates", replicates)
@@ -161,8 +162,10 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     bar = _progress_bar(horizon, progress, f"{label} on {env_id}")
     log = PropensityLog(replicates, horizon, n_propensity_samples,
                         propensity_rse) if propensities else None
+    outcomes: dict[str, np.ndarray] = {}  # safety and cost per step, where the env reports them
     try:
-        out = _loop(envs, native, agent, agent_obj, horizon, replicates, seed, log, bar)
+        out = _loop(envs, native, agent, agent_obj, horizon, replicates, seed, log, bar,
+                    outcomes)
     finally:
         if bar is not None:
             bar.close()
@@ -178,11 +181,29 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
     return RunResult(env_id=env_id, agent=label, regret=regret, rewards=rewards, actions=actions,
                      propensities=props, contexts=contexts,
                      wall_time_s=time.perf_counter() - start, seed=seed, env_kwargs=env_kwargs,
-                     agent_kwargs=agent_kwargs, metadata=metadata)
+                     agent_kwargs=agent_kwargs, metadata=metadata, outcomes=outcomes)
+
+
+#: Step-info outcomes the runner keeps beside regret (:mod:`gambit_gym.envs.safety`).
+OUTCOME_KEYS: tuple[str, ...] = ("unsafe_delivered", "delivered", "tokens", "cost", "latency_s")
+
+
+def _record_outcomes(outcomes: dict[str, np.ndarray] | None, where: Any, info: dict[str, Any],
+                     shape: tuple[int, int]) -> None:
+    """Store the step's safety and cost outcomes (:data:`OUTCOME_KEYS`) at ``where``."""
+    if outcomes is None:
+        return
+    for key in OUTCOME_KEYS:
+        if key in info:
+            arr = outcomes.get(key)
+            if arr is None:
+                arr = outcomes[key] = np.zeros(shape)
+            arr[where] = info[key]
 
 
 def _loop(envs: Any, native: bool, agent: Any, agent_obj: Any, horizon: int, replicates: int,
-          seed: int, log: PropensityLog | None, bar: Any) -> tuple:
+          seed: int, log: PropensityLog | None, bar: Any,
+          outcomes: dict[str, np.ndarray] | None = None) -> tuple:
     """The runner's one loop: R envs (vector API) and R agents (batched interface), T steps."""
     regret = np.zeros((replicates, horizon))
     rewards = np.zeros((replicates, horizon))
@@ -217,6 +238,7 @@ def _loop(envs: Any, native: bool, agent: Any, agent_obj: Any, horizon: int, rep
                                "over the whole horizon, so it needs an env that does not "
                                "terminate early (e.g. a disengage_mode other than 'terminate')")
         contexts = _record_contexts(contexts, np.s_[:, t], info)
+        _record_outcomes(outcomes, np.s_[:, t], info, (replicates, horizon))
         agent.update_batch(obs, a, r, agent_info(info, r))
         regret[:, t] = info["regret"]
         rewards[:, t] = r

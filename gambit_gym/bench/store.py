@@ -7,7 +7,8 @@ sweeps racing on one store) cannot duplicate; and WAL mode lets readers (the lea
 report) work while a sweep writes, with writers serialised by SQLite's own file locks.
 
 Arrays are kept as compressed ``.npz`` blobs in two columns: ``summary`` (per-step moments of
-cumulative regret and final regrets, small, read by leaderboards and plots) and ``logs``
+cumulative regret and final regrets, and each replicate's total unsafe deliveries, tokens and
+cost where the env reports them; small, read by leaderboards and plots) and ``logs``
 (actions, rewards, propensities, contexts, read only by the off-policy export). The
 ``provenance`` column (JSON, :mod:`gambit_gym.bench.provenance`) was added later: a store
 written before it is read as it is (provenance ``{}``) and gains the column, empty, on its next
@@ -36,6 +37,10 @@ from gambit_gym.bench.suites import Suite
 from gambit_gym.bench.units import UnitRecord, unit_from_dict, unit_to_dict
 
 SCHEMA_VERSION = 1
+#: Summary-blob arrays ``outcome_<key>``: per-replicate totals of the safety and cost outcomes
+#: (cumulative unsafe deliveries, tokens, cost; :attr:`UnitRecord.outcomes`). Stores written
+#: before them simply lack them.
+OUTCOME_PREFIX = "outcome_"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
@@ -277,7 +282,9 @@ class ResultStore:
         """
         u, s = record.unit, record.unit.setting
         summary = _pack({"cum_mean": record.cum_mean, "cum_m2": record.cum_m2,
-                         "final_regret": record.final_regret})
+                         "final_regret": record.final_regret,
+                         **{OUTCOME_PREFIX + k: np.asarray(v, dtype=np.float64)
+                            for k, v in record.outcomes.items()}})
         logs = _pack({
             "actions": _small_int(record.actions),
             "rewards": record.rewards.astype(np.float32),
@@ -407,7 +414,9 @@ class ResultStore:
                       else None),
             wall_time_s=float(row[1]), created=float(row[2]),
             versions=json.loads(row[3]), metadata=json.loads(row[4]),
-            provenance=provenance if isinstance(provenance, dict) else {})
+            provenance=provenance if isinstance(provenance, dict) else {},
+            outcomes={k[len(OUTCOME_PREFIX):]: v for k, v in summary.items()
+                      if k.startswith(OUTCOME_PREFIX)})
 
     # ------------------------------------------------------------------ merging
     def raw_rows(self) -> list[dict[str, Any]]:

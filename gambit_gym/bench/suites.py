@@ -382,6 +382,22 @@ def _beyond() -> Suite:
                  "(docs/user_dynamics.md)", settings, replicates=BEYOND_REPLICATES)
 
 
+#: The constrained benchmark (docs/safety.md): the safe agent beside the unconstrained ones.
+SAFE_AGENTS: tuple[str, ...] = ("Safe-poGAMBITTS", "poGAMBITTS", "StdTS-Contextual", "StdTS")
+SAFE_REPLICATES = 20
+
+
+def _safe() -> Suite:
+    rows = [("GambitIHS-Safe-v0", {}, "no filter: the agent keeps to the budget"),
+            ("GambitIHS-Safe-v0", {"safety_filter": "block"},
+             "filter: unsafe messages blocked")]
+    settings = _grid(rows[:1], SAFE_AGENTS) + _grid(rows[1:], ("poGAMBITTS",
+                                                                "StdTS-Contextual"))
+    return Suite("safe", "reward with a budget on the unsafe-delivery rate (GambitIHS-Safe-v0): "
+                 "regret and constraint violation per agent; a safety filter beside it "
+                 "(docs/safety.md)", settings, replicates=SAFE_REPLICATES)
+
+
 #: Representative envs of ``core`` (the leaderboard's columns).
 CORE_GAMBIT_ENVS: tuple[str, ...] = ("GambitIHS-v0", "GambitIHS-1D-v0", "GambitIHS-MLP-v0",
                                      "GambitIHS-Covariates-v0", "GambitIHS-Misspec-Severity-v0",

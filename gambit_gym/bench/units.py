@@ -125,6 +125,9 @@ class UnitRecord:
         provenance: where the numbers came from (:mod:`gambit_gym.bench.provenance`): library
             versions, machine, bank checksum, suite fingerprint, agent spec; ``{}`` for units
             of stores written before it was recorded.
+        outcomes: each safety and cost outcome the env reported, summed over the steps of each
+            replicate, ``{key: (n_reps,)}`` (cumulative unsafe deliveries, tokens, cost...;
+            ``{}`` where the env reports none or the store predates them).
     """
 
     unit: Unit
@@ -140,6 +143,7 @@ class UnitRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     created: float = 0.0
     provenance: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_reps(self) -> int:
@@ -164,6 +168,7 @@ class UnitRecord:
             wall_time_s=float(result.wall_time_s), versions=versions(),
             metadata=_jsonable(result.metadata), created=time.time(),
             provenance=collect(unit, result.metadata),
+            outcomes=result.outcome_totals() if hasattr(result, "outcome_totals") else {},
         )
 
 

@@ -221,7 +221,7 @@ def batch_info(info: dict[str, Any]) -> dict[str, Any]:
     """A single env's step info as a batch of one (the keys agents read)."""
     out: dict[str, Any] = {}
     for key in ("embedding", "regret", "expected_reward", "optimal_action", "reward_observed",
-                "reward_step"):
+                "reward_step", "unsafe", "redraws", "delivered", "unsafe_delivered"):
         if key in info:
             out[key] = np.asarray(info[key])[None]
     return out

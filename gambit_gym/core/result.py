@@ -25,6 +25,9 @@ class RunResult:
         env_kwargs: env kwargs.
         agent_kwargs: agent kwargs.
         metadata: versions, device and anything else worth keeping.
+        outcomes: per-step outcomes beside the reward, ``(R, T)`` each, where the env reports
+            them: ``unsafe_delivered`` (1 where an unsafe message reached the user),
+            ``delivered``, ``tokens``, ``cost``, ``latency_s`` (``gambit_gym.envs.safety``).
     """
 
     env_id: str
@@ -39,6 +42,7 @@ class RunResult:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent_kwargs: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def replicates(self) -> int:
@@ -58,6 +62,10 @@ class RunResult:
     def final_regret(self) -> np.ndarray:
         """Cumulative regret at the horizon per replicate, ``(R,)``."""
         return self.regret.sum(axis=1)
+
+    def outcome_totals(self) -> dict[str, np.ndarray]:
+        """Each outcome summed over the steps of each replicate, ``{key: (R,)}``."""
+        return {k: np.asarray(v, dtype=np.float64).sum(axis=1) for k, v in self.outcomes.items()}
 
     def summary(self, confidence: float = 0.95) -> dict[str, float]:
         """Mean cumulative regret at T with its Student-t interval (:mod:`~.core.intervals`)."""

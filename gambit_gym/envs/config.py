@@ -5,9 +5,11 @@ plus the kwargs a user may change: ``noise_level`` or ``noise_sd``, ``n_prompts`
 ``prompt_ids``, ``horizon``, ``bank``, ``center_rewards`` (and ``no_message_reward`` for the
 optional-message env, ``generator`` / ``embedder`` for the live env), and the user dynamics
 (``habituation``, ``disengagement``, ``missing_rate``, ``reward_delay``, ``drift_sd``,
-``change_point`` and their parameters; :mod:`gambit_gym.envs.user_dynamics`), and
+``change_point`` and their parameters; :mod:`gambit_gym.envs.user_dynamics`),
 ``embedding``: what ``info["embedding"]`` holds (the named style scores, or the message's full
-MiniLM sentence vector or its PCA; :mod:`gambit_gym.text.sentence_vectors`).
+MiniLM sentence vector or its PCA; :mod:`gambit_gym.text.sentence_vectors`), and the safety
+filter and the cost model (``safety_filter``, ``max_redraws``, ``unsafe_budget``,
+``cost_model``; :mod:`gambit_gym.envs.safety`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gambit_gym._validate import (
     check_positive_int,
     unexpected_kwargs_error,
 )
+from gambit_gym.envs.safety import CostModel, check_filter, cost_model_from
 from gambit_gym.envs.study import dimension_subset
 from gambit_gym.envs.study import outcome_facts as _facts
 from gambit_gym.envs.user_dynamics import DYNAMICS_KWARGS, UserDynamics, dynamics_from
@@ -70,6 +73,11 @@ class GambitConfig:
             (its first k principal components over the bank, each scaled to unit sd, k <= 32).
             The reward always comes from ``true_dims``; the agent is not told which directions
             of the vector matter (:mod:`gambit_gym.text.sentence_vectors`).
+        safety_filter: None, ``"block"`` or ``"redraw"`` (:mod:`gambit_gym.envs.safety`).
+        max_redraws: N, the redraws of ``"redraw"`` before it blocks.
+        unsafe_budget: the largest unsafe-delivery rate the oracle's prompts may have (None:
+            unconstrained); ``GambitIHS-Safe-v0`` sets it.
+        cost_model: prices and latencies of generation (:class:`~.safety.CostModel`).
     """
 
     preset: str
@@ -100,6 +108,10 @@ class GambitConfig:
     drift_sd: float = 0.0
     change_point: int | None = None
     embedding: str = "scores"
+    safety_filter: str | None = None
+    max_redraws: int = 3
+    unsafe_budget: float | None = None
+    cost_model: CostModel | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in ("linear", "mlp"):
@@ -134,6 +146,21 @@ class GambitConfig:
                              "bank; GambitIHS-Live-v0 does not offer them")
         for name in DYNAMICS_KWARGS:  # the validated values (ints for the step counts)
             object.__setattr__(self, name, getattr(dynamics, name))
+        _, redraws = check_filter(self.safety_filter, self.max_redraws)
+        object.__setattr__(self, "max_redraws", redraws)
+        object.__setattr__(self, "cost_model", cost_model_from(self.cost_model))
+        if self.unsafe_budget is not None:
+            budget = check_number("unsafe_budget", self.unsafe_budget, minimum=0.0)
+            if budget > 1:
+                raise ValueError(f"unsafe_budget is a rate in [0, 1], got {budget!r}")
+            object.__setattr__(self, "unsafe_budget", float(budget))
+            if dynamics.stateful_mean:
+                raise ValueError("unsafe_budget needs a stationary user: habituation, drift_sd "
+                                 "and change_point move the oracle, which the budget does not "
+                                 "follow")
+        if self.live and (self.safety_filter is not None or self.unsafe_budget is not None):
+            raise ValueError("safety_filter and unsafe_budget need a scored response bank; "
+                             "GambitIHS-Live-v0 generates every message and does not score it")
 
     @property
     def dynamics(self) -> UserDynamics:
@@ -170,7 +197,7 @@ class GambitConfig:
 #: Config fields the shared dynamics tables do not depend on: the episode, the noise, the
 #: rewards' offset and the user dynamics are applied per env on top of the tables.
 NOT_IN_TABLES = frozenset({"noise_level", "noise_sd", "horizon", "center_rewards",
-                           *DYNAMICS_KWARGS})
+                           "cost_model", *DYNAMICS_KWARGS})
 
 
 _LADDER_1D = tuple(_facts("1d_optimism")["noise_sd_ladder"])
@@ -190,6 +217,9 @@ def _preset_table() -> dict[str, dict[str, Any]]:
         "covariates": dict(outcome_facts="3d_with_covariates", covariates=True),
         "optional": dict(optional=True),
         "live": dict(live=True),
+        # the constrained benchmark: "send nothing" (always safe) beside 10 prompts, and a
+        # budget on the unsafe-delivery rate (docs/safety.md)
+        "safe": dict(optional=True, n_prompts=SAFE_N_PROMPTS, unsafe_budget=SAFE_BUDGET),
     }
     for n in (5, 10, 15, 20):
         dims = dimension_subset(n)
@@ -207,16 +237,20 @@ def _preset_table() -> dict[str, dict[str, Any]]:
 #: optimism, the agent sees one of these (presets ``misspec-<dim>``, ids
 #: ``GambitIHS-Misspec-<Dim>-v0``; ``bench.suites`` builds its suite from this tuple).
 MISSPEC_WORKING_DIMS: tuple[str, ...] = ("severity", "encouragement", "formality", "clarity")
+#: ``GambitIHS-Safe-v0``: its prompts and its budget on the unsafe-delivery rate.
+SAFE_N_PROMPTS = 10
+SAFE_BUDGET = 0.05
 
 PRESETS: dict[str, dict[str, Any]] = _preset_table()
 
 #: Keyword arguments a user may pass to every GAMBIT id.
 USER_KWARGS: tuple[str, ...] = ("noise_level", "noise_sd", "n_prompts", "prompt_ids",
                                 "horizon", "bank", "center_rewards", "embedding"
-                                ) + DYNAMICS_KWARGS
+                                ) + DYNAMICS_KWARGS + ("safety_filter", "max_redraws",
+                                                       "unsafe_budget", "no_message_reward",
+                                                       "cost_model")
 #: Extra keyword arguments of particular presets.
-PRESET_KWARGS: dict[str, tuple[str, ...]] = {"optional": ("no_message_reward",),
-                                             "live": ("generator", "embedder", "device")}
+PRESET_KWARGS: dict[str, tuple[str, ...]] = {"live": ("generator", "embedder", "device")}
 
 
 def valid_kwargs(preset: str) -> tuple[str, ...]:
@@ -256,4 +290,10 @@ def make_config(preset: str, owner: str = "GambitEnv.__init__", extra: tuple[str
         raise ValueError("pass either noise_level or noise_sd, not both")
     if "n_prompts" in kwargs and "prompt_ids" in kwargs:
         raise ValueError("pass either n_prompts or prompt_ids, not both")
+    if "max_redraws" in kwargs and config.safety_filter != "redraw":
+        raise ValueError("max_redraws applies to safety_filter='redraw' only; pass both")
+    if "no_message_reward" in kwargs and not config.optional and config.safety_filter is None:
+        raise ValueError("no_message_reward is the outcome of sending nothing: it applies to "
+                         "GambitIHS-Optional-v0 and to envs with a safety_filter (a blocked "
+                         "message), so pass safety_filter= too")
     return config

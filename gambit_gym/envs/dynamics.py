@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtri
@@ -26,6 +27,13 @@ from gambit_gym.envs.outcomes import (
     calibrate_linear,
     calibrate_mlp,
     oriented_study_coefficients,
+)
+from gambit_gym.envs.safety import (
+    SCORE_FIX,
+    SafetyTables,
+    feasible_optimum,
+    filter_draws,
+    filtered_cell_values,
 )
 from gambit_gym.envs.study import outcome_facts
 from gambit_gym.text.bank import ResponseBank, load_bank
@@ -89,6 +97,8 @@ class GambitTables:
     #: ``info["embedding_names"]``: the working dims, a ``(d_w,)`` object array of ``np.str_``
     #: (object, not a fixed-width str dtype, which Gymnasium's checkers compare with allclose)
     working_names_array: np.ndarray | None = None
+    #: the safety filter's and the cost's per-row arrays (:mod:`gambit_gym.envs.safety`)
+    safety: SafetyTables | None = None
 
 
 def build_outcome(config: GambitConfig, bank: ResponseBank) -> LinearOutcome | MLPOutcome:
@@ -154,6 +164,12 @@ def build_tables(config: GambitConfig) -> GambitTables:
 
 def _build_tables(config: GambitConfig) -> GambitTables:
     bank = load_bank(config.bank)
+    mode = {None: 0, "block": 1, "redraw": 2}[config.safety_filter]
+    if (mode or config.unsafe_budget is not None) and bank.safety is None:
+        what = (f"safety_filter={config.safety_filter!r}" if mode
+                else f"unsafe_budget={config.unsafe_budget!r}")
+        raise ValueError(f"{what} needs a response bank with safety scores, and "
+                         f"{config.bank or 'the shipped bank'!r} has none: {SCORE_FIX}")
     outcome = build_outcome(config, bank)
     n_rows = len(bank)
     true_idx = bank.dimension_index(config.true_dims)
@@ -186,12 +202,26 @@ def _build_tables(config: GambitConfig) -> GambitTables:
 
         working, working_names = working_embedding(bank, config.embedding, config.bank)
     texts = bank.texts
-    if config.optional:
+    none_reward = none_rows = None
+    if config.optional or mode:
         if isinstance(config.no_message_reward, str):
             none_reward = {"median": np.median, "min": np.min, "max": np.max}[
                 config.no_message_reward](expected, axis=1)
         else:
             none_reward = np.full(N_CONTEXTS, float(config.no_message_reward))
+        none_rows = n_rows + np.arange(N_CONTEXTS)
+    unsafe_rate = np.full(expected.shape, np.nan)
+    if bank.unsafe is not None:  # the exact filtered value of each (context, prompt)
+        for i in range(len(arms)):
+            for c in range(N_CONTEXTS):
+                e, q, _ = filtered_cell_values(
+                    row_reward, bank.unsafe, int(offsets[i, c]), int(counts[i, c]),
+                    none_reward[c] if none_reward is not None else 0.0, mode,
+                    config.max_redraws if mode == 2 else 0)
+                unsafe_rate[c, i] = q
+                if mode:  # unfiltered: keep the cell means above, bit for bit
+                    expected[c, i] = e
+    if config.optional:
         # 12 sentinel rows (one per context) stand for "no message": empty text, zero
         # embedding, and the configured expected reward.
         row_reward = np.concatenate([row_reward, none_reward])
@@ -203,6 +233,16 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         counts = np.vstack([np.ones(N_CONTEXTS, dtype=np.int64), counts])
         prompt_texts = np.vstack([np.array([""] * N_CONTEXTS, dtype=object), prompt_texts])
         expected = np.hstack([none_reward[:, None], expected])
+        unsafe_rate = np.hstack([np.zeros((N_CONTEXTS, 1)), unsafe_rate])
+    elif mode:  # blocked messages: 12 "no message" rows, as the Optional env's
+        row_reward = np.concatenate([row_reward, none_reward])
+        texts = np.concatenate([texts, np.array([""] * N_CONTEXTS, dtype=object)])
+        working = np.concatenate([working, np.zeros((N_CONTEXTS, working.shape[1]),
+                                                    dtype=np.float32)])
+    safety = _safety_tables(config, bank, len(row_reward), none_rows, unsafe_rate, mode)
+    optimal_action = feasible_optimum(expected, safety.delivery_unsafe_rate,
+                                      config.unsafe_budget)
+    optimal_reward = expected[np.arange(N_CONTEXTS), optimal_action]
     working = np.ascontiguousarray(working, dtype=np.float32)
     arms = arms.astype(np.int64, copy=False)
     # np.str_ elements: what info["prompt"] hands out as is (a str with a numpy dtype)
@@ -216,18 +256,56 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         true_names=tuple(config.true_dims),
         arm_prompts=arms, offsets=offsets, counts=counts, row_reward=row_reward, texts=texts,
         working=working, prompt_texts=prompt_texts, expected=expected,
-        optimal_action=expected.argmax(axis=1), optimal_reward=expected.max(axis=1),
+        optimal_action=optimal_action, optimal_reward=optimal_reward,
         observations=observations,
         location_names=np.array([c.location_name for c in ALL_CONTEXTS], dtype=object),
         bucket_names=np.array([c.step_bucket_name for c in ALL_CONTEXTS], dtype=object),
         cells_py=tuple(tuple(zip(o, n)) for o, n in zip(offsets.tolist(), counts.tolist())),
         row_reward_py=tuple(row_reward.tolist()),
-        regret=_read_only(np.maximum(expected.max(axis=1)[:, None] - expected, 0.0)),
+        regret=_read_only(np.maximum(optimal_reward[:, None] - expected, 0.0)),
         context_labels=_read_only(np.array([np.str_(c.label) for c in ALL_CONTEXTS],
                                            dtype=object)),
         working_names_array=_read_only(np.array([np.str_(n) for n in working_names],
                                                 dtype=object)),
+        safety=safety,
     )
+
+
+def _safety_tables(config: GambitConfig, bank: ResponseBank, n: int,
+                   none_rows: np.ndarray | None, unsafe_rate: np.ndarray,
+                   mode: int) -> SafetyTables:
+    """The per-row safety and token arrays of a table set of ``n`` rows (sentinels last)."""
+    from gambit_gym.text.tokens import bank_token_counts
+
+    n_bank = len(bank)
+    tokens, source = bank_token_counts(bank)
+    row_tokens = np.zeros(n, dtype=np.int64)
+    row_tokens[:n_bank] = tokens
+    row_unsafe = np.zeros(n, dtype=bool)
+    row_safety = None
+    if bank.safety is not None:
+        row_unsafe[:n_bank] = bank.unsafe
+        row_safety = np.zeros((n, bank.safety.shape[1]), dtype=np.float32)
+        row_safety[:n_bank] = bank.safety
+    is_message = np.zeros(n, dtype=bool)
+    is_message[:n_bank] = True
+    delivery = unsafe_rate.copy() if mode == 0 else np.where(np.isnan(unsafe_rate), np.nan,
+                                                             0.0)
+    arrays = [row_tokens, row_unsafe, is_message, unsafe_rate, delivery]
+    if row_safety is not None:
+        arrays.append(row_safety)
+    if none_rows is not None:
+        none_rows = none_rows.astype(np.int64)
+        arrays.append(none_rows)
+    for arr in arrays:
+        arr.setflags(write=False)
+    return SafetyTables(
+        mode=mode, max_redraws=config.max_redraws if mode == 2 else 0,
+        scored=bank.safety is not None, row_unsafe=row_unsafe, row_safety=row_safety,
+        row_tokens=row_tokens, is_message=is_message, none_rows=none_rows,
+        unsafe_rate=unsafe_rate, delivery_unsafe_rate=delivery, token_source=source,
+        row_unsafe_py=tuple(row_unsafe.tolist()), row_tokens_py=tuple(row_tokens.tolist()),
+        is_message_py=tuple(is_message.tolist()))
 
 
 def _read_only(arr: np.ndarray) -> np.ndarray:
@@ -245,6 +323,14 @@ def step_dynamics(
     tables: GambitTables, keys: np.ndarray | int, t: int, contexts: np.ndarray | int,
     actions: np.ndarray | int, noise_sd: float,
 ) -> tuple[np.ndarray | int, np.ndarray | float, np.ndarray | int]:
+    """``(rows, rewards, next_contexts)`` of :func:`step_outcome` (the row each user got)."""
+    return step_outcome(tables, keys, t, contexts, actions, noise_sd)[:3]
+
+
+def step_outcome(
+    tables: GambitTables, keys: np.ndarray | int, t: int, contexts: np.ndarray | int,
+    actions: np.ndarray | int, noise_sd: float,
+) -> tuple[Any, ...]:
     """One step for a batch of episodes, or for one episode given as Python ints.
 
     The same code serves the vector env (arrays) and the single env (ints, which avoids
@@ -259,28 +345,34 @@ def step_dynamics(
         noise_sd: reward noise sd.
 
     Returns:
-        ``(rows, rewards, next_contexts)``: the bank row each user received, the rewards and
-        the next decision's context ids (arrays ``(R,)``, or scalars).
+        ``(rows, rewards, next_contexts, drawn, redraws, tokens)``: the row each user received
+        (a "no message" row where the safety filter blocked), the rewards, the next decision's
+        context ids, the last message drawn, the redraws and the tokens generated (arrays
+        ``(R,)``, or scalars; see :func:`gambit_gym.envs.safety.filter_draws`).
     """
+    st = tables.safety
     if isinstance(keys, int):  # one episode: Python scalars avoid numpy's per-call overhead
         offsets, counts = tables.cells_py[actions][contexts]
         u = counter_rng.uniform(keys, t, counter_rng.STREAM_ROW)
         rows = offsets + int(u * counts)
+        rows, drawn, redraws, tokens = filter_draws(st, offsets, counts, keys, t, contexts,
+                                                    rows)
         rewards = tables.row_reward_py[rows]
         if noise_sd:
             rewards = rewards + noise_sd * counter_rng.normal(keys, t, counter_rng.STREAM_NOISE)
         u_next = counter_rng.uniform(keys, t + 1, counter_rng.STREAM_CONTEXT)
-        return rows, rewards, int(u_next * N_CONTEXTS)
+        return rows, rewards, int(u_next * N_CONTEXTS), drawn, redraws, tokens
     draws = ((t, counter_rng.STREAM_ROW), (t + 1, counter_rng.STREAM_CONTEXT))
     if noise_sd:
         draws += ((t, counter_rng.STREAM_NOISE),)
     u = counter_rng.uniforms(keys, draws)  # the same numbers as one call per draw
-    rows = tables.offsets[actions, contexts] + (u[0] * tables.counts[actions, contexts]
-                                                ).astype(np.int64)
+    offsets, counts = tables.offsets[actions, contexts], tables.counts[actions, contexts]
+    rows = offsets + (u[0] * counts).astype(np.int64)
+    rows, drawn, redraws, tokens = filter_draws(st, offsets, counts, keys, t, contexts, rows)
     rewards = tables.row_reward[rows]
     if noise_sd:
         rewards = rewards + noise_sd * ndtri(u[2])
-    return rows, rewards, (u[1] * N_CONTEXTS).astype(np.int64)
+    return rows, rewards, (u[1] * N_CONTEXTS).astype(np.int64), drawn, redraws, tokens
 
 
 def reward_offset(config: GambitConfig, tables: GambitTables) -> float:
@@ -363,6 +455,20 @@ class GambitSimulator:
         action = check_index("action", action, self.n_actions)
         start, count = self._tables.offsets[action, c], self._tables.counts[action, c]
         return self._tables.texts[start:start + count]
+
+    def cell_unsafe(self, action: int, context: object) -> np.ndarray | None:
+        """Whether each bank message of (action, context) is unsafe, ``(n,)`` bool.
+
+        What an app learns by running its safety classifier on simulator draws no user sees.
+        None where the bank has no safety scores; all False for "send nothing".
+        """
+        st = self._tables.safety
+        if st is None or not st.scored:
+            return None
+        c = context_id_of(context)
+        action = check_index("action", action, self.n_actions)
+        start, count = self._tables.offsets[action, c], self._tables.counts[action, c]
+        return st.row_unsafe[start:start + count]
 
     def mean_embeddings(self, context: object) -> np.ndarray:
         """Mean working embedding of each arm in a context, ``(K, d_w)``."""

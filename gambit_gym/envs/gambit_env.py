@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, TypedDict
 
 import gymnasium as gym
@@ -20,7 +21,7 @@ from gambit_gym.envs.dynamics import (
     context_id_of,
     initial_contexts,
     reward_offset,
-    step_dynamics,
+    step_outcome,
 )
 from gambit_gym.envs.episode import horizon_with_spec_limit, requested_max_episode_steps
 from gambit_gym.envs.render import (
@@ -29,6 +30,7 @@ from gambit_gym.envs.render import (
     notification_card,
     notification_text,
 )
+from gambit_gym.envs.safety import feasible_actions, outcome_info
 from gambit_gym.envs.user_dynamics import (
     UserState,
     dynamics_tables,
@@ -37,6 +39,7 @@ from gambit_gym.envs.user_dynamics import (
 )
 from gambit_gym.envs.user_dynamics import expected_rewards as user_expected_rewards
 from gambit_gym.text.contexts import CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS
+from gambit_gym.text.tokens import estimate_tokens
 
 
 class GambitStepInfo(TypedDict):
@@ -55,7 +58,10 @@ class GambitStepInfo(TypedDict):
     (:mod:`gambit_gym.envs.user_dynamics`) the first part also has ``reward_observed`` (a 0-d
     bool array, which Gymnasium's vector envs batch into a bool array: False when the reward
     is missing, silenced or not yet arrived, and then reported as 0.0) and ``reward_step``
-    (``np.int64``: the step the returned reward belongs to, -1 for none).
+    (``np.int64``: the step the returned reward belongs to, -1 for none). The deployed-app
+    part also has the safety and cost outcomes of :mod:`gambit_gym.envs.safety`:
+    ``delivered``, ``redraws``, ``tokens``, ``cost``, ``latency_s`` always, and ``safety``,
+    ``unsafe``, ``unsafe_delivered`` where the bank has safety scores.
     """
 
     text: np.str_
@@ -130,6 +136,10 @@ class GambitEnv(gym.Env):
     ``habituation_memory``, ``disengagement``, ``burden_memory``, ``disengage_mode``,
     ``missing_rate``, ``reward_delay``, ``drift_sd``, ``change_point`` (all off by default; the
     model, and the oracle regret is exact against, in :mod:`gambit_gym.envs.user_dynamics`);
+    ``safety_filter`` (None, ``"block"``, ``"redraw"``), ``max_redraws``, ``unsafe_budget``,
+    ``no_message_reward`` (the outcome of a blocked message) and ``cost_model`` (a
+    :class:`~gambit_gym.envs.safety.CostModel` or a dict of its fields), see
+    :mod:`gambit_gym.envs.safety` (the oracle stays exact under each filter);
     ``center_rewards`` (subtract the mean
     expected reward over contexts and actions from every reward and expected reward, so rewards
     sit near 0; regret and arm order unchanged); ``render_mode``: ``"ansi"`` (the
@@ -167,6 +177,7 @@ class GambitEnv(gym.Env):
         self._horizon_given = "horizon" in kwargs  # for gym.make's max_episode_steps
         self.render_mode = render_mode
         self._tables = build_tables(self.config)
+        self._cost = self.config.cost_model
         self.simulator = simulator_for(self._tables)
         self.noise_sd = self.config.effective_noise_sd
         #: what ``center_rewards=True`` subtracts from every reward (0.0 otherwise)
@@ -214,11 +225,14 @@ class GambitEnv(gym.Env):
         if self._dynamics is not None:
             return self._step_dynamic(a)
         tables, c = self._tables, self._context
-        row, reward, next_ctx = step_dynamics(tables, self._key, self._t, c, a, self.noise_sd)
+        row, reward, next_ctx, drawn, redraws, tokens = step_outcome(
+            tables, self._key, self._t, c, a, self.noise_sd)
         if self._live is not None:
-            text, z_working, reward = self._live.draw(a, c, self._key, self._t, self.noise_sd)
+            text, z_working, reward, outcome = self._live.draw(a, c, self._key, self._t,
+                                                               self.noise_sd, self._cost)
         else:
             text, z_working = tables.texts[row], tables.working[row].copy()
+            outcome = outcome_info(tables.safety, self._cost, row, drawn, redraws, tokens)
         # numpy scalars straight from the tables: what the info hands out (see GambitStepInfo)
         expected = tables.expected[c, a]
         optimal = tables.optimal_reward[c]
@@ -235,6 +249,7 @@ class GambitEnv(gym.Env):
             "embedding_names": tables.working_names_array.copy(),
             "context": tables.context_labels[c],
             "context_id": np.int64(c),
+            **outcome,
             "expected_reward": expected,
             "optimal_action": tables.optimal_action[c],
             "optimal_expected_reward": optimal,
@@ -257,6 +272,8 @@ class GambitEnv(gym.Env):
                         self.noise_sd, self.reward_offset)
         self._user = out.state
         row = int(out.rows[0])
+        outcome = outcome_info(tables.safety, self._cost, row, int(out.drawn[0]),
+                               int(out.redraws[0]), int(out.tokens[0]))
         expected_all = out.expected[0]
         best = int(np.argmax(expected_all))
         expected, optimal = float(expected_all[a]), float(expected_all[best])
@@ -274,6 +291,7 @@ class GambitEnv(gym.Env):
             # a 0-d bool array, not np.bool_: Gymnasium's vector envs batch it into a bool array
             "reward_observed": np.array(bool(out.observed[0])),
             "reward_step": np.int64(out.reward_step[0]),
+            **outcome,
             "expected_reward": np.float64(expected - self.reward_offset),
             "optimal_action": np.int64(best),
             "optimal_expected_reward": np.float64(optimal - self.reward_offset),
@@ -358,7 +376,13 @@ def describe_env(config: GambitConfig, tables: GambitTables, simulator: GambitSi
     extra = {"preset": config.preset, "optional": config.optional,
              "arm_prompts": tables.arm_prompts.copy(),
              "expected_rewards": tables.expected - reward_offset(config, tables),
-             "reward_offset": reward_offset(config, tables)}
+             "reward_offset": reward_offset(config, tables),
+             # the safety side (gambit_gym.envs.safety): filter, budget, whether scored
+             "safety_filter": config.safety_filter, "unsafe_budget": config.unsafe_budget,
+             "safety_scored": bool(tables.safety is not None and tables.safety.scored)}
+    if config.unsafe_budget is not None:  # the constrained oracle's choice set (evaluation-only)
+        extra["oracle_feasible"] = feasible_actions(tables.safety.delivery_unsafe_rate,
+                                                    config.unsafe_budget)
     if config.dynamics.stateful_mean:
         # habituation, drift, a change point: the oracle moves with the user's state, so there
         # is no fixed table to publish (info["regret"] is against the one-step greedy oracle)
@@ -396,14 +420,31 @@ class _LiveTreatment:
                                   for n in tables.working_names])
         self._true_dims = tables.bank.dimension_index(tables.true_names)
 
-    def draw(self, action: int, context: int, key: int, t: int,
-             noise_sd: float) -> tuple[str, np.ndarray, float]:
+    def draw(self, action: int, context: int, key: int, t: int, noise_sd: float,
+             cost: Any) -> tuple[str, np.ndarray, float, dict[str, Any]]:
+        """One live message: text, working embedding, reward, and its cost entries.
+
+        ``tokens`` is the endpoint's reported completion tokens where the generator keeps a
+        ``usage`` record (the HTTP generators), else the estimate of
+        :mod:`gambit_gym.text.tokens`; ``latency_s`` is the measured wall time of the call.
+        """
         prompt = str(self.tables.prompt_texts[action, context])
         seed = counter_rng.hash64(key, t, counter_rng.STREAM_GENERATOR) >> 33
+        usage = getattr(self.generator, "usage", None)
+        before = dict(usage) if isinstance(usage, dict) else None
+        start = time.perf_counter()
         text = self.generator.generate([prompt], seed=seed)[0]
+        wall = time.perf_counter() - start
+        if before is not None and usage.get("calls", 0) > before.get("calls", 0):
+            tokens = int(usage["completion_tokens"] - before["completion_tokens"])
+        else:
+            tokens = int(estimate_tokens([text])[0])
+        outcome = {"delivered": np.array(True), "redraws": np.int64(0),
+                   "tokens": np.int64(tokens), "cost": np.float64(cost.cost(tokens)),
+                   "latency_s": np.float64(wall)}
         z_all = np.asarray(self.embedder.embed([text]), dtype=np.float32)[0][self._true]
         mean = self.tables.outcome.mean_reward(z_all[self._true_dims][None, :],
                                                np.array([context]))[0]
         noise = counter_rng.normal(key, t, counter_rng.STREAM_NOISE) if noise_sd else 0.0
-        return text, z_all[self._working].copy(), float(mean + noise_sd * noise)
+        return text, z_all[self._working].copy(), float(mean + noise_sd * noise), outcome
 

@@ -40,7 +40,7 @@ from gambit_gym.envs.dynamics import (
     context_id_of,
     initial_contexts,
     reward_offset,
-    step_dynamics,
+    step_outcome,
 )
 from gambit_gym.envs.episode import horizon_with_spec_limit
 from gambit_gym.envs.gambit_env import simulator_for
@@ -50,6 +50,7 @@ from gambit_gym.envs.render import (
     notification_card,
     notification_text,
 )
+from gambit_gym.envs.safety import outcome_info
 from gambit_gym.envs.user_dynamics import dynamics_tables, initial_state, step_user
 from gambit_gym.text.contexts import LOCATIONS, STEP_BUCKETS
 
@@ -198,9 +199,10 @@ class GambitVectorEnv(gym.vector.VectorEnv):
             expected, optimal = expected - self.reward_offset, optimal - self.reward_offset
             extra = (("reward_observed", out.observed.astype(np.bool_)),
                      ("reward_step", out.reward_step))
+            drawn, redraws, tokens = out.drawn, out.redraws, out.tokens
         else:
-            rows, rewards, next_ctx = step_dynamics(tables, self._keys, self._t, ctx, acts,
-                                                    self.noise_sd)
+            rows, rewards, next_ctx, drawn, redraws, tokens = step_outcome(
+                tables, self._keys, self._t, ctx, acts, self.noise_sd)
             best = tables.optimal_action[ctx]
             expected = tables.expected[ctx, acts]
             optimal = tables.optimal_reward[ctx]
@@ -219,6 +221,8 @@ class GambitVectorEnv(gym.vector.VectorEnv):
                 ("context", tables.context_labels[ctx]),
                 ("context_id", ctx.astype(np.int64)),
                 *extra,
+                *outcome_info(tables.safety, self.config.cost_model, rows, drawn, redraws,
+                              tokens).items(),
                 ("expected_reward", expected),
                 ("optimal_action", best.astype(np.int64, copy=False)),
                 ("optimal_expected_reward", optimal),

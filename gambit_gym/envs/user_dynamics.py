@@ -62,6 +62,7 @@ from scipy.special import ndtri
 from gambit_gym._validate import check_number
 from gambit_gym.core import counter_rng
 from gambit_gym.envs.outcomes import Standardizer
+from gambit_gym.envs.safety import filter_draws
 from gambit_gym.text.contexts import N_CONTEXTS
 
 STREAM_MISSING = 5
@@ -188,6 +189,9 @@ def dynamics_tables(tables: Any) -> DynamicsTables:
     cell_rows = tables.offsets[:, :, None] + np.minimum(steps, tables.counts[:, :, None] - 1)
     cell_weights = np.where(steps < tables.counts[:, :, None], 1.0 / tables.counts[:, :, None],
                             0.0)
+    st = getattr(tables, "safety", None)
+    if st is not None and st.mode:
+        cell_rows, cell_weights = _filtered_cells(tables, st, width)
     out = DynamicsTables(x=x, x_hat=x_hat, base=base, effect=reward - base,
                          is_message=is_message, cell_rows=cell_rows, cell_weights=cell_weights)
     for arr in (out.x, out.x_hat, out.base, out.effect, out.is_message, out.cell_rows,
@@ -195,6 +199,32 @@ def dynamics_tables(tables: Any) -> DynamicsTables:
         arr.setflags(write=False)
     tables.derived["user_dynamics"] = out
     return out
+
+
+def _filtered_cells(tables: Any, st: Any, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and weights of each cell under the safety filter, ``(K, 12, width + 1)``.
+
+    A delivered message is uniform over the cell's safe rows (weight ``(1 - β) / n_safe``)
+    and the "no message" row has the blocked probability ``β`` (:mod:`.safety`).
+    """
+    k = tables.offsets.shape[0]
+    rows = np.zeros((k, N_CONTEXTS, width + 1), dtype=np.int64)
+    weights = np.zeros((k, N_CONTEXTS, width + 1))
+    for a in range(k):
+        for c in range(N_CONTEXTS):
+            start, count = int(tables.offsets[a, c]), int(tables.counts[a, c])
+            cell = np.arange(start, start + count)
+            unsafe = st.row_unsafe[cell]
+            q = float(unsafe.mean())
+            beta = q if st.mode == 1 else q ** (st.max_redraws + 1)
+            safe = cell[~unsafe]
+            rows[a, c, :] = start
+            weights[a, c, :len(safe)] = (1.0 - beta) / len(safe) if len(safe) else 0.0
+            rows[a, c, :len(safe)] = safe
+            if beta > 0:
+                rows[a, c, width] = st.none_rows[c]
+                weights[a, c, width] = beta
+    return rows, weights
 
 
 @dataclass(frozen=True)
@@ -299,6 +329,9 @@ class UserStep:
         terminated: whether the user disengaged in ``"terminate"`` mode.
         next_contexts: the next decision's context ids.
         state: the users' state after the step.
+        drawn: the last message drawn (``rows`` differs where the safety filter blocked it).
+        redraws: the safety filter's redraws.
+        tokens: tokens generated (:mod:`gambit_gym.envs.safety`).
     """
 
     rows: np.ndarray
@@ -309,6 +342,9 @@ class UserStep:
     terminated: np.ndarray
     next_contexts: np.ndarray
     state: UserState
+    drawn: np.ndarray | None = None
+    redraws: np.ndarray | None = None
+    tokens: np.ndarray | None = None
 
 
 def step_user(dyn: UserDynamics, tables: Any, state: UserState, keys: np.ndarray, t: int,
@@ -335,8 +371,11 @@ def step_user(dyn: UserDynamics, tables: Any, state: UserState, keys: np.ndarray
     draws = ((t, counter_rng.STREAM_ROW), (t + 1, counter_rng.STREAM_CONTEXT),
              (t, counter_rng.STREAM_NOISE), (t, STREAM_MISSING), (t, STREAM_DISENGAGE))
     u = counter_rng.uniforms(keys, draws)
-    rows = tables.offsets[actions, contexts] + (u[0] * tables.counts[actions, contexts]
-                                                ).astype(np.int64)
+    offsets, counts = tables.offsets[actions, contexts], tables.counts[actions, contexts]
+    rows = offsets + (u[0] * counts).astype(np.int64)
+    # the safety filter (gambit_gym.envs.safety): a blocked user gets the "no message" row
+    rows, drawn, redraws, tokens = filter_draws(tables.safety, offsets, counts, keys, t,
+                                                contexts, rows)
     next_contexts = (u[1] * N_CONTEXTS).astype(np.int64)
     expected = expected_rewards(dyn, tables, dt, state, t, contexts)
     mean = _row_means(dyn, dt, state, t, rows[:, None])[:, 0] if dyn.stateful_mean \
@@ -378,4 +417,4 @@ def step_user(dyn: UserDynamics, tables: Any, state: UserState, keys: np.ndarray
                         drift=drift, pending=pending, pending_observed=pending_observed)
     return UserStep(rows=rows, reward=reward, observed=observed, reward_step=reward_step,
                     expected=expected, terminated=terminated, next_contexts=next_contexts,
-                    state=new_state)
+                    state=new_state, drawn=drawn, redraws=redraws, tokens=tokens)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -51,6 +52,10 @@ class _HTTPGenerator(BaseGenerator):
         self.model = model
         self.http = http or HTTPConfig()
         self.retried = 0
+        #: the endpoint's reported usage, summed over every request (``calls`` counts the
+        #: replies that reported any): what the live env's ``info["tokens"]`` reads
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0}
+        self._usage_lock = threading.Lock()
 
     def _headers(self) -> dict[str, str]:
         return {}
@@ -174,6 +179,16 @@ class _HTTPGenerator(BaseGenerator):
     def _auth_hint(self) -> str:
         return "check the server's access settings"
 
+    def _record_usage(self, prompt_tokens: Any, completion_tokens: Any) -> None:
+        """Add one reply's reported token usage (ignored where the server reports none)."""
+        if not isinstance(completion_tokens, int) or isinstance(completion_tokens, bool):
+            return
+        with self._usage_lock:
+            self.usage["completion_tokens"] += completion_tokens
+            if isinstance(prompt_tokens, int) and not isinstance(prompt_tokens, bool):
+                self.usage["prompt_tokens"] += prompt_tokens
+            self.usage["calls"] += 1
+
     def _one(self, prompt: str, seed: int) -> str:
         raise NotImplementedError
 
@@ -227,6 +242,8 @@ class OllamaGenerator(_HTTPGenerator):
         if self.system:
             payload["system"] = self.system
         reply = self._post("/api/generate", payload)
+        if isinstance(reply, dict):  # Ollama reports eval_count / prompt_eval_count
+            self._record_usage(reply.get("prompt_eval_count"), reply.get("eval_count"))
         if "response" not in reply:
             raise GenerationError(f"ollama: reply from {self.base_url} has no 'response' field"
                                   f": {str(reply)[:200]}")
@@ -284,6 +301,9 @@ class OpenAICompatibleGenerator(_HTTPGenerator):
             "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
             "max_tokens": self.sampling.max_new_tokens,
         })
+        usage = reply.get("usage") if isinstance(reply, dict) else None
+        if isinstance(usage, dict):  # the OpenAI usage block
+            self._record_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
         try:
             return str(reply["choices"][0]["message"]["content"] or "")
         except (KeyError, IndexError, TypeError):
