@@ -379,6 +379,25 @@ def test_conditional_propensity_agrees_with_brute_force_counting():
     assert drawn[0] * 4 <= counted[0]  # the wide chosen arm: a fraction of the counting draws
 
 
+@pytest.mark.parametrize("name", ["StdTS", "StdTS-Contextual", "foGAMBITTS"])
+def test_propensity_kernels_equal_the_numpy_path(name, monkeypatch):
+    # the numba kernels fuse scoring and the conditional estimator; same random numbers, so the
+    # same estimates up to float rounding (and the same draws), run by the real runner
+    from gambit_gym.agents import _propensity_kernels as kernels
+    from gambit_gym.bench import run
+
+    if not kernels.available():
+        pytest.skip("numba (the fast extra) is not installed")
+    kw = dict(horizon=60, replicates=6, seed=5, progress=False, propensities=True,
+              env_kwargs={"noise_level": 3})
+    fused = run("GambitIHS-v0", name, **kw)
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    plain = run("GambitIHS-v0", name, **kw)
+    np.testing.assert_array_equal(fused.actions, plain.actions)
+    np.testing.assert_allclose(fused.propensities, plain.propensities, rtol=1e-10, atol=1e-13)
+    assert fused.metadata["propensity"]["mean_draws"] == plain.metadata["propensity"]["mean_draws"]
+
+
 @pytest.mark.parametrize("name", ["StdTS-Contextual", "poGAMBITTS", "foGAMBITTS"])
 def test_batched_propensities_with_shared_draws_match_each_replicates_decisions(name):
     # the batch's propensity draws are shared by its replicates: each replicate's estimate must

@@ -404,5 +404,25 @@ class FOGambitTS(_LinearGambitts):
             out += loc
             return out, loc, t_scale
 
+        from gambit_gym.agents import _propensity_kernels as _kernels  # numba: imported late
+
+        accumulate = None
+        if _kernels.available() and _kernels.supported(dof):
+            chosen = self._next_actions()
+            psi_c = np.ascontiguousarray(psi_flat)
+            maps_c = np.ascontiguousarray(maps_t)
+
+            def accumulate(rows: np.ndarray, numbers: tuple[np.ndarray, ...],
+                           need: np.ndarray) -> tuple[np.ndarray, ...]:
+                z, v, a, log_w = numbers
+                counts = np.zeros((len(rows), k))
+                sums, squares = np.zeros(len(rows)), np.zeros(len(rows))
+                _kernels.linear_t(maps_c[rows], mean[rows], mu_z[rows], psi_c[rows],
+                                  inv_root_kappa[rows], dof[rows], chosen[rows], z,
+                                  np.ascontiguousarray(v, dtype=np.float64), a, log_w, need,
+                                  counts, sums, squares)
+                return counts, sums, squares
+
         # given θ the arms' scores are independent Student-t: the conditional estimator
-        return self._sampled(noise, scores, n_samples, conditional_dof=dof)
+        return self._sampled(noise, scores, n_samples, conditional_dof=dof,
+                             accumulate=accumulate)

@@ -130,7 +130,22 @@ class StdTS(BatchedAgent):
             out += m_n[rows, None]
             return out, m_n[rows, None], t_scale[rows, None]
 
-        return self._sampled(noise, scores, n_samples, conditional_dof=dof)
+        from gambit_gym.agents import _propensity_kernels as _kernels  # numba: imported late
+
+        accumulate = None
+        if _kernels.available() and _kernels.supported(dof):
+            chosen = self._next_actions()
+
+            def accumulate(rows: np.ndarray, base: tuple[np.ndarray, np.ndarray],
+                           need: np.ndarray) -> tuple[np.ndarray, ...]:
+                counts = np.zeros((len(rows), self.n_actions))
+                sums, squares = np.zeros(len(rows)), np.zeros(len(rows))
+                _kernels.independent_t(m_n[rows], t_scale[rows], dof[rows], chosen[rows],
+                                       base[0], base[1], need, counts, sums, squares)
+                return counts, sums, squares
+
+        return self._sampled(noise, scores, n_samples, conditional_dof=dof,
+                             accumulate=accumulate)
 
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:

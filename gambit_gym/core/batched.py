@@ -172,12 +172,13 @@ class BatchedAgent(abc.ABC):
         return self._prop_generator
 
     def _sampled(self, noise: Any, scores: Any, n_samples: int,
-                 conditional_dof: np.ndarray | None = None) -> np.ndarray:
+                 conditional_dof: np.ndarray | None = None, accumulate: Any = None) -> np.ndarray:
         """Monte Carlo propensities (:func:`sampled_probabilities`); records their SE."""
         probs, se, drawn = sampled_probabilities(noise, scores, self._propensity_generator(),
                                                  self.replicates, self.n_actions, n_samples,
                                                  self._next_actions(), self._target_rse,
-                                                 conditional_dof=conditional_dof)
+                                                 conditional_dof=conditional_dof,
+                                                 accumulate=accumulate)
         self.propensity_se, self.propensity_draws = se, drawn
         return probs
 

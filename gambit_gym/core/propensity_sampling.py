@@ -96,7 +96,8 @@ def t_cdf(x: np.ndarray, dof: np.ndarray) -> np.ndarray:
 def sampled_probabilities(noise: Any, scores: Any, generator: np.random.Generator,
                           replicates: int, n_actions: int, max_samples: int, chosen: np.ndarray,
                           target_rse: float | None, pilot: int = PROPENSITY_PILOT,
-                          conditional_dof: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+                          conditional_dof: np.ndarray | None = None,
+                          accumulate: Any = None) -> tuple[np.ndarray, ...]:
     """Propensities by Monte Carlo over an agent's own randomisation, draws set by their error.
 
     What needs to be precise is the propensity of the action the agent is about to take (the
@@ -140,6 +141,10 @@ def sampled_probabilities(noise: Any, scores: Any, generator: np.random.Generato
         pilot: draws in the first round.
         conditional_dof: ``(R, K)`` the arms' t degrees of freedom, for the conditional
             estimator; None: counting.
+        accumulate: with ``conditional_dof``, optionally a fused form of ``scores`` and the
+            conditional estimator (the agents' numba kernels): ``f(rows, numbers, need) ->
+            (counts (len(rows), K), sums (len(rows),), sums of squares (len(rows),))`` over
+            each row's first ``need`` draws.
 
     Returns:
         ``(probabilities (R, K), standard errors (R, K), draws (R,))``.
@@ -153,27 +158,32 @@ def sampled_probabilities(noise: Any, scores: Any, generator: np.random.Generato
     need = np.full(r, first, dtype=np.int64)
     rows_all = np.arange(r)
     for _ in range(2):
-        rows = np.flatnonzero(need > 0)
-        n = int(need[rows].max())
-        # one draw count per round: rows that need fewer use the first ``need`` draws
-        per_call = max(1, _PROP_CHUNK // (n * max(n_actions, 8)))
-        for lo in range(0, len(rows), per_call):
-            part = rows[lo:lo + per_call]
-            out = scores(part, noise(generator, part, n))
-            sampled = out[0] if conditional_dof is not None else out
-            picks = sampled.argmax(axis=-1)
-            used = None if np.all(need[part] == n) else np.arange(n) < need[part, None]
-            offsets = (np.arange(len(part)) * n_actions)[:, None]
-            counts[part] += np.bincount((picks + offsets).ravel(),
-                                        None if used is None else used.ravel(),
-                                        minlength=len(part) * n_actions).reshape(
-                                            len(part), n_actions)
-            if conditional_dof is not None:
-                surv = _chosen_survival(out, part, chosen[part], conditional_dof)
-                if used is not None:
-                    surv *= used
-                cond_sum[part] += surv.sum(axis=1)
-                cond_sq[part] += np.einsum("rn,rn->r", surv, surv)
+        for rows, n in _draw_groups(need):
+            per_call = max(1, _PROP_CHUNK // (n * max(n_actions, 8)))
+            for lo in range(0, len(rows), per_call):
+                part = rows[lo:lo + per_call]
+                numbers = noise(generator, part, n)
+                if accumulate is not None:
+                    add_counts, add_sum, add_sq = accumulate(part, numbers, need[part])
+                    counts[part] += add_counts
+                    cond_sum[part] += add_sum
+                    cond_sq[part] += add_sq
+                    continue
+                out = scores(part, numbers)
+                sampled = out[0] if conditional_dof is not None else out
+                picks = sampled.argmax(axis=-1)
+                used = None if np.all(need[part] == n) else np.arange(n) < need[part, None]
+                offsets = (np.arange(len(part)) * n_actions)[:, None]
+                counts[part] += np.bincount((picks + offsets).ravel(),
+                                            None if used is None else used.ravel(),
+                                            minlength=len(part) * n_actions).reshape(
+                                                len(part), n_actions)
+                if conditional_dof is not None:
+                    surv = _chosen_survival(out, part, chosen[part], conditional_dof)
+                    if used is not None:
+                        surv *= used
+                    cond_sum[part] += surv.sum(axis=1)
+                    cond_sq[part] += np.einsum("rn,rn->r", surv, surv)
         drawn += need
         if target_rse is None:
             break
@@ -210,6 +220,27 @@ def sampled_probabilities(noise: Any, scores: Any, generator: np.random.Generato
     probs = weights * ((1.0 - p_chosen) / weights.sum(axis=1))[:, None]
     probs[rows_all, chosen] = p_chosen
     return probs, se, drawn
+
+
+def _draw_groups(need: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Rows that need draws, grouped to share one draw count each (rows use a prefix).
+
+    Fewer groups mean fewer (per-call costly) rounds of numpy calls; a group's count is its
+    largest need, so rows are added to it, largest need first, only while the draws computed
+    stay within 1.5 times the draws needed.
+    """
+    rows = np.flatnonzero(need > 0)
+    rows = rows[np.argsort(-need[rows], kind="stable")]
+    groups: list[tuple[np.ndarray, int]] = []
+    start, total = 0, 0
+    for i, row in enumerate(rows):
+        total += int(need[row])
+        if i > start and int(need[rows[start]]) * (i - start + 1) > 1.5 * total:
+            groups.append((np.sort(rows[start:i]), int(need[rows[start]])))
+            start, total = i, int(need[row])
+    if len(rows):
+        groups.append((np.sort(rows[start:]), int(need[rows[start]])))
+    return groups
 
 
 def _chosen_survival(out: tuple[np.ndarray, ...], part: np.ndarray, chosen: np.ndarray,
