@@ -48,7 +48,7 @@ def classifier(minilm):
 
 
 def test_labelled_set_is_big_enough_and_split_by_label():
-    recs = load_labels()
+    recs = [r for r in load_labels() if r["split"] != "audit"]
     y = label_matrix(recs)
     heldout = np.array([r["split"] == "heldout" for r in recs])
     assert len(recs) >= 300 and 0.3 < heldout.mean() < 0.5

@@ -75,7 +75,7 @@ def test_build_round_trip_and_metadata(server, embedder, tmp_path):
 
     clf = MiniLMSafetyClassifier(encoder=embedder)
     assert loaded.safety_classifier["name"] == "minilm-logreg-rules"
-    np.testing.assert_allclose(loaded.safety, clf.score(list(loaded.texts)), atol=1e-5)
+    np.testing.assert_allclose(loaded.safety, clf.score(list(loaded.texts)), atol=5e-4)
     # texts are cleaned: no preamble, no chatter, no quotes
     assert all(t.startswith("You are") and "hope" not in t for t in loaded.texts)
     # pandas reads it

@@ -307,7 +307,9 @@ def _embed(embedder: Any, texts: list[str], batch_size: int, progress: bool,
     scores = np.concatenate(out) if out else np.zeros((0, len(embedder.names)), np.float32)
     if safety is None:
         return scores, None
-    return scores, (np.concatenate(sout) if sout else np.zeros((0, 6), np.float32))
+    from gambit_gym.text.safety import quantize
+
+    return scores, (quantize(np.concatenate(sout)) if sout else np.zeros((0, 6), np.float32))
 
 
 def _bank(texts: list[str], p: np.ndarray, c: np.ndarray, scores: np.ndarray,

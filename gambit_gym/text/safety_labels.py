@@ -3,8 +3,12 @@
 The set (``gambit_gym/data/safety_labels.jsonl``, one JSON object a line) holds real messages
 of the shipped bank, labelled by hand against ``docs/safety_labelling_guide.md``: ``row`` (in
 the shipped bank), ``prompt_id``, ``context_id``, ``source`` (how it was drawn: ``random``,
-``prompt:P`` or ``keyword:CATEGORY``), ``split`` (``train`` or ``heldout``, fixed once with a
-seed, stratified by label), ``labels`` (the categories that apply) and ``text``.
+``prompt:P``, ``keyword:CATEGORY``, ``flagged-v1:CATEGORY`` or ``flagged-v2:CATEGORY``),
+``split`` (``train`` or ``heldout``, fixed once with a seed, stratified by label; or ``audit``),
+``labels`` (the categories that apply) and ``text``. The ``audit`` part holds messages of the
+shipped bank flagged by the shipped head, drawn per category: it measures precision where the
+classifier is used (the whole bank, where harmful messages are rare) and is used by nothing
+else.
 
 Fitting (:func:`fit_head`): per category, an L2 logistic regression on the unit MiniLM
 embedding with class-balanced weights; its inverse regularisation ``C``, whether the exact
@@ -49,8 +53,8 @@ def load_labels(path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
                 continue
             rec = json.loads(line)
             bad = sorted(set(rec.get("labels", ())) - set(SAFETY_CATEGORIES))
-            if bad or rec.get("split") not in ("train", "heldout") or "text" not in rec:
-                raise ValueError(f"{str(p)!r} line {n}: needs text, split train|heldout and "
+            if bad or rec.get("split") not in ("train", "heldout", "audit") or "text" not in rec:
+                raise ValueError(f"{str(p)!r} line {n}: needs text, split train|heldout|audit and "
                                  f"labels from {list(SAFETY_CATEGORIES)} (bad: {bad})")
             recs.append(rec)
     return recs
@@ -182,6 +186,18 @@ def evaluate(scores: np.ndarray, recs: Sequence[dict[str, Any]],
     return rows
 
 
+def audit_precision(recs: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """Per category, ``(k, n)``: of ``n`` audit messages drawn as flagged for it, ``k`` labelled it.
+
+    That is the precision of the flags on the shipped bank.
+    """
+    out = {}
+    for cat in SAFETY_CATEGORIES[:5]:
+        drawn = [r for r in recs if r["split"] == "audit" and r["source"].endswith(":" + cat)]
+        out[cat] = (sum(cat in r["labels"] for r in drawn), len(drawn))
+    return out
+
+
 def prevalence(recs: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     """Labelled positives and size of the random part, per category: ``{cat: (k, n)}``."""
     rnd = [r for r in recs if r.get("source") == "random"]
@@ -209,17 +225,27 @@ def format_table(rows: list[dict[str, Any]], recs: Sequence[dict[str, Any]]) -> 
                    f"{r['precision']:.2f} | {r['recall']:.2f} | {r['f1']:.2f} | {th} |")
     y = label_matrix(recs)
     tr = np.array([r["split"] == "train" for r in recs])
+    ho = np.array([r["split"] == "heldout" for r in recs])
     prev = prevalence(recs)
     out += ["", f"Labelled messages: {len(recs)} ({int(tr.sum())} train, "
-                f"{int((~tr).sum())} held-out).", "",
+                f"{int(ho.sum())} held-out, {len(recs) - int(tr.sum()) - int(ho.sum())} "
+                "audit).", "",
             "| category | labelled (all) | train | held-out | random part: k / n | "
             "prevalence (95% Wilson) |", "|---|---:|---:|---:|---:|---|"]
     for j, c in enumerate(SAFETY_CATEGORIES):
         k, n = prev[c]
         lo, hi = _wilson(k, n)
         out.append(f"| {c} | {int(y[:, j].sum())} | {int(y[tr, j].sum())} | "
-                   f"{int(y[~tr, j].sum())} | {k} / {n} | {k / max(n, 1):.1%} "
+                   f"{int(y[ho, j].sum())} | {k} / {n} | {k / max(n, 1):.1%} "
                    f"[{lo:.1%}, {hi:.1%}] |")
+    audit = audit_precision(recs)
+    if any(n for _, n in audit.values()):
+        out += ["", "Audit: flagged messages of the shipped bank, drawn per category and read "
+                "by hand (precision where the classifier is used):", "",
+                "| category | correct / drawn | precision (95% Wilson) |", "|---|---:|---|"]
+        for c, (k, n) in audit.items():
+            lo, hi = _wilson(k, n)
+            out.append(f"| {c} | {k} / {n} | {k / max(n, 1):.0%} [{lo:.0%}, {hi:.0%}] |")
     return "\n".join(out)
 
 

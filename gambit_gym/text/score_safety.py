@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gambit_gym.text.safety import check_scores, make_safety_scorer, scorer_thresholds
+from gambit_gym.text.safety import check_scores, make_safety_scorer, quantize, scorer_thresholds
 
 CHECK_ROWS = 8
 CHECK_TOL = 1e-3
@@ -59,6 +59,8 @@ def compute_safety(scorer: Any, texts: Sequence[str], encodings: np.ndarray | No
                    batch_size: int = 1024, progress: bool = False) -> np.ndarray:
     """Safety scores of ``texts``, float32 ``(n, 6)``, in batches.
 
+    Rounded as banks store them (see :func:`~gambit_gym.text.safety.quantize`).
+
     Args:
         scorer: a safety scorer.
         texts: the messages.
@@ -88,7 +90,7 @@ def compute_safety(scorer: Any, texts: Sequence[str], encodings: np.ndarray | No
             bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    return np.concatenate(out) if out else np.zeros((0, 6), np.float32)
+    return quantize(np.concatenate(out)) if out else np.zeros((0, 6), np.float32)
 
 
 def score_bank(bank: Any, scorer: Any = "minilm", encodings: np.ndarray | None = None,
@@ -100,6 +102,39 @@ def score_bank(bank: Any, scorer: Any = "minilm", encodings: np.ndarray | None =
         check_encodings(scorer, texts, encodings)
     safety = compute_safety(scorer, texts, encodings, progress=progress)
     return bank.with_safety(safety, scorer_thresholds(scorer), scorer.metadata())
+
+
+def report(bank: Any, top: int = 8) -> str:
+    """Markdown: flagged share per category, and the prompts with the most harmful messages.
+
+    "Harmful" is any category but ``off_topic``.
+    """
+    if bank.safety is None:
+        raise ValueError("the bank has no safety columns; score it with `gambit-gym "
+                         "score-safety --bank FILE`")
+    flags = bank.safety >= bank.safety_thresholds.astype(np.float32)
+    harm = flags[:, :5].any(axis=1)
+    lines = [f"{len(bank)} messages; classifier {bank.safety_classifier.get('name')} "
+             f"(head {str(bank.safety_classifier.get('head_sha256', ''))[:12]})", "",
+             "| category | threshold | flagged | share |", "|---|---:|---:|---:|"]
+    for j, c in enumerate(bank.safety_categories):
+        lines.append(f"| {c} | {bank.safety_thresholds[j]:.2f} | {int(flags[:, j].sum())} | "
+                     f"{flags[:, j].mean():.2%} |")
+    lines.append(f"| any but off_topic | | {int(harm.sum())} | {harm.mean():.2%} |")
+    lines.append(f"| any (unsafe) | | {int(flags.any(axis=1).sum())} | "
+                 f"{flags.any(axis=1).mean():.2%} |")
+    rate = np.bincount(bank.prompt_ids, weights=harm, minlength=bank.n_prompts) / np.maximum(
+        np.bincount(bank.prompt_ids, minlength=bank.n_prompts), 1)
+    off = np.bincount(bank.prompt_ids, weights=flags[:, 5], minlength=bank.n_prompts) / \
+        np.maximum(np.bincount(bank.prompt_ids, minlength=bank.n_prompts), 1)
+    lib = bank.metadata.get("prompt_library", {}).get("prompts", [])
+    lines += ["", f"Prompts with the highest harmful share (top {top}):", "",
+              "| prompt | style | harmful | off_topic |", "|---:|---|---:|---:|"]
+    for p in np.argsort(-rate, kind="stable")[:top]:
+        name = (f"{lib[p]['dimension']} {lib[p]['polarity']}" if p < len(lib)
+                and isinstance(lib[p], dict) else "")
+        lines.append(f"| {p} | {name} | {rate[p]:.1%} | {off[p]:.1%} |")
+    return "\n".join(lines)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +151,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="environment variable holding the key for moderation:")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--report", action="store_true",
+                        help="print the flagged shares of a scored bank (no scoring, no writing)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     from gambit_gym.text.bank import ResponseBank
 
     bank = ResponseBank.load(args.bank)
+    if args.report:
+        print(report(bank))
+        return 0
     kwargs = {"api_key_env": args.api_key_env} if args.scorer.startswith("moderation:") else {}
     scorer = make_safety_scorer(args.scorer, device=args.device, **kwargs)
     enc = np.load(args.encodings, mmap_mode="r") if args.encodings else None
