@@ -3,7 +3,8 @@
 Student-t with ``n - 1`` degrees of freedom (not the normal ``1.96``): replicate counts in the
 study and the suites are often small (R = 4 to 50), where the normal quantile is too narrow.
 docs/harness.md states this choice; the leaderboard, figures, reports, ``RunResult.summary`` and
-the study script all call :func:`mean_interval`.
+the study script all call :func:`mean_interval`, and an off-policy estimate's interval
+(``bench.ope.Estimate.interval``, a mean of per-round terms) uses :func:`t_quantile`.
 """
 
 from __future__ import annotations
