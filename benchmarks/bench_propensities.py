@@ -37,6 +37,8 @@ def main() -> None:
     extra = {} if args.rse is None else {"propensity_rse": args.rse or None}
     for agent in args.agents.split(","):
         kw = dict(horizon=args.horizon, replicates=args.replicates, seed=323, progress=False)
+        # warm-up, untimed: imports, the bank, numba's compiled kernels (cached on disk)
+        run(args.env, agent, horizon=5, replicates=2, seed=1, progress=False, propensities=True)
         t0, c0 = time.perf_counter(), time.process_time()
         plain = run(args.env, agent, **kw)
         t1, c1 = time.perf_counter(), time.process_time()

@@ -316,7 +316,7 @@ def test_adaptive_propensities_agree_with_a_large_sample_within_their_standard_e
     ref = agent.action_probabilities(obs, n_samples=40_000, target_rse=None)
     probs = agent.action_probabilities(obs, n_samples=1000)  # the default: by relative SE
     se, draws = agent.propensity_se[0], agent.propensity_draws[0]
-    assert probs.sum() == pytest.approx(1.0) and 32 <= draws <= 1000
+    assert probs.sum() == pytest.approx(1.0) and 16 <= draws <= 1000  # pilot: 16 or 32
     assert np.all(np.abs(probs - ref) <= 4.5 * se + 0.01), (probs, ref, se)
     chosen = agent.act(obs)  # the action the estimate was made precise for
     if draws < 1000:  # stopped early: the chosen arm's relative SE reached the target

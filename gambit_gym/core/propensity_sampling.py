@@ -19,6 +19,8 @@ PROPENSITY_RSE = 0.1
 #: Draws per replicate in the first round of a Monte Carlo propensity (see
 #: :func:`sampled_probabilities`).
 PROPENSITY_PILOT = 32
+#: The first round of the conditional estimator (see :func:`sampled_probabilities`).
+CONDITIONAL_PILOT = 16
 _PROP_TAG = 0x9E3779B97F4A7C15  # mixed into each replicate's key: the propensity generators
 _PROP_CHUNK = 1 << 21  # scores materialised at once (R·S·K elements)
 
@@ -154,6 +156,8 @@ def sampled_probabilities(noise: Any, scores: Any, generator: np.random.Generato
     cond_sum = np.zeros(r)
     cond_sq = np.zeros(r)
     drawn = np.zeros(r, dtype=np.int64)
+    if conditional_dof is not None and pilot == PROPENSITY_PILOT:
+        pilot = CONDITIONAL_PILOT  # its draws vary far less: a smaller first round
     first = max_samples if target_rse is None else min(pilot, max_samples)
     need = np.full(r, first, dtype=np.int64)
     rows_all = np.arange(r)
