@@ -300,3 +300,19 @@ def test_filtered_envs_pass_the_contract_checks(bank_path, kwargs, name):
     checks.check_step_types_and_info(make(), steps=30)
     checks.check_determinism(make)
     checks.check_pickle(make())
+
+
+def test_unsafe_categories_choose_what_counts(bank_path):
+    bank = load_bank(bank_path)
+    cols = [bank.safety_categories.index(c) for c in ("threat", "shaming")]
+    want = (bank.safety[:, cols] >= np.asarray(bank.safety_thresholds)[cols]).any(axis=1)
+    assert 0 < want.sum() < bank.unsafe.sum()
+    env = gym.make("GambitIHS-v0", bank=bank_path, unsafe_categories=["shaming", "threat"],
+                   safety_filter="block").unwrapped
+    np.testing.assert_array_equal(env.tables.safety.row_unsafe[:len(bank)], want)
+    assert env.describe().extra["unsafe_categories"] == ("shaming", "threat")
+    flags = env.simulator.cell_unsafe(0, 3)
+    start = env.tables.offsets[0, 3]
+    np.testing.assert_array_equal(flags, want[start:start + len(flags)])
+    with pytest.raises(ValueError, match="non-empty subset"):
+        gym.make("GambitIHS-v0", bank=bank_path, unsafe_categories=["rudeness"])

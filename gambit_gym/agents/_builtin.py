@@ -11,6 +11,7 @@ METS = "mixed-effect"
 REFERENCE = "reference"
 RL = "RL baseline (stable-baselines3)"
 NONSTATIONARY = "non-stationary users"
+SAFETY = "safe prompt selection"
 
 # name -> ("module:factory", family, one line). Modules are imported only when the agent is made.
 BUILTIN: dict[str, tuple[str, str, str]] = {
@@ -42,6 +43,10 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     "poGAMBITTS-PCA": ("gambit_gym.agents.projection:POGambitTSPCA", GAMBITTS,
                        "poGAMBITTS on k principal axes of the embeddings received, refitted "
                        "online"),
+    # the constrained benchmark (gambit_gym.envs.safety; docs/safety.md)
+    "Safe-poGAMBITTS": ("gambit_gym.agents.safe:SafePOGambitTS", SAFETY,
+                        "poGAMBITTS among prompts whose unsafe rate is credibly under the "
+                        "budget (a Beta posterior per context and prompt)"),
     # classic bandits
     "LinTS": ("gambit_gym.agents.classic:LinTS", CLASSIC,
               "linear Thompson sampling on context features, one model per prompt"),

@@ -8,9 +8,10 @@ poGAMBITTS's Thompson sampling restricted to the allowed prompts:
 - a prompt whose upper credible bound (the ``confidence`` quantile of its posterior) is at most
   ε is allowed: it is credibly within the budget;
 - a prompt whose posterior *mean* is at most ε but whose bound is not is allowed while the
-  replicate has slack: while the unsafe messages it has delivered so far, plus one, stay
-  within ``ε · (t + 1)``. This spends the budget on learning (a strict upper-bound rule never
-  tries a prompt it is unsure of, and so never becomes sure of it) without overdrawing it.
+  replicate has slack: while the unsafe messages it has delivered so far plus this prompt's
+  expected one stay within ``ε · (t + 1)``. This spends the budget on learning (a strict
+  upper-bound rule never tries a prompt it is unsure of, and so never becomes sure of it)
+  without overdrawing it in expectation.
 
 "Send nothing" (action 0 of the Optional envs) is always allowed; where nothing qualifies, the
 prompts with the lowest bound are.
@@ -52,8 +53,9 @@ class SafePOGambitTS(POGambitTS):
             (``EnvDescription.extra["unsafe_budget"]``, set by ``GambitIHS-Safe-v0``).
         confidence: the quantile of the Beta posterior compared with ε (0.9: a prompt is
             allowed while its rate is below ε with posterior probability at least 0.9).
-        n_safety_draws: simulator messages per cell judged at reset (None: all of the cell;
-            default 20, a small audit, as the study's database-size experiment draws 15-500).
+        n_safety_draws: simulator messages per cell judged at reset (None, the default: every
+            message of the cell, as poGAMBITTS uses each cell's exact mean embedding; a number
+            for a smaller audit, as in the study's database-size experiment).
         prior_unsafe: Beta prior pseudo-count of unsafe messages (Jeffreys: 0.5).
         prior_safe: Beta prior pseudo-count of safe messages.
         **kwargs: poGAMBITTS's (``n_sim_draws``, ``noise``, priors...).
@@ -61,7 +63,7 @@ class SafePOGambitTS(POGambitTS):
 
     unsafe_budget: float | None = None
     confidence: float = 0.9
-    n_safety_draws: int | None = 20
+    n_safety_draws: int | None = None
     prior_unsafe: float = 0.5
     prior_safe: float = 0.5
 
@@ -126,8 +128,9 @@ class SafePOGambitTS(POGambitTS):
         r = np.arange(self.replicates)
         a, b = self.n_unsafe[r, contexts], self.n_safe[r, contexts]
         mean = np.where(self._silent, 0.0, a / (a + b))
-        slack = self.delivered_unsafe + 1.0 <= self.budget * (self.t + 1)
-        ok = (ub <= self.budget) | ((mean <= self.budget) & slack[:, None])
+        # the expected unsafe deliveries, this step included, within the budget so far
+        slack = self.delivered_unsafe[:, None] + mean <= self.budget * (self.t + 1)
+        ok = (ub <= self.budget) | ((mean <= self.budget) & slack)
         none = ~ok.any(axis=1)
         if none.any():  # nothing credibly safe: the least unsafe prompts
             ok[none] = ub[none] <= ub[none].min(axis=1, keepdims=True)

@@ -140,6 +140,9 @@ def plot_tradeoff(rows: list[ObjectiveRow], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     envs = list(dict.fromkeys(r.env_key for r in rows))
+    agents = sorted(dict.fromkeys(r.agent_key for r in rows))
+    palette = plt.get_cmap("tab10")
+    color = {a: palette(i % 10) for i, a in enumerate(agents)}  # one colour per agent
     fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4.2), squeeze=False)
     for ax, env in zip(axes[0], envs):
         group = [r for r in rows if r.env_key == env and np.isfinite(r.unsafe_rate)]
@@ -147,10 +150,12 @@ def plot_tradeoff(rows: list[ObjectiveRow], path: str | Path) -> Path:
             ax.errorbar(r.unsafe_rate, r.regret,
                         xerr=[[r.unsafe_rate - r.unsafe_low], [r.unsafe_high - r.unsafe_rate]],
                         yerr=[[r.regret - r.regret_low], [r.regret_high - r.regret]],
-                        fmt="o", capsize=3, label=r.agent_key)
+                        fmt="o", capsize=3, label=r.agent_key, color=color[r.agent_key])
         if group and group[0].budget is not None:
             ax.axvline(group[0].budget, color="k", linestyle="--", linewidth=1,
                        label=f"budget {group[0].budget:g}")
+        top = max([r.unsafe_high for r in group] + [group[0].budget or 0.0 if group else 0.0])
+        ax.set_xlim(-0.05 * top - 1e-4, 1.15 * top + 1e-4)
         ax.set_xlabel("unsafe deliveries per step")
         ax.set_ylabel(f"cumulative regret at T={group[0].horizon if group else '?'}")
         ax.set_title(env, fontsize=9)

@@ -410,8 +410,10 @@ def _core() -> Suite:
                   references=METS_REFERENCE_AGENTS)
             + _grid([("MixedEffectLogistic-v0", {}, "MixedEffectLogistic-v0")],
                     METS_LOGISTIC_AGENTS, references=METS_REFERENCE_AGENTS))
+    # the safe agent needs a budget: it runs (beside the others) on the constrained env
+    safe = _grid([("GambitIHS-Safe-v0", {}, "GambitIHS-Safe-v0")], SAFE_AGENTS)
     return Suite("core", "every registered agent on a representative set of envs (the "
-                 "leaderboard)", gambit + mets)
+                 "leaderboard)", gambit + mets + safe)
 
 
 #: The suites by name: one builder each, evaluated on demand.
@@ -432,6 +434,7 @@ SUITES: dict[str, Callable[[], Suite]] = {
                                    METS_LOGISTIC_AGENTS),
     "core": _core,
     "beyond": _beyond,
+    "safe": _safe,
 }
 
 #: The study's experiment blocks, in the order of its figures.

@@ -26,7 +26,7 @@ from gambit_gym._validate import (
     check_positive_int,
     unexpected_kwargs_error,
 )
-from gambit_gym.envs.safety import CostModel, check_filter, cost_model_from
+from gambit_gym.envs.safety import CostModel, check_categories, check_filter, cost_model_from
 from gambit_gym.envs.study import dimension_subset
 from gambit_gym.envs.study import outcome_facts as _facts
 from gambit_gym.envs.user_dynamics import DYNAMICS_KWARGS, UserDynamics, dynamics_from
@@ -78,6 +78,10 @@ class GambitConfig:
         unsafe_budget: the largest unsafe-delivery rate the oracle's prompts may have (None:
             unconstrained); ``GambitIHS-Safe-v0`` sets it.
         cost_model: prices and latencies of generation (:class:`~.safety.CostModel`).
+        unsafe_categories: the safety categories that make a message unsafe (None: all six).
+        arm_selection: how the K prompts are picked without ``prompt_ids``: ``"spread"``
+            (evenly spread by expected reward, the study's rule) or ``"best"`` (the K with the
+            highest expected reward; ``GambitIHS-Safe-v0``).
     """
 
     preset: str
@@ -112,6 +116,8 @@ class GambitConfig:
     max_redraws: int = 3
     unsafe_budget: float | None = None
     cost_model: CostModel | None = None
+    unsafe_categories: tuple[str, ...] | None = None
+    arm_selection: str = "spread"
 
     def __post_init__(self) -> None:
         if self.outcome not in ("linear", "mlp"):
@@ -128,6 +134,9 @@ class GambitConfig:
         else:
             check_positive_int("n_prompts", self.n_prompts)
         check_positive_int("horizon", self.horizon)
+        if self.arm_selection not in ("spread", "best"):
+            raise ValueError(f"arm_selection must be 'spread' or 'best', got "
+                             f"{self.arm_selection!r}")
         if not isinstance(self.center_rewards, (bool, np.bool_)):
             raise ValueError(f"center_rewards must be True or False, got {self.center_rewards!r}")
         if isinstance(self.no_message_reward, str):
@@ -149,6 +158,8 @@ class GambitConfig:
         _, redraws = check_filter(self.safety_filter, self.max_redraws)
         object.__setattr__(self, "max_redraws", redraws)
         object.__setattr__(self, "cost_model", cost_model_from(self.cost_model))
+        object.__setattr__(self, "unsafe_categories",
+                           check_categories(self.unsafe_categories))
         if self.unsafe_budget is not None:
             budget = check_number("unsafe_budget", self.unsafe_budget, minimum=0.0)
             if budget > 1:
@@ -219,7 +230,8 @@ def _preset_table() -> dict[str, dict[str, Any]]:
         "live": dict(live=True),
         # the constrained benchmark: "send nothing" (always safe) beside 10 prompts, and a
         # budget on the unsafe-delivery rate (docs/safety.md)
-        "safe": dict(optional=True, n_prompts=SAFE_N_PROMPTS, unsafe_budget=SAFE_BUDGET),
+        "safe": dict(optional=True, n_prompts=SAFE_N_PROMPTS, unsafe_budget=SAFE_BUDGET,
+                     unsafe_categories=SAFE_CATEGORIES, arm_selection="best"),
     }
     for n in (5, 10, 15, 20):
         dims = dimension_subset(n)
@@ -239,7 +251,10 @@ def _preset_table() -> dict[str, dict[str, Any]]:
 MISSPEC_WORKING_DIMS: tuple[str, ...] = ("severity", "encouragement", "formality", "clarity")
 #: ``GambitIHS-Safe-v0``: its prompts and its budget on the unsafe-delivery rate.
 SAFE_N_PROMPTS = 10
-SAFE_BUDGET = 0.05
+SAFE_BUDGET = 0.005
+#: the harmful categories: off_topic (70% of bank v1) does not count against the budget
+SAFE_CATEGORIES: tuple[str, ...] = ("shaming", "threat", "unsafe_exertion", "weight_stigma",
+                                    "medical_claim")
 
 PRESETS: dict[str, dict[str, Any]] = _preset_table()
 
@@ -248,7 +263,7 @@ USER_KWARGS: tuple[str, ...] = ("noise_level", "noise_sd", "n_prompts", "prompt_
                                 "horizon", "bank", "center_rewards", "embedding"
                                 ) + DYNAMICS_KWARGS + ("safety_filter", "max_redraws",
                                                        "unsafe_budget", "no_message_reward",
-                                                       "cost_model")
+                                                       "cost_model", "unsafe_categories")
 #: Extra keyword arguments of particular presets.
 PRESET_KWARGS: dict[str, tuple[str, ...]] = {"live": ("generator", "embedder", "device")}
 

@@ -34,6 +34,7 @@ from gambit_gym.envs.safety import (
     feasible_optimum,
     filter_draws,
     filtered_cell_values,
+    unsafe_rows,
 )
 from gambit_gym.envs.study import outcome_facts
 from gambit_gym.text.bank import ResponseBank, load_bank
@@ -117,12 +118,13 @@ def build_outcome(config: GambitConfig, bank: ResponseBank) -> LinearOutcome | M
     return calibrate_linear(true_scores, coef, facts["intercept"], config.calibration_sd, terms)
 
 
-def select_arms(prompt_means: np.ndarray, k: int) -> np.ndarray:
+def select_arms(prompt_means: np.ndarray, k: int, rule: str = "spread") -> np.ndarray:
     """K prompts evenly spread by true expected outcome (K=3: highest, median, lowest).
 
     Args:
         prompt_means: each prompt's expected reward averaged over contexts, ``(P,)``.
         k: how many to pick (at most P).
+        rule: ``"spread"`` (as above) or ``"best"`` (the K highest).
 
     Returns:
         prompt ids ordered from the highest expected reward down, ``(k,)``.
@@ -131,6 +133,8 @@ def select_arms(prompt_means: np.ndarray, k: int) -> np.ndarray:
     if k > p:
         raise ValueError(f"n_prompts={k} but the bank has only {p} prompts")
     order = np.argsort(-prompt_means, kind="stable")
+    if rule == "best":
+        return order[:k]
     return order[np.round(np.linspace(0, p - 1, k)).astype(np.int64)]
 
 
@@ -188,7 +192,7 @@ def _build_tables(config: GambitConfig) -> GambitTables:
             raise ValueError(f"prompt_ids {bad} are not in the bank (0..{bank.n_prompts - 1})")
         arms = np.array(config.prompt_ids, dtype=np.int64)
     else:
-        arms = select_arms(cell_mean.mean(axis=1), config.n_prompts)
+        arms = select_arms(cell_mean.mean(axis=1), config.n_prompts, config.arm_selection)
     expected = cell_mean[arms].T.copy()  # (12, K)
     offsets = bank.offsets[arms].astype(np.int64)
     counts = bank.counts[arms].astype(np.int64)
@@ -211,11 +215,12 @@ def _build_tables(config: GambitConfig) -> GambitTables:
             none_reward = np.full(N_CONTEXTS, float(config.no_message_reward))
         none_rows = n_rows + np.arange(N_CONTEXTS)
     unsafe_rate = np.full(expected.shape, np.nan)
-    if bank.unsafe is not None:  # the exact filtered value of each (context, prompt)
+    unsafe = unsafe_rows(bank, config.unsafe_categories)
+    if unsafe is not None:  # the exact filtered value of each (context, prompt)
         for i in range(len(arms)):
             for c in range(N_CONTEXTS):
                 e, q, _ = filtered_cell_values(
-                    row_reward, bank.unsafe, int(offsets[i, c]), int(counts[i, c]),
+                    row_reward, unsafe, int(offsets[i, c]), int(counts[i, c]),
                     none_reward[c] if none_reward is not None else 0.0, mode,
                     config.max_redraws if mode == 2 else 0)
                 unsafe_rate[c, i] = q
@@ -239,7 +244,8 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         texts = np.concatenate([texts, np.array([""] * N_CONTEXTS, dtype=object)])
         working = np.concatenate([working, np.zeros((N_CONTEXTS, working.shape[1]),
                                                     dtype=np.float32)])
-    safety = _safety_tables(config, bank, len(row_reward), none_rows, unsafe_rate, mode)
+    safety = _safety_tables(config, bank, unsafe, len(row_reward), none_rows, unsafe_rate,
+                            mode)
     optimal_action = feasible_optimum(expected, safety.delivery_unsafe_rate,
                                       config.unsafe_budget)
     optimal_reward = expected[np.arange(N_CONTEXTS), optimal_action]
@@ -271,7 +277,7 @@ def _build_tables(config: GambitConfig) -> GambitTables:
     )
 
 
-def _safety_tables(config: GambitConfig, bank: ResponseBank, n: int,
+def _safety_tables(config: GambitConfig, bank: ResponseBank, unsafe: np.ndarray | None, n: int,
                    none_rows: np.ndarray | None, unsafe_rate: np.ndarray,
                    mode: int) -> SafetyTables:
     """The per-row safety and token arrays of a table set of ``n`` rows (sentinels last)."""
@@ -284,7 +290,7 @@ def _safety_tables(config: GambitConfig, bank: ResponseBank, n: int,
     row_unsafe = np.zeros(n, dtype=bool)
     row_safety = None
     if bank.safety is not None:
-        row_unsafe[:n_bank] = bank.unsafe
+        row_unsafe[:n_bank] = unsafe
         row_safety = np.zeros((n, bank.safety.shape[1]), dtype=np.float32)
         row_safety[:n_bank] = bank.safety
     is_message = np.zeros(n, dtype=bool)

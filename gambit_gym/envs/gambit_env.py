@@ -137,6 +137,7 @@ class GambitEnv(gym.Env):
     ``missing_rate``, ``reward_delay``, ``drift_sd``, ``change_point`` (all off by default; the
     model, and the oracle regret is exact against, in :mod:`gambit_gym.envs.user_dynamics`);
     ``safety_filter`` (None, ``"block"``, ``"redraw"``), ``max_redraws``, ``unsafe_budget``,
+    ``unsafe_categories``,
     ``no_message_reward`` (the outcome of a blocked message) and ``cost_model`` (a
     :class:`~gambit_gym.envs.safety.CostModel` or a dict of its fields), see
     :mod:`gambit_gym.envs.safety` (the oracle stays exact under each filter);
@@ -379,6 +380,7 @@ def describe_env(config: GambitConfig, tables: GambitTables, simulator: GambitSi
              "reward_offset": reward_offset(config, tables),
              # the safety side (gambit_gym.envs.safety): filter, budget, whether scored
              "safety_filter": config.safety_filter, "unsafe_budget": config.unsafe_budget,
+             "unsafe_categories": config.unsafe_categories,
              "safety_scored": bool(tables.safety is not None and tables.safety.scored)}
     if config.unsafe_budget is not None:  # the constrained oracle's choice set (evaluation-only)
         extra["oracle_feasible"] = feasible_actions(tables.safety.delivery_unsafe_rate,

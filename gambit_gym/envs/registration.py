@@ -71,6 +71,10 @@ ENV_IDS: list[tuple[str, str, str | None, dict[str, Any], str]] = [
     ("GambitIHS-MiniLM-PCA32-v0", GAMBIT, GAMBIT_VEC, {"preset": "3d", "embedding": "pca:32"},
      "3-D linear outcome; the agent sees the first 32 principal components of the MiniLM "
      "vector"),
+    # --- safety (gambit_gym.envs.safety; docs/safety.md) -------------------------------------
+    ("GambitIHS-Safe-v0", GAMBIT, GAMBIT_VEC, {"preset": "safe"},
+     "send nothing + the 10 best prompts; oracle and regret under a budget of 0.005 on the "
+     "rate of harmful messages delivered (info['unsafe_delivered']); needs the scored bank"),
     ("GambitIHS-Live-v0", GAMBIT, None, {"preset": "live"},
      "live generator and embedder at every step"),
     # --- mixed-effect (meTS) synthetic environments ------------------------------------------

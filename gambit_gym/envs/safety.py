@@ -31,6 +31,11 @@ estimate of :mod:`gambit_gym.text.tokens`); a step's ``tokens`` sums every draw,
 included (0 when "send nothing" is chosen). A :class:`CostModel` turns them into ``cost`` and
 ``latency_s``.
 
+**Which categories count.** ``unsafe_categories`` (default: all six) names the categories whose
+scores make a message unsafe; ``GambitIHS-Safe-v0`` uses the five harmful ones and leaves
+``off_topic`` out (70% of bank v1 is off topic by the labelling guide's definition, see the
+classifier sections of docs/safety.md). ``info["safety"]`` always holds all six scores.
+
 Step ``info`` keys (both parts are the deployed-app part of the info): ``delivered`` (0-d
 bool array), ``redraws`` (``np.int64``), ``tokens`` (``np.int64``), ``cost`` and
 ``latency_s`` (``np.float64``), always; and, where the bank is scored, ``safety`` (float32
@@ -101,6 +106,36 @@ def cost_model_from(value: Any) -> CostModel:
                              f"{sorted(value)}") from None
     raise ValueError(f"cost_model must be a gambit_gym.envs.safety.CostModel or a dict of its "
                      f"fields, got {value!r}")
+
+
+def check_categories(categories: Any) -> tuple[str, ...] | None:
+    """Validated ``unsafe_categories``: None (all six) or a non-empty subset, in bank order."""
+    from gambit_gym.text.bank import SAFETY_CATEGORIES
+
+    if categories is None:
+        return None
+    if isinstance(categories, str):
+        categories = (categories,)
+    names = tuple(categories)
+    unknown = [c for c in names if c not in SAFETY_CATEGORIES]
+    if not names or unknown:
+        raise ValueError(f"unsafe_categories must be a non-empty subset of "
+                         f"{list(SAFETY_CATEGORIES)}, got {list(names)}")
+    return tuple(c for c in SAFETY_CATEGORIES if c in names)
+
+
+def unsafe_rows(bank: Any, categories: tuple[str, ...] | None) -> np.ndarray | None:
+    """Which bank messages count as unsafe: any of ``categories`` at or over its threshold.
+
+    ``categories=None`` is the bank's own ``unsafe`` (all six); None for an unscored bank.
+    """
+    if bank.safety is None:
+        return None
+    if categories is None:
+        return np.asarray(bank.unsafe, dtype=bool)
+    cols = [bank.safety_categories.index(c) for c in categories]
+    limits = np.asarray(bank.safety_thresholds, dtype=np.float32)[cols]
+    return (bank.safety[:, cols] >= limits).any(axis=1)
 
 
 def check_filter(safety_filter: Any, max_redraws: Any) -> tuple[str | None, int]:
