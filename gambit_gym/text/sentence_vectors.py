@@ -17,6 +17,8 @@ Two files serve this, both keyed to one bank by its content checksum:
   row's components divided by that sd (unit variance over the bank, as the named scores are),
   in float16: 3 MB for 48,000 rows. The shipped bank's PCA ships in the package, so the
   ``pca:k`` envs need no download and no model; ``embed-bank`` writes it for other banks.
+  When the shipped bank changes, ``gambit-gym embed-bank --force --pca-out
+  gambit_gym/data/ihs_smollm2_bank_minilm_pca.npz`` regenerates the shipped file.
 
 Steps stay fast either way: the env reads row ``i`` of one in-memory array.
 """
