@@ -43,6 +43,9 @@ class FakeLLMServer:
             ``trickle_headers`` seconds (then the body at once).
         retry_after: ``Retry-After`` header value sent with 429 answers.
 
+    Successful answers report usage as the real servers do (the OpenAI ``usage`` block,
+    Ollama's ``eval_count`` / ``prompt_eval_count``), counting words as tokens.
+
     A 401 answer echoes the ``Authorization`` header it got, as some real servers do
     ("Incorrect API key provided: sk-..."), so that tests can check the key is not repeated.
     """
@@ -92,12 +95,17 @@ class FakeLLMServer:
                     return
                 if self.path == "/api/generate":
                     text = "ok ok" if bad else reply_text(body["prompt"], body["options"]["seed"])
-                    self._send(200, {"model": body["model"], "response": text, "done": True})
+                    self._send(200, {"model": body["model"], "response": text, "done": True,
+                                     "prompt_eval_count": len(body["prompt"].split()),
+                                     "eval_count": len(text.split())})
                 elif self.path == "/v1/chat/completions":
                     prompt = body["messages"][-1]["content"]
                     text = "ok ok" if bad else reply_text(prompt, body["seed"])
+                    words, prompt_words = len(text.split()), len(prompt.split())
                     self._send(200, {"choices": [{"index": 0, "message": {
-                        "role": "assistant", "content": text}}]})
+                        "role": "assistant", "content": text}}],
+                        "usage": {"prompt_tokens": prompt_words, "completion_tokens": words,
+                                  "total_tokens": prompt_words + words}})
                 else:
                     self._send(404, {"error": f"no route {self.path}"})
 
