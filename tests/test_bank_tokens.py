@@ -47,3 +47,33 @@ def test_bad_token_columns_are_refused(tmp_path, values, pattern):
     pq.write_table(table, tmp_path / "bad.parquet")
     with pytest.raises(BankFormatError, match=pattern):
         ResponseBank.load(tmp_path / "bad.parquet")
+
+
+def test_shipped_bank_carries_its_token_counts():
+    """The shipped bank has the n_tokens column and the envs read it (not the estimate)."""
+    import gymnasium as gym
+
+    import gambit_gym  # noqa: F401
+    from gambit_gym.text.bank import load_bank
+
+    bank = load_bank()
+    assert bank.n_tokens is not None and bank.n_tokens.shape == (len(bank),)
+    assert 0 < bank.n_tokens.min() and bank.n_tokens.max() < 200
+    env = gym.make("GambitIHS-v0")
+    assert env.unwrapped.tables.safety.token_source == "bank"
+    env.reset(seed=0)
+    for _ in range(5):
+        info = env.step(1)[4]
+        row = int(np.flatnonzero(bank.texts == str(info["text"]))[0])
+        assert info["tokens"] == bank.n_tokens[row]
+
+
+@pytest.mark.slow
+def test_shipped_counts_are_smollm2_tokens():
+    pytest.importorskip("transformers")
+    from gambit_gym.text.bank import load_bank
+    from gambit_gym.text.tokens import count_tokens
+
+    bank = load_bank()
+    rows = np.arange(0, len(bank), 997)
+    np.testing.assert_array_equal(count_tokens(bank.texts[rows]), bank.n_tokens[rows])
