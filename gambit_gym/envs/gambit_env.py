@@ -42,7 +42,15 @@ from gambit_gym.text.contexts import CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS
 from gambit_gym.text.tokens import estimate_tokens
 
 
-class GambitStepInfo(TypedDict):
+class _ScoredBankInfo(TypedDict, total=False):
+    """The step-info keys present only where the bank has safety scores."""
+
+    safety: np.ndarray  # (6,) float32
+    unsafe: np.ndarray  # 0-d bool
+    unsafe_delivered: np.ndarray  # 0-d bool
+
+
+class GambitStepInfo(_ScoredBankInfo):
     """The ``info`` dict of :meth:`GambitEnv.step`.
 
     Every value is a numpy scalar, a numpy array or a ``np.str_`` (a ``str``), so Gymnasium's
@@ -71,6 +79,11 @@ class GambitStepInfo(TypedDict):
     embedding_names: np.ndarray
     context: np.str_
     context_id: np.int64
+    delivered: np.ndarray  # 0-d bool
+    redraws: np.int64
+    tokens: np.int64
+    cost: np.float64
+    latency_s: np.float64
     expected_reward: np.float64
     optimal_action: np.int64
     optimal_expected_reward: np.float64

@@ -1,10 +1,10 @@
 """Message length in tokens: what a generation costs (``info["tokens"]``, the cost model).
 
 A bank may carry each message's exact length in SmolLM2 tokens (the ``n_tokens`` column,
-written by :func:`add_token_counts`; the shipped bank has it). Counting needs the SmolLM2 tokenizer (the
-``transformers`` extra) and takes tens of seconds over a bank, so envs never count at step
-time: where a bank has no ``n_tokens`` column they use :func:`estimate_tokens`, a documented
-estimate from the message's length in characters.
+written by :func:`add_token_counts`; the shipped bank has it). Counting needs the SmolLM2
+tokenizer (the ``transformers`` extra) and takes tens of seconds over a bank, so envs never
+count at step time: where a bank has no ``n_tokens`` column they use :func:`estimate_tokens`, a
+documented estimate from the message's length in characters.
 """
 
 from __future__ import annotations
