@@ -29,6 +29,33 @@ def test_the_checker_accepts_kwargs_and_factories():
         check_gambit_env(lambda: GambitEnv(), n_prompts=3)
 
 
+class BreaksLate(GambitEnv):
+    """An int reward from the 4th step after a reset on."""
+
+    _n = 0
+
+    def reset(self, *, seed=None, options=None):
+        self._n = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self._n += 1
+        obs, r, term, trunc, info = super().step(action)
+        return obs, (r if self._n < 4 else int(r)), term, trunc, info
+
+
+def test_the_checker_takes_shorter_rollouts_for_slow_envs():
+    """``steps`` sets each rollout's length: an env that breaks at its 4th step passes with
+    steps=3 and fails with the default rollouts."""
+
+    check_gambit_env(lambda: BreaksLate(preset="1d"), steps=3, verbose=False)
+    with pytest.raises(AssertionError):
+        check_gambit_env(lambda: BreaksLate(preset="1d"), verbose=False)
+    for bad in (0, -2, True, 2.5):
+        with pytest.raises(ValueError, match="steps must be a positive integer"):
+            check_gambit_env("GambitIHS-v0", steps=bad)
+
+
 # ------------------------------------------------------------------ broken on purpose
 class DropsRegret(GambitEnv):
     """Wrong info keys: ``regret`` renamed."""

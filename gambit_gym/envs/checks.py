@@ -180,13 +180,16 @@ def check_pickle(env: gym.Env, steps: int = 5) -> None:
 
 
 def check_gambit_env(env: str | Callable[[], gym.Env], *, verbose: bool = True,
-                     **kwargs: Any) -> list[str]:
+                     steps: int | None = None, **kwargs: Any) -> list[str]:
     """Run every contract check on a registered id (with env kwargs) or an env factory.
 
     Args:
         env: a registered id, made with ``gym.make(env, **kwargs)``, or a callable returning a
             fresh env each call (a user's own class, say); ``kwargs`` are then not allowed.
         verbose: print one line per check as it passes (``ok  name: what it checked``).
+        steps: steps of each rollout the checks make (default: 20 for the step types, 15 for
+            determinism, 5 after unpickling); fewer for an env whose step is slow, such as the
+            live one (a second or more per step).
         **kwargs: env kwargs for a registered id.
 
     Returns:
@@ -207,6 +210,10 @@ def check_gambit_env(env: str | Callable[[], gym.Env], *, verbose: bool = True,
         if kwargs:
             raise TypeError("env kwargs go with a registered id; a factory builds its own env")
         factory = env
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or steps < 1):
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    n_types, n_det, n_pickle = (20, 15, 5) if steps is None else (steps, steps, steps)
     spec = getattr(factory(), "spec", None)
     deterministic = not (spec is not None and spec.nondeterministic)
     checks: list[tuple[str, str, Callable[[], None] | None]] = [
@@ -215,14 +222,14 @@ def check_gambit_env(env: str | Callable[[], gym.Env], *, verbose: bool = True,
         ("gymnasium", "gymnasium.utils.env_checker.check_env passes without warnings",
          lambda: check_gymnasium_contract(factory())),
         ("step types and info", "float rewards, bool flags, typed info keys, regret = "
-         "optimal - expected >= 0", lambda: check_step_types_and_info(factory())),
+         "optimal - expected >= 0", lambda: check_step_types_and_info(factory(), steps=n_types)),
         ("determinism", "same seed, same trajectory (two envs, and a second reset of one); "
-         "another seed differs", (lambda: check_determinism(factory)) if deterministic
+         "another seed differs", (lambda: check_determinism(factory, steps=n_det)) if deterministic
          else None),
         ("invalid actions", "out-of-range, float, NaN, array, None and str actions raise "
          "ValueError naming the range", lambda: check_invalid_actions(factory())),
         ("pickle", "a pickled env continues exactly like the original",
-         lambda: check_pickle(factory())),
+         lambda: check_pickle(factory(), steps=n_pickle)),
     ]
     ran = []
     for name, what, check in checks:
