@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from gambit_gym.bench import ope
 from gambit_gym.bench.suites import Setting
@@ -251,10 +252,12 @@ def test_each_estimator_equals_its_formula():
         assert got[name].se == pytest.approx(se, rel=1e-12), name
         assert ope.estimate(name, fb, dist, q) == got[name]
     assert list(ope.estimate_all(fb, dist)) == ["IPW", "SNIPW"]
-    assert got["DR"].interval() == pytest.approx(
-        (got["DR"].value - 1.96 * got["DR"].se, got["DR"].value + 1.96 * got["DR"].se))
-    assert got["DR"].interval(1.0) == pytest.approx(
-        (got["DR"].value - got["DR"].se, got["DR"].value + got["DR"].se))
+    dr = got["DR"]
+    assert dr.n == 6 and all(e.n == 6 for e in got.values())
+    # Student-t with n - 1 = 5 degrees of freedom, the library's one interval rule
+    half95, half80 = stats.t.ppf(0.975, 5) * dr.se, stats.t.ppf(0.90, 5) * dr.se
+    assert dr.interval() == pytest.approx((dr.value - half95, dr.value + half95), rel=1e-12)
+    assert dr.interval(0.8) == pytest.approx((dr.value - half80, dr.value + half80), rel=1e-12)
 
 
 def test_estimator_refusals_and_a_single_round():
