@@ -58,6 +58,8 @@ def smollm2(_smollm2_loaded):
         gen.sampling = sampling or SamplingConfig()
         gen.batch_size = batch_size
         gen.rejections = gen.unresolved = 0
+        gen.rejection_reasons = {}
+        gen.quality, gen.few_shot, gen.system = None, (), None
         gen.on_progress = None
         return gen
 

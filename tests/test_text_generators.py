@@ -153,6 +153,7 @@ def test_rejected_drafts_are_redrawn_and_counted():
         gen._draft = flaky
         out = gen.generate(["Right now the user is at home.", "at work"], seed=0)
         assert gen.rejections == 2 and all(len(m.split()) > 5 for m in out)
+        assert gen.rejection_reasons == {"empty": 2}  # counted by reason, summing to the total
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])

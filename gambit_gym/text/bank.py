@@ -88,6 +88,29 @@ def default_bank_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / DEFAULT_BANK_FILENAME
 
 
+#: Banks known by name (``load_bank("v1")``, ``gym.make(..., bank="v1")``): v1 is the bank
+#: shipped since the first release (prompt library v1), kept loadable by name so earlier results
+#: can be reproduced whatever the default becomes. The v2 design (prompt library v2, the quality
+#: filter) is being built in resumable chunks; its name is reserved until its file ships.
+BANK_NAMES = {"v1": DEFAULT_BANK_FILENAME}
+PENDING_BANK_NAMES = {"v2": "ihs_smollm2_bank_v2.parquet"}
+
+
+def bank_path_for_name(name: str) -> Path | None:
+    """The shipped file of a named bank (None when ``name`` is no bank name)."""
+    data = Path(__file__).resolve().parent.parent / "data"
+    if name in BANK_NAMES:
+        return data / BANK_NAMES[name]
+    if name in PENDING_BANK_NAMES:
+        p = data / PENDING_BANK_NAMES[name]
+        if p.exists():
+            return p
+        raise BankFormatError(
+            f"bank {name!r} is not shipped yet (its build, prompt library {name}, is under "
+            "way; see docs/bank_report.md); use bank='v1' or a bank file")
+    return None
+
+
 def content_checksum(
     texts: np.ndarray, prompt_ids: np.ndarray, context_ids: np.ndarray, scores: np.ndarray,
     dimensions: tuple[str, ...],
@@ -557,8 +580,12 @@ def load_bank(path: str | os.PathLike | None = None) -> ResponseBank:
     """Load a bank once per process (cached by path, modification time and size).
 
     Args:
-        path: a bank file; None for the bank shipped with the package.
+        path: a bank file, a bank name of :data:`BANK_NAMES` (``"v1"``), or None for the bank
+            shipped with the package (``$GAMBIT_GYM_BANK`` if set).
     """
+    named = bank_path_for_name(str(path)) if path is not None else None
+    if named is not None:
+        path = named
     p = Path(path) if path is not None else default_bank_path()
     if not p.exists():
         if path is None:

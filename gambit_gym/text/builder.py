@@ -177,6 +177,8 @@ def generate_chunks(
     else:
         _write_json_atomic(manifest, fp)
     generator.system = library.system
+    if hasattr(generator, "few_shot"):
+        generator.few_shot = library.few_shot
     rendered = library.render_all()
     done: dict[int, dict[str, Any]] = {}
     for k in range(plan.n_chunks):
@@ -199,6 +201,7 @@ def generate_chunks(
             items = plan.items(k)
             before_rej = generator.rejections
             before_unres = getattr(generator, "unresolved", 0)
+            before_reasons = dict(getattr(generator, "rejection_reasons", {}))
             started = time.perf_counter()
             with _chunk_bar(generator, bar, k, plan.n_chunks):
                 texts = generator.generate([rendered[p][c] for p, c, _ in items],
@@ -206,6 +209,10 @@ def generate_chunks(
             rec = {"chunk": k, "reps": list(plan.reps(k)),
                    "rejections": int(generator.rejections - before_rej),
                    "unresolved": int(getattr(generator, "unresolved", 0) - before_unres),
+                   "rejection_reasons": {
+                       k: int(v - before_reasons.get(k, 0))
+                       for k, v in sorted(getattr(generator, "rejection_reasons", {}).items())
+                       if v - before_reasons.get(k, 0)},
                    "seconds": round(time.perf_counter() - started, 3),
                    "rows": [[p, c, r, t] for (p, c, r), t in zip(items, texts)]}
             _write_json_atomic(chunk_dir / f"chunk_{k:05d}.json", rec)
@@ -326,6 +333,38 @@ def _bank(texts: list[str], p: np.ndarray, c: np.ndarray, scores: np.ndarray,
     return ResponseBank.from_arrays(texts, p, c, scores, tuple(embedder.names), meta, **kw)
 
 
+def _sum_reasons(chunks: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for rec in chunks:
+        for k, v in rec.get("rejection_reasons", {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    return dict(sorted(total.items()))
+
+
+def apply_library_settings(generator: Any, library: PromptLibrary, encoder: Any = None,
+                           device: str | None = "cpu") -> None:
+    """Give the generator what the library asks for: few-shot turns, the quality filter, attempts.
+
+    A library with ``quality_filter`` gets a :class:`~gambit_gym.text.generators.quality.
+    QualityFilter` unless the generator already has one; ``encoder`` (a MiniLM embedder) is
+    shared with it so the model loads once.
+    """
+    from gambit_gym.text.generators.quality import QualityFilter
+
+    if hasattr(generator, "few_shot"):
+        generator.few_shot = library.few_shot
+    if library.quality_filter is not None and hasattr(generator, "quality"):
+        if library.quality_filter != QualityFilter.version:
+            raise ValueError(f"the prompt library asks for the quality filter "
+                             f"{library.quality_filter!r}; this gambit-gym has "
+                             f"{QualityFilter.version!r}")
+        if generator.quality is None:
+            generator.quality = QualityFilter(
+                encoder=encoder if hasattr(encoder, "encode") else None, device=device)
+    if library.max_attempts is not None and hasattr(generator, "sampling"):
+        generator.sampling.max_attempts = int(library.max_attempts)
+
+
 def _metadata(generator_meta: dict[str, Any], library: PromptLibrary, plan: ChunkPlan,
               seed: int, chunks: list[dict[str, Any]]) -> dict[str, Any]:
     from gambit_gym import __version__
@@ -340,6 +379,8 @@ def _metadata(generator_meta: dict[str, Any], library: PromptLibrary, plan: Chun
         "reps_per_chunk": int(plan.reps_per_chunk),
         "rejections": int(sum(c["rejections"] for c in chunks)),
         "unresolved": int(sum(c.get("unresolved", 0) for c in chunks)),
+        # rejected drafts by reason (cleaning: empty, degenerate; the quality filter's reasons)
+        "rejection_reasons": _sum_reasons(chunks),
         # over every sitting of a resumed build; chunks written before this field count 0
         "generation_seconds": round(sum(c.get("seconds", 0.0) for c in chunks), 1),
         "untimed_chunks": sum("seconds" not in c for c in chunks),
@@ -534,13 +575,16 @@ def build_bank(
     plan = ChunkPlan(pids, cids, int(per_pair), int(reps_per_chunk))
     out = Path(out)
     chunk_dir = chunk_dir_for(out)
-    gen_meta = generator.metadata()
-    fingerprint = {"generator": output_settings(gen_meta)}
     if not texts_only and (embedder is None or isinstance(embedder, str)):
         from gambit_gym.text.embedder import make_embedder
 
         embedder = make_embedder(embedder or "minilm", device=device)
     scorer = None if texts_only else _safety_scorer(safety, embedder, device)
+    from gambit_gym.text.generators import resolve_device
+
+    apply_library_settings(generator, library, embedder, resolve_device(device))
+    gen_meta = generator.metadata()
+    fingerprint = {"generator": output_settings(gen_meta)}
     t0 = time.perf_counter()
     chunks = generate_chunks(generator, library, plan, chunk_dir, seed, progress,
                              fingerprint, max_chunks=max_chunks)
@@ -599,7 +643,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--safety", default="minilm",
                         help="safety scorer for the safety columns: minilm (offline, default) "
                              "| moderation:URL | none")
-    parser.add_argument("--prompt-library", default=None, help="a prompt library JSON file")
+    parser.add_argument("--prompt-library", default=None,
+                        help="a prompt library JSON file, or a shipped library by name: v1 "
+                             "(default; the shipped bank's) or v2 (few-shot format examples, "
+                             "style instructions and the quality filter)")
     parser.add_argument("--prompts", default=None, help="prompt id subset, e.g. 0-3,10")
     parser.add_argument("--contexts", default=None, help="context id subset, e.g. 0,5")
     parser.add_argument("--reps-per-chunk", type=int, default=None)

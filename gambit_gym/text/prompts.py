@@ -27,6 +27,11 @@ from typing import Any
 from gambit_gym.text.contexts import ALL_CONTEXTS, LOCATIONS, STEP_BUCKETS, Context
 
 DEFAULT_LIBRARY_PATH = Path(__file__).resolve().parent.parent / "data" / "prompt_library.json"
+#: Named, versioned prompt libraries shipped with the package (``load_prompt_library("v2")``):
+#: v1 made the shipped bank ``ihs_smollm2_bank.parquet``; v2 is the bank-v2 design (few-shot
+#: format examples, style instructions, the quality filter; see docs/bank_report.md).
+LIBRARY_FILES = {"v1": DEFAULT_LIBRARY_PATH,
+                 "v2": DEFAULT_LIBRARY_PATH.with_name("prompt_library_v2.json")}
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,13 @@ class PromptLibrary:
         definitions: one-sentence definition of each dimension.
         prompts: the prompts, ``prompts[i].id == i``.
         description: free text.
+        few_shot: example turns ``(user, assistant)`` sent before every query, written by us
+            to show the format (2-3 sentences to the user about walking today) in a neutral
+            style; empty in v1.
+        quality_filter: the :class:`~gambit_gym.text.generators.quality.QualityFilter`
+            version a build of this library applies (``"quality v1"``), or None (v1: cleaning
+            only).
+        max_attempts: drafts per query the build allows (None: the generator's setting).
     """
 
     name: str
@@ -72,6 +84,9 @@ class PromptLibrary:
     definitions: dict[str, str]
     prompts: tuple[Prompt, ...]
     description: str = ""
+    few_shot: tuple[tuple[str, str], ...] = ()
+    quality_filter: str | None = None
+    max_attempts: int | None = None
 
     def __post_init__(self) -> None:
         for i, p in enumerate(self.prompts):
@@ -127,7 +142,18 @@ class PromptLibrary:
         raise KeyError(f"no {polarity!r} prompt for dimension {dimension!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """The library as plain JSON-able data (stored in bank metadata)."""
+        """The library as plain JSON-able data (stored in bank metadata).
+
+        The v2 fields (``few_shot``, ``quality_filter``, ``max_attempts``) appear only when
+        set, so a v1 library's data is what it always was.
+        """
+        extra: dict[str, Any] = {}
+        if self.few_shot:
+            extra["few_shot"] = [list(turn) for turn in self.few_shot]
+        if self.quality_filter is not None:
+            extra["quality_filter"] = self.quality_filter
+        if self.max_attempts is not None:
+            extra["max_attempts"] = self.max_attempts
         return {
             "name": self.name, "version": self.version, "description": self.description,
             "system": self.system, "template": self.template,
@@ -137,6 +163,7 @@ class PromptLibrary:
                 {"id": p.id, "dimension": p.dimension, "polarity": p.polarity, "style": p.style}
                 for p in self.prompts
             ],
+            **extra,
         }
 
     @classmethod
@@ -151,6 +178,9 @@ class PromptLibrary:
                 prompts=tuple(Prompt(int(p["id"]), str(p["dimension"]), str(p["polarity"]),
                                      str(p["style"])) for p in data["prompts"]),
                 description=str(data.get("description", "")),
+                few_shot=tuple((str(u), str(a)) for u, a in data.get("few_shot", ())),
+                quality_filter=data.get("quality_filter"),
+                max_attempts=data.get("max_attempts"),
             )
         except KeyError as exc:
             raise ValueError(f"prompt library data lacks the key {exc.args[0]!r}") from None
@@ -160,9 +190,12 @@ def load_prompt_library(path: str | os.PathLike | None = None) -> PromptLibrary:
     """Load a prompt library from JSON.
 
     Args:
-        path: a JSON file in the format of ``gambit_gym/data/prompt_library.json``; None for
-            the shipped IHS library.
+        path: a JSON file in the format of ``gambit_gym/data/prompt_library.json``, a name of
+            :data:`LIBRARY_FILES` (``"v1"``, ``"v2"``), or None for v1 (the library of the
+            shipped bank).
     """
+    if path is not None and str(path) in LIBRARY_FILES:
+        path = LIBRARY_FILES[str(path)]
     p = Path(path) if path is not None else DEFAULT_LIBRARY_PATH
     try:
         data = json.loads(p.read_text(encoding="utf-8"))

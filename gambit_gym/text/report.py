@@ -79,7 +79,55 @@ def bank_statistics(bank: Any) -> dict[str, Any]:
     idx = [bank.dimensions.index(n) for n in TABLE1_ORDER if n in bank.dimensions]
     corr = np.corrcoef(scores[:, idx], rowvar=False) if len(idx) == 5 else np.eye(len(idx))
     return {"dimensions": rows, "n_pass": sum(bool(r.get("passes")) for r in rows),
-            "correlation": corr.tolist(), "corr_names": list(TABLE1_ORDER)}
+            "correlation": corr.tolist(), "corr_names": list(TABLE1_ORDER),
+            "mean_between_share": float(np.mean([r["between_share"] for r in rows])),
+            **quality_statistics(bank)}
+
+
+def quality_statistics(bank: Any) -> dict[str, Any]:
+    """Text-quality shares of a bank, from the text alone (no model).
+
+    ``on_topic_share``: messages that name walking, steps or moving (the keyword test of
+    :func:`~gambit_gym.text.generators.quality.names_activity`, idioms such as "every step of
+    the way" not counting); ``placeholder_share``: messages with template debris
+    (:func:`~gambit_gym.text.generators.quality.has_placeholder`); ``rejection_reasons``:
+    the builder's count of rejected drafts by reason (empty for banks built before it).
+    """
+    from gambit_gym.text.generators.quality import has_placeholder, names_activity
+
+    texts = [str(t) for t in bank.texts]
+    n = max(len(texts), 1)
+    return {"on_topic_share": sum(map(names_activity, texts)) / n,
+            "placeholder_share": sum(map(has_placeholder, texts)) / n,
+            "rejection_reasons": dict(bank.metadata.get("rejection_reasons", {}))}
+
+
+#: In an existing report file, everything from this line on is kept when it is regenerated.
+KEEP_MARKER = "<!-- kept on regeneration: everything below -->"
+
+#: The bank-v2 targets (issue 18) the report checks.
+TARGETS = {"on_topic_share": 0.95, "placeholder_share": 0.005, "mean_between_share": 0.14,
+           "min_between_share": 0.05, "min_p_high_gt_low": 0.60}
+
+
+def target_checks(stats: dict[str, Any]) -> dict[str, tuple[float, bool]]:
+    """Each bank-v2 target: ``(measured value, met)``."""
+    dims = stats["dimensions"]
+    p = [r.get("p_high_gt_low", float("nan")) for r in dims]
+    measured = {"on_topic_share": stats["on_topic_share"],
+                "placeholder_share": stats["placeholder_share"],
+                "mean_between_share": stats["mean_between_share"],
+                "min_between_share": min(r["between_share"] for r in dims),
+                "min_p_high_gt_low": float(np.nanmin(p)) if p else float("nan")}
+    return {k: (v, v <= TARGETS[k] if k == "placeholder_share" else v >= TARGETS[k])
+            for k, v in measured.items()}
+
+
+def summary_line(stats: dict[str, Any]) -> str:
+    """One line: the target figures (used by the pilot table and the CLI)."""
+    checks = target_checks(stats)
+    parts = [f"{k} {v:.3f}{'' if ok else ' (miss)'}" for k, (v, ok) in checks.items()]
+    return "; ".join(parts)
 
 
 def _matrix(m: np.ndarray, names: tuple[str, ...] | list[str]) -> list[str]:
@@ -102,7 +150,12 @@ def render_report(bank: Any, stats: dict[str, Any] | None = None, samples: int =
         f"{meta.get('per_pair', '?')} per pair)",
         f"- generator: {gen.get('name', '?')} ({gen.get('model', '')}), sampling "
         f"{gen.get('sampling', {})}",
-        f"- drafts rejected by post-processing and drawn again: {meta.get('rejections', '?')}",
+        f"- drafts rejected by post-processing and drawn again: {meta.get('rejections', '?')}"
+        + (f" (by reason: {', '.join(f'{k} {v}' for k, v in stats['rejection_reasons'].items())})"
+           if stats.get("rejection_reasons") else ""),
+        f"- on topic (names walking, steps or moving): {stats['on_topic_share']:.1%}; "
+        f"placeholders: {stats['placeholder_share']:.1%}; mean between-prompt share: "
+        f"{stats['mean_between_share']:.3f}",
         f"- embedder: {emb.get('name', '?')} v{emb.get('version', '?')} "
         f"(scores are z-scores over the reference set; high = more of the dimension)",
         f"- prompt library: {meta.get('prompt_library', {}).get('name', '?')} "
@@ -174,8 +227,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     name = Path(args.bank).name if args.bank else f"shipped: {default_bank_path().name}"
-    out.write_text(render_report(bank, stats, samples=args.samples,
-                                 title=f"Response bank report ({name})"), encoding="utf-8")
+    text = render_report(bank, stats, samples=args.samples,
+                         title=f"Response bank report ({name})")
+    if out.exists():  # sections written by hand after the marker survive a regeneration
+        old = out.read_text(encoding="utf-8")
+        if KEEP_MARKER in old:
+            text = text.rstrip("\n") + "\n\n" + old[old.index(KEEP_MARKER):]
+    out.write_text(text, encoding="utf-8")
     print(f"wrote {out}: {stats['n_pass']} of {len(stats['dimensions'])} dimensions have "
           "high > low")
+    print(f"targets: {summary_line(stats)}")
     return 0

@@ -32,8 +32,17 @@ longest of them (a real model output) is kept and counted in :attr:`BaseGenerato
 (recorded in the bank's metadata too); when every draft was empty, :meth:`generate` raises
 :class:`GenerationError`: no fixed text is ever passed off as generated.
 
+A generator may also carry a :class:`QualityFilter` (:mod:`.quality`; the bank-v2 prompt
+library asks for it, and the live env always applies one): a clean draft that is off topic,
+holds placeholders or other template debris, invents a persona, addresses a crowd or has the
+wrong length is rejected and drawn again like a degenerate one.
+:attr:`BaseGenerator.rejection_reasons` counts rejected drafts by reason (``empty``,
+``degenerate`` and the filter's reasons), and the builder records the counts in the bank's
+metadata (``rejection_reasons``). The filter judges quality only, never the style scores.
+
 Modules: :mod:`.interface` (the protocol, :class:`SamplingConfig`, :func:`derive_seed`),
-:mod:`.cleaning` (:func:`clean_message`, :func:`is_degenerate`), :mod:`.redraw`
+:mod:`.cleaning` (:func:`clean_message`, :func:`is_degenerate`), :mod:`.quality`
+(:class:`QualityFilter`), :mod:`.redraw`
 (:class:`BaseGenerator`: cleaning and redraws), :mod:`.hf` (:class:`HFGenerator`),
 :mod:`.smollm2` (locating the packaged model, :class:`SmolLM2Generator`), :mod:`.http_client`
 and :mod:`.http` (the server backends). Import from this package: its names are the public API.
@@ -60,10 +69,12 @@ from gambit_gym.text.generators.interface import (
     SamplingConfig,
     derive_seed,
 )
+from gambit_gym.text.generators.quality import QUALITY_REASONS, QualityFilter
 from gambit_gym.text.generators.redraw import DTYPES, BaseGenerator, resolve_device
 from gambit_gym.text.generators.smollm2 import SmolLM2Generator, smollm2_gguf_path
 
 __all__ = ["DTYPES", "HTTPX_HINT", "LLM_INSTALL_HINT", "MAX_SENTENCES", "MIN_WORDS",
+           "QUALITY_REASONS", "QualityFilter",
            "SMOLLM2_ENV", "SMOLLM2_GGUF", "SMOLLM2_PACKAGE", "BaseGenerator", "GenerationError",
            "Generator", "HFGenerator", "HTTPConfig", "OllamaGenerator",
            "OpenAICompatibleGenerator", "SamplingConfig", "SmolLM2Generator", "clean_message",

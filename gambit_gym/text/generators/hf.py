@@ -35,14 +35,16 @@ class HFGenerator(BaseGenerator):
             them in place of drafts the post-processing rejects (i.i.d. draws, so taking the
             first accepted ones is rejection sampling, unbiased); it saves re-running the
             query for redraws. Skipped rejected drafts are counted in ``rejections``.
+        quality: a :class:`~gambit_gym.text.generators.quality.QualityFilter` (None: none).
     """
 
     name = "hf"
 
     def __init__(self, path: str | os.PathLike, device: str | None = "auto",
                  batch_size: int = 32, sampling: SamplingConfig | None = None,
-                 dtype: str = "auto", shared_prefix: bool = True, spare: float = 0.3) -> None:
-        super().__init__(sampling)
+                 dtype: str = "auto", shared_prefix: bool = True, spare: float = 0.3,
+                 quality: Any = None) -> None:
+        super().__init__(sampling, quality)
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"model path {str(self.path)!r} does not exist")
@@ -129,6 +131,9 @@ class HFGenerator(BaseGenerator):
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": self.system}] if self.system else []
+        for user, assistant in self.few_shot:
+            msgs += [{"role": "user", "content": user},
+                     {"role": "assistant", "content": assistant}]
         return msgs + [{"role": "user", "content": prompt}]
 
     def _query_units(self, prompts: list[str]) -> list[tuple[str, list[int]]]:
@@ -203,14 +208,18 @@ class HFGenerator(BaseGenerator):
             drafts = self._sampler.sample(ids, n, self.sampling.max_new_tokens,
                                           self.sampling.temperature, self.sampling.top_p,
                                           self._eos_ids(), derive_seed(seed, b))
-            for (p, idx, _), rows in zip(batch, drafts):
-                texts = tok.batch_decode(rows, skip_special_tokens=True)
-                ok = [self._clean(t, p)[1] for t in texts]
-                order = ([j for j, k in enumerate(ok) if k]
-                         + [j for j, k in enumerate(ok) if not k])
+            decoded = [tok.batch_decode(rows, skip_special_tokens=True) for rows in drafts]
+            flat = [(p, t) for (p, _, _), texts in zip(batch, decoded) for t in texts]
+            verdicts = iter(self._screen([t for _, t in flat], [p for p, _ in flat]))
+            for (_, idx, _), texts in zip(batch, decoded):
+                reasons = [next(verdicts)[1] for _ in texts]
+                order = ([j for j, r in enumerate(reasons) if r is None]
+                         + [j for j, r in enumerate(reasons) if r is not None])
                 chosen = order[:len(idx)]
                 # rejected drafts handed back are counted by generate(); count the skipped ones
-                self.rejections += sum(1 for j in order[len(idx):] if not ok[j])
+                for j in order[len(idx):]:
+                    if reasons[j] is not None:
+                        self._reject(reasons[j])
                 for i, j in zip(idx, chosen):
                     out[i] = texts[j]
             self._report(drafted=sum(len(idx) for _, idx, _ in batch))

@@ -295,6 +295,9 @@ class OpenAICompatibleGenerator(_HTTPGenerator):
 
     def _one(self, prompt: str, seed: int) -> str:
         messages = [{"role": "system", "content": self.system}] if self.system else []
+        for user, assistant in self.few_shot:
+            messages += [{"role": "user", "content": user},
+                         {"role": "assistant", "content": assistant}]
         messages.append({"role": "user", "content": prompt})
         reply = self._post("/chat/completions", {
             "model": self.model, "messages": messages, "seed": seed,

@@ -13,6 +13,7 @@ from typing import Any
 
 from gambit_gym.text.generators.cleaning import clean_message, is_degenerate
 from gambit_gym.text.generators.interface import GenerationError, SamplingConfig, derive_seed
+from gambit_gym.text.generators.quality import QualityFilter
 
 
 class BaseGenerator:
@@ -21,7 +22,14 @@ class BaseGenerator:
     Subclasses implement :meth:`_draft` (raw outputs for a list of queries and one seed) and
     :meth:`_params`, and call :meth:`_report` as drafts come back.
 
+    Args:
+        sampling: sampling settings.
+        quality: a :class:`~.quality.QualityFilter` that every clean draft must also pass
+            (None: only cleaning and the degeneracy test).
+
     Attributes:
+        rejection_reasons: rejected drafts so far by reason: ``empty``, ``degenerate`` and the
+            filter's reasons (:data:`~.quality.QUALITY_REASONS`); they sum to ``rejections``.
         on_progress: optional ``callback(drafted, queued)``: ``queued`` queries were just
             handed to the backend (each attempt of :meth:`generate` queues the queries still
             without an accepted message), ``drafted`` more of them came back. The bank builder
@@ -30,10 +38,16 @@ class BaseGenerator:
 
     name = "base"
 
-    def __init__(self, sampling: SamplingConfig | None = None) -> None:
+    def __init__(self, sampling: SamplingConfig | None = None,
+                 quality: QualityFilter | None = None) -> None:
         self.sampling = sampling or SamplingConfig()
+        self.quality = quality
         self.rejections = 0
         self.unresolved = 0
+        self.rejection_reasons: dict[str, int] = {}
+        #: example turns ``(user, assistant)`` sent before every query (backends with chat
+        #: messages); the builder sets them from the prompt library.
+        self.few_shot: tuple[tuple[str, str], ...] = ()
         self.on_progress: Callable[[int, int], None] | None = None
 
     def _report(self, drafted: int = 0, queued: int = 0) -> None:
@@ -81,12 +95,12 @@ class BaseGenerator:
                     f"{self.name}: backend returned {len(raw)} outputs for {len(todo)} queries"
                 )
             still = []
-            for i, r in zip(todo, raw):
-                msg, ok = self._clean(r, prompts[i])
-                if ok:
+            screened = self._screen(raw, [prompts[i] for i in todo])
+            for i, (msg, reason) in zip(todo, screened):
+                if reason is None:
                     result[i] = msg
                 else:
-                    self.rejections += 1
+                    self._reject(reason)
                     if msg and len(msg) > len(fallback[i]):
                         fallback[i] = msg
                     still.append(i)
@@ -102,9 +116,38 @@ class BaseGenerator:
         return [str(r) for r in result]
 
     def _clean(self, raw: str, prompt: str) -> tuple[str, bool]:
-        """``(cleaned message, accepted)`` for one raw draft of the query ``prompt``."""
-        msg = clean_message(raw, [prompt, *([self.system] if self.system else [])])
+        """``(cleaned message, passes cleaning)`` for one raw draft of the query ``prompt``.
+
+        The quality filter is not applied here (see :meth:`_screen`).
+        """
+        # sentences echoed from the query, the system instruction or a few-shot turn are dropped
+        # (a copied example is no message of this prompt's)
+        echo = [prompt, *([self.system] if self.system else []),
+                *(text for turn in self.few_shot for text in turn)]
+        msg = clean_message(raw, echo)
         return msg, bool(msg) and not is_degenerate(msg)
+
+    def _screen(self, raws: list[str], prompts: list[str]) -> list[tuple[str, str | None]]:
+        """``(cleaned message, rejection reason or None)`` for each raw draft.
+
+        Cleaning and the degeneracy test first (reasons ``empty``, ``degenerate``), then the
+        quality filter, batched over the drafts that are left. Counts nothing.
+        """
+        out: list[tuple[str, str | None]] = []
+        for raw, prompt in zip(raws, prompts):
+            msg, ok = self._clean(raw, prompt)
+            out.append((msg, None if ok else ("degenerate" if msg else "empty")))
+        if self.quality is not None:
+            todo = [i for i, (_, r) in enumerate(out) if r is None]
+            verdicts = self.quality.reasons([out[i][0] for i in todo])
+            for i, reason in zip(todo, verdicts):
+                out[i] = (out[i][0], reason)
+        return out
+
+    def _reject(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` rejected drafts for ``reason``."""
+        self.rejections += n
+        self.rejection_reasons[reason] = self.rejection_reasons.get(reason, 0) + n
 
     def metadata(self) -> dict[str, Any]:
         """Name, version and parameters of this generator (no secrets)."""
@@ -117,6 +160,7 @@ class BaseGenerator:
             "gambit_gym_version": __version__,
             "postprocessing": "gambit_gym.text.generators.clean_message/is_degenerate v1",
             "sampling": sampling,
+            **({"quality": self.quality.metadata()} if self.quality is not None else {}),
             **self._params(),
         }
 
