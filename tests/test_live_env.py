@@ -67,3 +67,58 @@ def test_live_reward_is_computed_from_the_live_messages_embedding(live_parts):
         assert reward == pytest.approx(expected, abs=1e-4)
         assert info["text"] != bank_info["text"]
         assert abs(reward - bank_reward) > 1e-3, (reward, bank_reward)
+
+
+@pytest.fixture(scope="module")
+def live_default_parts(smollm2, minilm):
+    """The shared model with the live env's own defaults (48 tokens, 8 drafts per pass)."""
+    from gambit_gym.envs.live import LIVE_MAX_NEW_TOKENS, LIVE_SPARE
+
+    gen = smollm2(sampling=SamplingConfig(max_new_tokens=LIVE_MAX_NEW_TOKENS))
+    gen.spare = LIVE_SPARE
+    return gen, minilm
+
+
+def test_live_step_passes_the_banks_quality_filter(live_default_parts):
+    """A real live step on the CPU: the generator carries the bank's quality filter, and the
+    delivered message passes it (no draft was kept unresolved)."""
+    generator, embedder = live_default_parts
+    env = _make(live_default_parts, noise_level=1)
+    live = env.unwrapped._live
+    quality = live.generator.quality
+    assert quality is not None and quality.encoder is embedder  # MiniLM loaded once
+    env.reset(seed=2)
+    unresolved = live.generator.unresolved
+    for action in (0, 3):
+        _, _, _, _, info = env.step(action)
+        assert quality.reasons([str(info["text"])]) == [None], info["text"]
+    assert live.generator.unresolved == unresolved
+    assert sum(live.generator.rejection_reasons.values()) == live.generator.rejections
+
+
+def test_live_vector_env_writes_every_replicates_message_in_one_call(live_default_parts):
+    generator, embedder = live_default_parts
+    venv = gym.make_vec("GambitIHS-Live-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                        generator=generator, embedder=embedder, horizon=2, noise_sd=0.0)
+    live = venv.unwrapped._live if hasattr(venv, "unwrapped") else venv._live
+    calls = []
+    inner = live.generator.generate
+
+    def counting(prompts, seed):
+        calls.append(len(prompts))
+        return inner(prompts, seed)
+
+    live.generator.generate = counting
+    try:
+        venv.reset(seed=5)
+        _, rewards, _, _, info = venv.step(np.array([0, 2, 4]))
+    finally:
+        del live.generator.generate
+    assert calls == [3]
+    texts = [str(t) for t in info["text"]]
+    assert len(set(texts)) == 3
+    assert live.generator.quality.reasons(texts) == [None] * 3
+    full = embedder.embed(texts)
+    idx = [list(embedder.names).index(n) for n in info["embedding_names"][0]]
+    assert np.allclose(info["embedding"], full[:, idx], atol=1e-4)
+    assert np.isfinite(rewards).all()

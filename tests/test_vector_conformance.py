@@ -10,7 +10,10 @@ from gymnasium.wrappers import vector as vw
 import gambit_gym  # noqa: F401  (registers the ids)
 from gambit_gym.envs.registration import ENV_IDS
 
-NATIVE_IDS = [row[0] for row in ENV_IDS if row[2] is not None]
+# GambitIHS-Live-v0 has a native vector env too, but it writes all replicates' messages in one
+# batched call (a replicate's text depends on the batch), so it is not step-for-step equal to a
+# sync vector of single envs; tests/test_live_env.py tests it with the real models
+NATIVE_IDS = [row[0] for row in ENV_IDS if row[2] is not None and row[0] != "GambitIHS-Live-v0"]
 
 
 def _same(a, b, where="info"):

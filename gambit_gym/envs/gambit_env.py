@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any, TypedDict
 
 import gymnasium as gym
@@ -24,6 +23,7 @@ from gambit_gym.envs.dynamics import (
     step_outcome,
 )
 from gambit_gym.envs.episode import horizon_with_spec_limit, requested_max_episode_steps
+from gambit_gym.envs.live import LiveTreatment
 from gambit_gym.envs.render import (
     RENDER_MODES,
     check_render_mode,
@@ -39,7 +39,6 @@ from gambit_gym.envs.user_dynamics import (
 )
 from gambit_gym.envs.user_dynamics import expected_rewards as user_expected_rewards
 from gambit_gym.text.contexts import CONTEXT_NAMES, LOCATIONS, STEP_BUCKETS
-from gambit_gym.text.tokens import estimate_tokens
 
 
 class _ScoredBankInfo(TypedDict, total=False):
@@ -134,7 +133,9 @@ class GambitEnv(gym.Env):
 
     ## Generator
     The bank (default: shipped, SmolLM2-135M-Instruct, MiniLM style axes). ``GambitIHS-Live-v0``
-    calls a real generator and embedder every step instead.
+    calls a real generator and embedder every step instead: both load when the env is made
+    (a progress message on stderr), and every message passes the bank's quality filter
+    (:mod:`gambit_gym.envs.live`).
 
     ## Episode End
     Never terminates (except with ``disengagement`` and ``disengage_mode="terminate"``: the
@@ -199,7 +200,7 @@ class GambitEnv(gym.Env):
         self._n_actions, self._horizon = self.config.n_actions, self.config.horizon
         self.action_space = spaces.Discrete(self.config.n_actions)
         self.observation_space = spaces.MultiDiscrete([len(LOCATIONS), len(STEP_BUCKETS)])
-        self._live = _LiveTreatment(self._tables, generator, embedder, device) \
+        self._live = LiveTreatment(self._tables, generator, embedder, device) \
             if self.config.live else None
         self._dynamics = self.config.dynamics if self.config.dynamics.active else None
         self._user: UserState | None = None
@@ -242,8 +243,14 @@ class GambitEnv(gym.Env):
         row, reward, next_ctx, drawn, redraws, tokens = step_outcome(
             tables, self._key, self._t, c, a, self.noise_sd)
         if self._live is not None:
-            text, z_working, reward, outcome = self._live.draw(a, c, self._key, self._t,
-                                                               self.noise_sd, self._cost)
+            texts, z, rewards, live_out = self._live.draw(
+                np.array([a]), np.array([c]), np.array([self._key], dtype=np.uint64), self._t,
+                self.noise_sd, self._cost)
+            text, z_working, reward = texts[0], z[0], float(rewards[0])
+            outcome = {"delivered": np.array(True), "redraws": np.int64(0),
+                       "tokens": np.int64(live_out["tokens"][0]),
+                       "cost": np.float64(live_out["cost"][0]),
+                       "latency_s": np.float64(live_out["latency_s"][0])}
         else:
             text, z_working = tables.texts[row], tables.working[row].copy()
             outcome = outcome_info(tables.safety, self._cost, row, drawn, redraws, tokens)
@@ -408,58 +415,3 @@ def describe_env(config: GambitConfig, tables: GambitTables, simulator: GambitSi
         context_names=CONTEXT_NAMES, n_contexts=len(tables.observations), simulator=simulator,
         noise_sd=noise_sd, horizon=config.horizon, extra=extra,
     )
-
-
-class _LiveTreatment:
-    """Calls a real generator and style embedder for each message (``GambitIHS-Live-v0``)."""
-
-    def __init__(self, tables: GambitTables, generator: Any, embedder: Any,
-                 device: str | None) -> None:
-        if generator is None:
-            from gambit_gym.text.generators import SmolLM2Generator
-
-            generator = SmolLM2Generator(device=device or "cpu")
-        if embedder is None:
-            from gambit_gym.text.embedder import MiniLMStyleEmbedder
-
-            embedder = MiniLMStyleEmbedder(device=device or "cpu")
-        # The bank's messages were written under its prompt library's system instruction; a live
-        # generator without one of its own gets the same, so live and bank envs agree.
-        system = tables.bank.metadata.get("prompt_library", {}).get("system")
-        if system and hasattr(generator, "system") and not generator.system:
-            generator.system = system
-        self.generator, self.embedder, self.tables = generator, embedder, tables
-        names = list(embedder.names)
-        self._true = [names.index(n) for n in tables.bank.dimensions]
-        self._working = np.array([tables.bank.dimensions.index(n)
-                                  for n in tables.working_names])
-        self._true_dims = tables.bank.dimension_index(tables.true_names)
-
-    def draw(self, action: int, context: int, key: int, t: int, noise_sd: float,
-             cost: Any) -> tuple[str, np.ndarray, float, dict[str, Any]]:
-        """One live message: text, working embedding, reward, and its cost entries.
-
-        ``tokens`` is the endpoint's reported completion tokens where the generator keeps a
-        ``usage`` record (the HTTP generators), else the estimate of
-        :mod:`gambit_gym.text.tokens`; ``latency_s`` is the measured wall time of the call.
-        """
-        prompt = str(self.tables.prompt_texts[action, context])
-        seed = counter_rng.hash64(key, t, counter_rng.STREAM_GENERATOR) >> 33
-        usage = getattr(self.generator, "usage", None)
-        before = dict(usage) if isinstance(usage, dict) else None
-        start = time.perf_counter()
-        text = self.generator.generate([prompt], seed=seed)[0]
-        wall = time.perf_counter() - start
-        if before is not None and usage.get("calls", 0) > before.get("calls", 0):
-            tokens = int(usage["completion_tokens"] - before["completion_tokens"])
-        else:
-            tokens = int(estimate_tokens([text])[0])
-        outcome = {"delivered": np.array(True), "redraws": np.int64(0),
-                   "tokens": np.int64(tokens), "cost": np.float64(cost.cost(tokens)),
-                   "latency_s": np.float64(wall)}
-        z_all = np.asarray(self.embedder.embed([text]), dtype=np.float32)[0][self._true]
-        mean = self.tables.outcome.mean_reward(z_all[self._true_dims][None, :],
-                                               np.array([context]))[0]
-        noise = counter_rng.normal(key, t, counter_rng.STREAM_NOISE) if noise_sd else 0.0
-        return text, z_all[self._working].copy(), float(mean + noise_sd * noise), outcome
-

@@ -92,11 +92,15 @@ class GambitVectorEnv(gym.vector.VectorEnv):
 
     def __init__(self, num_envs: int = 1, preset: str = "3d", render_mode: str | None = None,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-                 max_episode_steps: int | None = None, **kwargs: Any) -> None:
+                 max_episode_steps: int | None = None, generator: Any = None,
+                 embedder: Any = None, device: str | None = None, **kwargs: Any) -> None:
         check_render_mode("GambitVectorEnv", render_mode, self.metadata["render_modes"])
-        if preset == "live":
-            raise ValueError("GambitIHS-Live-v0 has no native vector env; use "
-                             "vectorization_mode='sync'")
+        if preset != "live":
+            for name, value in (("generator", generator), ("embedder", embedder),
+                                ("device", device)):
+                if value is not None:
+                    raise TypeError(f"GambitVectorEnv.__init__() got an unexpected keyword "
+                                    f"argument {name!r} ({name}= is for GambitIHS-Live-v0)")
         self.num_envs = check_positive_int("num_envs", num_envs)
         self.config = make_config(preset, "GambitVectorEnv.__init__",
                                   ("num_envs", "autoreset_mode", "max_episode_steps"), **kwargs)
@@ -118,6 +122,11 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.render_mode = render_mode
         self._tables = build_tables(self.config)
+        self._live = None
+        if self.config.live:  # every replicate's message in one generate call per step
+            from gambit_gym.envs.live import LiveTreatment
+
+            self._live = LiveTreatment(self._tables, generator, embedder, device)
         self.simulator = simulator_for(self._tables)
         self.noise_sd = self.config.effective_noise_sd
         self.reward_offset = reward_offset(self.config, self._tables)  # center_rewards
@@ -207,22 +216,31 @@ class GambitVectorEnv(gym.vector.VectorEnv):
             expected = tables.expected[ctx, acts]
             optimal = tables.optimal_reward[ctx]
             regret = tables.regret[ctx, acts]  # raw values: centring leaves it exact
+            if self._live is not None:
+                texts, z_live, rewards, live_outcome = self._live.draw(
+                    acts, ctx, self._keys, self._t, self.noise_sd, self.config.cost_model)
+                extra = (("text", np.array(texts, dtype=object)), ("embedding", z_live))
             if self.reward_offset:
                 rewards = rewards - self.reward_offset
                 expected = expected - self.reward_offset
                 optimal = optimal - self.reward_offset
+        live = dict(extra) if self._live is not None else {}
+        live_outcome = live_outcome if live else {}
+        if live:
+            extra = ()
         info: dict[str, Any] = {}
         for key, value in (
-                ("text", tables.texts[rows]),
+                ("text", live.get("text", tables.texts[rows])),
                 ("prompt_id", tables.arm_prompts[acts].astype(np.int64, copy=False)),
                 ("prompt", tables.prompt_texts[acts, ctx]),
-                ("embedding", tables.working[rows]),
+                ("embedding", live.get("embedding", tables.working[rows])),
                 ("embedding_names", self._names.copy()),
                 ("context", tables.context_labels[ctx]),
                 ("context_id", ctx.astype(np.int64)),
                 *extra,
-                *outcome_info(tables.safety, self.config.cost_model, rows, drawn, redraws,
-                              tokens).items(),
+                *(live_outcome if live else outcome_info(
+                    tables.safety, self.config.cost_model, rows, drawn, redraws,
+                    tokens)).items(),
                 ("expected_reward", expected),
                 ("optimal_action", best.astype(np.int64, copy=False)),
                 ("optimal_expected_reward", optimal),

@@ -75,7 +75,7 @@ ENV_IDS: list[tuple[str, str, str | None, dict[str, Any], str]] = [
     ("GambitIHS-Safe-v0", GAMBIT, GAMBIT_VEC, {"preset": "safe"},
      "send nothing + the 10 best prompts; oracle and regret under a budget of 0.005 on the "
      "rate of harmful messages delivered (info['unsafe_delivered']); needs the scored bank"),
-    ("GambitIHS-Live-v0", GAMBIT, None, {"preset": "live"},
+    ("GambitIHS-Live-v0", GAMBIT, GAMBIT_VEC, {"preset": "live"},
      "live generator and embedder at every step"),
     # --- mixed-effect (meTS) synthetic environments ------------------------------------------
     ("MixedEffectLinear-v0", MIXED_LINEAR, None, {},
