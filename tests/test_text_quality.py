@@ -62,3 +62,20 @@ def test_bad_settings_are_refused():
         QualityFilter(min_words=10, max_words=5)
     with pytest.raises(ValueError, match="on_topic_threshold"):
         QualityFilter(on_topic_threshold=2.0)
+
+
+def test_a_copied_few_shot_example_is_no_message():
+    """Sentences repeating a few-shot turn are dropped by cleaning (SmolLM2 copied the v2
+    examples in the pilot), so a copied example is rejected and drawn again."""
+    from gambit_gym.text.generators import BaseGenerator
+    from gambit_gym.text.prompts import load_prompt_library
+
+    gen = BaseGenerator()
+    gen.few_shot = load_prompt_library("v2").few_shot
+    example = gen.few_shot[2][1]
+    assert gen._clean(example, "a query") == ("", False)
+    msg, ok = gen._clean(example.split(". ")[0] + ". Take the stairs at work today and add a "
+                         "few hundred steps.", "a query")
+    assert ok and msg == "Take the stairs at work today and add a few hundred steps."
+    gen.few_shot = ()
+    assert gen._clean(example, "a query")[1]  # without few-shot turns it is a fine message
