@@ -122,3 +122,17 @@ def test_live_vector_env_writes_every_replicates_message_in_one_call(live_defaul
     idx = [list(embedder.names).index(n) for n in info["embedding_names"][0]]
     assert np.allclose(info["embedding"], full[:, idx], atol=1e-4)
     assert np.isfinite(rewards).all()
+
+
+def test_the_live_id_passes_the_shipped_checker(live_default_parts):
+    """check_gambit_env, as a user would call it on the live id, with the real SmolLM2 and
+    MiniLM (loaded once this session; the live env's own sampling defaults) passed as env
+    kwargs and short rollouts (steps=2: each live step generates a message); its determinism
+    check is skipped because the id is registered nondeterministic, and says so."""
+    generator, embedder = live_default_parts
+    ran = checks.check_gambit_env("GambitIHS-Live-v0", generator=generator, embedder=embedder,
+                                  horizon=3, steps=2, verbose=False)
+    assert [line.split(":")[0] for line in ran] == [
+        "spaces", "gymnasium", "step types and info", "determinism", "invalid actions",
+        "pickle"]
+    assert ran[3] == "determinism: skipped (the id is registered nondeterministic)"
