@@ -51,6 +51,7 @@ from gambit_gym.agents._batched import (
     require_contexts,
     require_simulator,
 )
+from gambit_gym.agents.gambitts import received_embeddings
 from gambit_gym.agents.niw_treatment import NIWTreatment, niw_prior
 from gambit_gym.core.description import EnvDescription
 
@@ -235,9 +236,7 @@ class _Ensemble(BatchedAgent):
     # ------------------------------------------------------------------ learning
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:
-        if "embedding" not in info:
-            raise KeyError(f"{type(self).__name__}.update needs info['embedding']")
-        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.d)
+        z = received_embeddings(self, info, self.d)
         contexts = gambit_contexts(obs)
         self._update_treatment(contexts, actions, z)
         slot = self.n_seen % self.buffer_size

@@ -48,6 +48,18 @@ from gambit_gym.agents.niw_treatment import NIWTreatment, niw_prior
 from gambit_gym.core.description import EnvDescription
 
 
+def received_embeddings(agent: Any, info: dict[str, Any], width: int) -> np.ndarray:
+    """The embeddings of the messages the users received this step, ``(R, width)`` float64.
+
+    One place for the check every embedding-learning agent makes: ``info["embedding"]`` must be
+    there (an env that hides it cannot be learned from by a GAMBITTS agent).
+    """
+    if "embedding" not in info:
+        raise KeyError(f"{type(agent).__name__}.update needs info['embedding'] (the working "
+                       "embedding of the message the user received)")
+    return np.asarray(info["embedding"], dtype=np.float64).reshape(agent.replicates, width)
+
+
 @dataclass(eq=False)
 class _LinearGambitts(BatchedAgent):
     """Shared reward model of the linear GAMBITTS agents (see the module docstring)."""
@@ -135,10 +147,7 @@ class _LinearGambitts(BatchedAgent):
 
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:
-        if "embedding" not in info:
-            raise KeyError(f"{type(self).__name__}.update needs info['embedding'] (the working "
-                           "embedding of the message the user received)")
-        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.d)
+        z = received_embeddings(self, info, self.d)
         contexts = gambit_contexts(obs)
         self.model.update(self.features(contexts, z), rewards)
         self._update_treatment(contexts, actions, z)

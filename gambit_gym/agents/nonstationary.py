@@ -35,7 +35,7 @@ from gambit_gym.agents._batched import (
     gambit_contexts,
     require_contexts,
 )
-from gambit_gym.agents.gambitts import POGambitTS
+from gambit_gym.agents.gambitts import POGambitTS, received_embeddings
 from gambit_gym.agents.stdts import StdTS
 from gambit_gym.core.description import EnvDescription
 
@@ -236,10 +236,7 @@ class POGambitTSObserved(POGambitTS):
 
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:
-        if "embedding" not in info:
-            raise KeyError(f"{type(self).__name__}.update needs info['embedding'] (the working "
-                           "embedding of the message the user received)")
-        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.d)
+        z = received_embeddings(self, info, self.d)
         contexts = gambit_contexts(obs)
         payload = np.concatenate([z, contexts[:, None].astype(np.float64)], axis=1)
         rows, _, _, ys, _, kept = self.log.arrivals(contexts, actions, rewards, info, payload)
@@ -341,10 +338,7 @@ class POGambitTSBurden(POGambitTSObserved):
 
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:
-        if "embedding" not in info:
-            raise KeyError(f"{type(self).__name__}.update needs info['embedding'] (the working "
-                           "embedding of the message the user received)")
-        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.d)
+        z = received_embeddings(self, info, self.d)
         u = self.unit(z)
         kept = self.kept(u, self.recent)[:, None]
         sent = np.any(z != 0, axis=-1, keepdims=True)

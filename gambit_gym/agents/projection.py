@@ -25,7 +25,7 @@ import numpy as np
 
 from gambit_gym._validate import check_positive_int
 from gambit_gym.agents._batched import gambit_contexts, require_simulator
-from gambit_gym.agents.gambitts import POGambitTS
+from gambit_gym.agents.gambitts import POGambitTS, received_embeddings
 from gambit_gym.core.description import EnvDescription
 
 FIRST_REFIT = 16  #: messages received before the first basis (then doubling)
@@ -103,10 +103,7 @@ class POGambitTSPCA(POGambitTS):
 
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:
-        if "embedding" not in info:
-            raise KeyError(f"{type(self).__name__}.update needs info['embedding'] (the working "
-                           "embedding of the message the user received)")
-        z = np.asarray(info["embedding"], dtype=np.float64).reshape(self.replicates, self.width)
+        z = received_embeddings(self, info, self.width)
         contexts = gambit_contexts(obs)
         t = self.n_seen
         if t >= self.history_z.shape[1]:
