@@ -70,7 +70,8 @@ TARGETS: dict[str, Target] = {
     ),
     "dynamics": Target(
         ("gambit_gym/envs/dynamics.py",),
-        ("tests/test_user_dynamics.py", "tests/test_center_rewards.py"),
+        ("tests/test_dynamics_exact.py", "tests/test_user_dynamics.py",
+         "tests/test_center_rewards.py"),
         ("tests/test_user_dynamics.py", "tests/test_center_rewards.py"),
     ),
     "bank": Target(
