@@ -13,7 +13,13 @@ this process) is the steadier figure.
 2. ens-poGAMBITTS and ens-foGAMBITTS, R × T (study sizes: 60 members, 64 hidden, batch 100),
    on the given device (target: at most 60 s each at R = 250, T = 1000 on 2 CPU cores, where
    the fused numba kernels of ``gambit_gym.agents._ensemble_kernels`` train them, or on one
-   GPU); prints the time as a ratio of the target and the process's peak memory. On a GPU
+   GPU); prints the time as a ratio of the target and the process's peak memory.
+   ``--ens-workers N`` runs each ensemble's R replicates as N contiguous slices on N spawned
+   worker processes, as ``gambit-gym bench --workers N`` spreads a suite's replicates over the
+   cores (replicate r is seeded ``seed + r`` whatever the slice, so they are the same runs,
+   action for action: ``test_batched_equals_single_replicate`` in
+   ``tests/test_agents_ensemble.py``; the mean regret printed equals one process's).
+   The CPU kernels are single-threaded, so this is how two cores get used. On a GPU
    machine,
    ``bash benchmarks/gpu_check.sh run`` runs this with ``--ens-device cuda`` after the CUDA
    tests (see that script for the wheels to carry).
@@ -52,12 +58,14 @@ class Args:
     skip_ensemble: bool = False
     threads: int | None = None
     workers: int = 1
+    ens_workers: int = 1
 
 
 def parse_args() -> Args:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name, kind in (("replicates", int), ("horizon", int), ("ens-replicates", int),
-                       ("ens-horizon", int), ("threads", int), ("workers", int)):
+                       ("ens-horizon", int), ("threads", int), ("workers", int),
+                       ("ens-workers", int)):
         p.add_argument(f"--{name}", type=kind, default=getattr(Args, name.replace("-", "_")))
     p.add_argument("--ens-device", default=None)
     p.add_argument("--ens-agents", default=Args.ens_agents)
@@ -113,7 +121,10 @@ def main(args: Args) -> None:
             _block_on_workers(args)
     if not args.skip_ensemble:
         for agent in args.ens_agents.split(","):
-            _ensemble_run(agent, args)
+            if args.ens_workers > 1:
+                _ensemble_on_workers(agent, args)
+            else:
+                _ensemble_run(agent, args)
 
 
 def _ensemble_run(agent: str, args: Args) -> None:
@@ -133,6 +144,45 @@ def _ensemble_run(agent: str, args: Args) -> None:
           f"{args.ens_device or 'default device'}: {dt:.1f} s wall, {cpu:.1f} s CPU ({ratio}; "
           f"peak memory of this process {peak:.0f} MB, {before / 1024:.0f} MB before; mean "
           f"regret at T {res.final_regret().mean():.1f})", flush=True)
+
+
+def _ensemble_slice(agent: str, start: int, n: int, horizon: int, device: str | None
+                    ) -> tuple[object, float]:
+    """Replicates ``start .. start + n - 1`` of the seed-323 run:
+    ``((actions, regret at T), CPU seconds)``."""
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker; the workers share the machine's cores
+    c0 = time.process_time()
+    res = run("GambitIHS-v0", agent, horizon=horizon, replicates=n, seed=323 + start,
+              device=device, progress=False)
+    return (res.actions, res.final_regret()), time.process_time() - c0
+
+
+def _ensemble_on_workers(agent: str, args: Args) -> None:
+    """One ensemble run split over ``args.ens_workers`` processes: wall (with the workers'
+    start-up), the workers' CPU, the ratio to the target and the mean regret at T."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import numpy as np
+
+    n_w = args.ens_workers
+    bounds = np.linspace(0, args.ens_replicates, n_w + 1).round().astype(int)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(n_w, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_ensemble_slice, agent, int(lo), int(hi - lo), args.ens_horizon,
+                               args.ens_device) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        parts = [f.result() for f in futures]
+    dt = time.perf_counter() - t0
+    cpu = sum(p[1] for p in parts)
+    final = np.concatenate([p[0][1] for p in parts])
+    full = (args.ens_replicates, args.ens_horizon) == (250, 1000)
+    ratio = f"x{dt / ENS_TARGET_S:.2f} of the {ENS_TARGET_S} s target" if full else \
+        f"the {ENS_TARGET_S} s target is for 250 x 1000"
+    print(f"{agent} {args.ens_replicates} x {args.ens_horizon} on {n_w} worker processes "
+          f"({args.ens_device or 'default device'}): {dt:.1f} s wall, {cpu:.1f} s CPU in the "
+          f"workers ({ratio}; mean regret at T {final.mean():.1f})", flush=True)
 
 
 if __name__ == "__main__":
