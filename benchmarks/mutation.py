@@ -76,7 +76,7 @@ TARGETS: dict[str, Target] = {
     ),
     "bank": Target(
         ("gambit_gym/text/bank.py",),
-        ("tests/test_invalid_bank.py",),
+        ("tests/test_bank_exact.py", "tests/test_invalid_bank.py"),
         ("tests/test_invalid_bank.py",),
     ),
     "posteriors": Target(
