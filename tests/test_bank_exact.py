@@ -146,6 +146,29 @@ def test_one_prompt_bank_and_a_last_cell_short_of_the_last_context():
     assert bank.prompt_ids.max() == 0 and bank.n_prompts == int(bank.prompt_ids.max()) + 1
 
 
+def test_an_empty_bank_is_a_bank_of_no_cells(tmp_path):
+    """A build that kept no message (the builder hands zero rows on) is a bank of 0 prompts
+    that saves, loads and refuses every cell clearly (it used to fail with NumPy's "cannot
+    reshape array of size 1 into shape (0,12)")."""
+    bank = ResponseBank.from_arrays([], [], [], np.zeros((0, 2)), DIMS, {"seed": 0})
+    assert len(bank) == 0 and bank.n_prompts == 0
+    assert bank.counts.shape == bank.offsets.shape == (0, 12)
+    assert bank.cell_means.shape == (0, 12, 2) and bank.scores.shape == (0, 2)
+    with pytest.raises(IndexError) as err:
+        bank.sample(0, 0, np.random.default_rng(0))
+    assert err.value.args[0] == ("cell (prompt 0, context 0) is outside the bank (0 prompts x "
+                                 "12 contexts)")
+    full = bank.with_token_counts(np.zeros(0, np.int64)).with_safety(
+        np.zeros((0, 6)), THRESHOLDS, dict(CLASSIFIER))
+    assert full.unsafe.shape == (0,) and full.n_tokens.dtype == np.int32
+    back = ResponseBank.load(full.save(tmp_path / "empty.parquet"))
+    assert len(back) == 0 and back.n_prompts == 0 and back.counts.shape == (0, 12)
+    assert back.scores.shape == (0, 2) and back.scores.dtype == np.float32
+    assert back.texts.dtype == object and back.checksum == bank.checksum
+    assert back.safety.shape == (0, 6) and back.n_tokens.shape == (0,)
+    assert back.metadata == {"seed": 0} and back.safety_classifier == CLASSIFIER
+
+
 def test_from_arrays_keeps_caller_metadata_and_drops_safety_entries_of_it():
     bank = ResponseBank.from_arrays(["a"], [0], [0], [[0.0, 1.0]], DIMS,
                                     {"seed": 1, "safety_checksum": "stale",

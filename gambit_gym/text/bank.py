@@ -227,7 +227,9 @@ class ResponseBank:
         self.n_contexts = N_CONTEXTS
         cell = prompt_ids.astype(np.int64) * self.n_contexts + context_ids
         counts = np.bincount(cell, minlength=self.n_prompts * self.n_contexts)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        # each cell starts where the cells before it end: the running total, shifted by one
+        # (an empty bank has no cells and no starts)
+        starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
         self.counts = counts.reshape(self.n_prompts, self.n_contexts)
         self.offsets = starts.reshape(self.n_prompts, self.n_contexts)
         self._cell_means: np.ndarray | None = None
@@ -491,7 +493,8 @@ class ResponseBank:
             sums = np.zeros((self.n_prompts * self.n_contexts, len(self.dimensions)))
             np.add.at(sums, cell, self.scores.astype(np.float64))
             counts = np.maximum(self.counts.reshape(-1, 1), 1)
-            self._cell_means = (sums / counts).reshape(self.n_prompts, self.n_contexts, -1)
+            self._cell_means = (sums / counts).reshape(self.n_prompts, self.n_contexts,
+                                                       len(self.dimensions))
         return self._cell_means
 
     def dimension_index(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
