@@ -209,6 +209,15 @@ def _counts_of(dest: Path, names: list[str]) -> dict[str, int]:
     return counts
 
 
+def _checked_count(dest: Path) -> int:
+    """How many mutants the last run in ``dest`` checked (any status but not checked/skipped)."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
+                         cwd=dest, env=_env(), capture_output=True, text=True).stdout
+    done = {"killed", "survived", "no tests", "timeout", "suspicious", "segfault"}
+    return sum(1 for line in out.splitlines()
+               if ": " in line and line.strip().rsplit(": ", 1)[1] in done)
+
+
 def survivors(dest: Path) -> list[str]:
     """The names of the surviving (and untested) mutants, from ``mutmut results``."""
     out = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=dest,
@@ -288,9 +297,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.recheck:
         for name in args.modules or list(TARGETS):
             dest = args.work / name
-            stats = json.loads((dest / "mutants" / "mutmut-cicd-stats.json").read_text())
             killed, alive = recheck(dest, TARGETS[name])
-            checked = stats["total"] - stats["skipped"]
+            # the mutants the last run checked: all of them for a whole run, the sample's
+            # for a --sample run (mutmut's own total counts every mutant of the module)
+            checked = _checked_count(dest)
             caught = checked - len(alive)
             scores[name] = dict(checked=checked, caught=caught, survived=len(alive),
                                 newly_killed=len(killed), survivors=alive,
