@@ -81,7 +81,7 @@ TARGETS: dict[str, Target] = {
     ),
     "posteriors": Target(
         ("gambit_gym/agents/stdts.py", "gambit_gym/agents/gambitts.py"),
-        ("tests/test_agents.py",),
+        ("tests/test_posteriors_exact.py",),
         ("tests/test_agents.py",),
     ),
     "store": Target(
