@@ -86,8 +86,7 @@ TARGETS: dict[str, Target] = {
     ),
     "store": Target(
         ("gambit_gym/bench/store.py",),
-        ("tests/test_store_exact.py", "tests/test_bench_store.py",
-         "tests/test_invalid_store.py"),
+        ("tests/test_store_exact.py",),
         ("tests/test_bench_store.py", "tests/test_invalid_store.py"),
     ),
 }

@@ -54,7 +54,7 @@ def _record(unit=None, *, created=123.5, **changes):
         contexts=np.array([[0, 1, 1], [1, 0, 0]]),
         wall_time_s=1.25, versions={"numpy": "2.0", "gambit-gym": "0.1"},
         metadata={"z": 1, "path": Path("/x/y"), "a": [1, 2]}, created=created,
-        provenance={"suite_fingerprint": "fp", "where": Path("/p")},
+        provenance={"where": Path("/p"), "suite_fingerprint": "fp"},
         outcomes={"unsafe": np.array([1, 0]), "cost": np.array([0.5, 0.75])})
     fields.update(changes)
     return UnitRecord(**fields)
@@ -392,6 +392,17 @@ def test_a_store_of_before_provenance_is_read_and_gains_the_column_on_write(tmp_
         old.unit.unit_id: "{}", _unit(rep_start=2).unit_id: '{"x": 1}'}
     assert store.add(_record(_unit(rep_start=4))) is True  # the column is added once
     assert len(ResultStore(path).records()) == 3
+
+
+def test_two_writers_opened_on_a_store_of_before_provenance(tmp_path):
+    path = tmp_path / "old.sqlite"
+    _old_store(path)
+    first, second = ResultStore(path), ResultStore(path)  # two sweeps resuming it
+    assert first.add(_record(_unit(rep_start=2), provenance={"a": 1})) is True
+    # the column is there now, added by the other writer: not added twice
+    assert second.add(_record(_unit(rep_start=4), provenance={"b": 2})) is True
+    assert _table(path, "units") == UNITS_TABLE
+    assert [r.provenance for r in second.records()] == [{}, {"a": 1}, {"b": 2}]
 
 
 def test_provenance_that_is_not_an_object_reads_as_empty(tmp_path):
