@@ -511,6 +511,23 @@ def test_save_writes_the_documented_columns_types_and_metadata(tmp_path):
     assert ResponseBank.load(out).safety is None
 
 
+def test_save_writes_the_file_types_whatever_the_arrays_hold(tmp_path):
+    """A bank built with the constructor from wider arrays (int64 ids and token counts, float64
+    scores; ``load`` itself sets ``n_tokens`` after construction) is still saved in the file
+    format (int16, int8, float32 and int32 columns) and loads back equal."""
+    src = small()
+    wide = ResponseBank(src.texts, src.prompt_ids.astype(np.int64),
+                        src.context_ids.astype(np.int64), src.scores.astype(np.float64), DIMS,
+                        dict(META))
+    wide.n_tokens = np.arange(7, dtype=np.int64)
+    path = wide.save(tmp_path / "wide.parquet")
+    assert [str(t) for t in pq.read_table(path).schema.types] == ["string", "int16", "int8",
+                                                                  "float", "float", "int32"]
+    back = ResponseBank.load(path)
+    _same_bank(back, src)
+    assert back.n_tokens.tolist() == list(range(7))
+
+
 def test_save_without_safety_or_tokens_writes_only_the_content_columns(tmp_path):
     path = small().save(tmp_path / "plain.parquet")
     table = pq.read_table(path)
@@ -684,6 +701,10 @@ CORRUPT = {
     "zero threshold": ("full", None, lambda m: m["safety_thresholds"].update(shaming=0), None,
                        ": safety thresholds must be one number in (0, 1] per category, got "
                        "[0.0, 0.5, 0.5, 0.5, 1.0, 0.25]"),
+    "integer thresholds": ("full", None, lambda m: m.update(
+        safety_thresholds={c: int(c != "threat") for c in CATS}), None,
+        ": safety thresholds must be one number in (0, 1] per category, got "
+        "[1.0, 0.0, 1.0, 1.0, 1.0, 1.0]"),
     "safety without bank thresholds": ("plain", lambda t: t.append_column(
         "safety_threat", pa.array(np.zeros(7, np.float32))), None, None,
         ": safety columns ['safety_threat'] without safety_thresholds in the metadata; rescore "
