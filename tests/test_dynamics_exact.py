@@ -252,6 +252,47 @@ def test_tables_name_the_contexts_and_the_dims(banks):
     assert all(type(n) is np.str_ for n in t.working_names_array)
 
 
+def test_sentence_vector_embeddings_come_from_the_cache(banks, tmp_path, monkeypatch):
+    from gambit_gym.text import sentence_vectors as sv
+    from gambit_gym.text.bank import load_bank
+
+    monkeypatch.setenv(sv.CACHE_ENV, str(tmp_path))
+    bank = load_bank(banks["plain"])
+    vectors = np.random.default_rng(2).normal(size=(len(bank), 384)).astype(np.float32)
+    sv.vectors_path(bank).parent.mkdir(parents=True)
+    np.save(sv.vectors_path(bank), vectors)
+    t = _tables(banks["plain"], "optional", embedding="minilm384")
+    n = len(bank)
+    np.testing.assert_array_equal(t.working[:n], vectors)
+    assert t.working.shape == (n + 12, 384) and not t.working[n:].any()
+    assert t.working_names == tuple(f"minilm_{j:03d}" for j in range(384))
+    assert t.working_names_array.tolist() == list(t.working_names)
+    # the reward still comes from the true dims' scores
+    np.testing.assert_allclose(t.row_reward[:n], _row_reward(
+        bank, "3d", ("optimism", "formality", "severity")), atol=1e-9)
+    sv.fit_pca(vectors, bank.checksum).save(sv.pca_cache_path(bank))
+    t = _tables(banks["plain"], embedding="pca:3")
+    np.testing.assert_array_equal(
+        t.working, sv.fit_pca(vectors, bank.checksum).projections[:, :3].astype(np.float32))
+    assert t.working.dtype == np.float32 and t.working_names == ("pc01", "pc02", "pc03")
+
+
+def test_missing_sentence_vectors_name_the_command_for_this_bank(banks, tmp_path,
+                                                               monkeypatch):
+    from gambit_gym.text import sentence_vectors as sv
+    from gambit_gym.text.bank import load_bank
+
+    monkeypatch.setenv(sv.CACHE_ENV, str(tmp_path))
+    plain = banks["plain"]
+    where = sv.vectors_path(load_bank(plain))
+    with pytest.raises(FileNotFoundError) as err:
+        _tables(plain, embedding="minilm384")
+    assert str(err.value) == (
+        f"embedding='minilm384' needs the bank's 384-d MiniLM sentence vectors, which are not "
+        f"in the cache ({where}); compute them once with `gambit-gym embed-bank --bank "
+        f"{plain}` (set $GAMBIT_GYM_CACHE to use another cache folder)")
+
+
 def test_tables_are_read_only(banks):
     t = _tables(banks["scored"], "optional", safety_filter="redraw")
     for name in ("arm_prompts", "offsets", "counts", "row_reward", "texts", "working",
@@ -373,6 +414,9 @@ def test_unfiltered_scored_bank_keeps_the_cell_means_bit_for_bit(banks):
     assert st.row_safety.dtype == np.float32
     assert st.row_unsafe_py == tuple(unsafe.tolist())
     assert st.is_message.all() and st.is_message_py == (True,) * len(scored.bank)
+    assert st.is_message.dtype == bool and all(type(x) is bool for x in st.is_message_py)
+    assert all(type(x) is bool for x in st.row_unsafe_py)
+    assert all(type(x) is int for x in st.row_tokens_py)
     # tokens: the bank's n_tokens column
     assert st.token_source == "bank"
     assert st.row_tokens.tolist() == (np.arange(len(scored.bank)) % 5 + 3).tolist()
@@ -409,7 +453,7 @@ def test_an_unsafe_budget_restricts_the_oracle(banks):
         free.expected[np.arange(12), want][:, None] - free.expected, 0.0), atol=0)
 
 
-def test_refusals_name_the_problem_and_the_fix(banks, tmp_path):
+def test_refusals_name_the_problem_and_the_fix(banks, tmp_path, monkeypatch):
     plain = banks["plain"]
     with pytest.raises(ValueError) as err:
         _tables(plain, safety_filter="block")
@@ -423,6 +467,12 @@ def test_refusals_name_the_problem_and_the_fix(banks, tmp_path):
         _tables(plain, prompt_ids=(2, 6, 9))
     assert str(err.value) == "prompt_ids [6, 9] are not in the bank (0..5)"
     assert _tables(plain, prompt_ids=(5,)).arm_prompts.tolist() == [5]
+    # no bank= (the default bank, here $GAMBIT_GYM_BANK pointing at an unscored one)
+    monkeypatch.setenv("GAMBIT_GYM_BANK", plain)
+    with pytest.raises(ValueError) as err:
+        dyn._build_tables(GambitConfig(preset="3d", safety_filter="redraw"))
+    assert str(err.value) == (f"safety_filter='redraw' needs a response bank with safety "
+                              f"scores, and 'the shipped bank' has none: {SCORE_FIX}")
     holes = _bank(tmp_path / "holes.parquet", drop=[(2, c) for c in range(7)] + [(4, 11)])
     with pytest.raises(ValueError) as err:
         _tables(holes)
@@ -456,6 +506,16 @@ def test_build_tables_shares_by_value_and_keeps_the_most_recent(banks, tmp_path,
     _bank(copy, scored=True)
     b = dyn.build_tables(GambitConfig(preset="3d", bank=str(copy)))
     assert b is not a and b.safety.scored and not a.safety.scored
+
+
+def test_build_tables_without_a_bank_uses_the_shipped_one(monkeypatch):
+    from gambit_gym.text.bank import default_bank_path, load_bank
+
+    monkeypatch.setattr(dyn, "_TABLES", OrderedDict())
+    t = dyn.build_tables(GambitConfig(preset="3d"))
+    assert t.bank is load_bank(default_bank_path())
+    assert dyn.build_tables(GambitConfig(preset="3d", horizon=3)) is t
+    assert len(dyn._TABLES) == 1
 
 
 # ----------------------------------------------------------------- the step
