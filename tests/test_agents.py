@@ -379,10 +379,14 @@ def test_conditional_propensity_agrees_with_brute_force_counting():
     assert drawn[0] * 4 <= counted[0]  # the wide chosen arm: a fraction of the counting draws
 
 
-@pytest.mark.parametrize("name", ["StdTS", "StdTS-Contextual", "foGAMBITTS"])
-def test_propensity_kernels_equal_the_numpy_path(name, monkeypatch):
-    # the numba kernels fuse scoring and the conditional estimator; same random numbers, so the
-    # same estimates up to float rounding (and the same draws), run by the real runner
+@pytest.mark.parametrize(("name", "rtol"), [("StdTS", 1e-6), ("StdTS-Contextual", 1e-6),
+                                           ("foGAMBITTS", 1e-10)])
+def test_propensity_kernels_equal_the_numpy_path(name, rtol, monkeypatch):
+    # foGAMBITTS: the numba kernel fuses scoring and the conditional estimator; same random
+    # numbers, so the same estimates up to float rounding (and the same draws). StdTS: the
+    # quadrature kernel takes early exits that change an integral by at most tol/1000
+    # relative (tol = 1e-3), the numpy path evaluates every node; the same rules (nodes).
+    # Run by the real runner.
     from gambit_gym.agents import _propensity_kernels as kernels
     from gambit_gym.bench import run
 
@@ -394,7 +398,7 @@ def test_propensity_kernels_equal_the_numpy_path(name, monkeypatch):
     monkeypatch.setattr(kernels, "available", lambda: False)
     plain = run("GambitIHS-v0", name, **kw)
     np.testing.assert_array_equal(fused.actions, plain.actions)
-    np.testing.assert_allclose(fused.propensities, plain.propensities, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(fused.propensities, plain.propensities, rtol=rtol, atol=1e-13)
     assert fused.metadata["propensity"]["mean_draws"] == plain.metadata["propensity"]["mean_draws"]
 
 

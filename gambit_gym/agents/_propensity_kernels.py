@@ -1,14 +1,19 @@
-"""Fused CPU kernels of the Student-t agents' Monte Carlo propensities (numba, optional).
+"""Fused CPU kernels of the Student-t agents' propensities (numba, optional).
 
-Why: at the study's sizes a step of StdTS costs a few microseconds per replicate, and the
-propensity estimate (:func:`gambit_gym.core.propensity_sampling.sampled_probabilities`,
-conditional estimator) written as numpy operations makes some thirty passes over
-``replicates × draws × arms`` temporaries plus a few hundred small numpy calls per step. Here
-each replicate's draws are scored, counted and turned into the chosen arm's conditional
-probability in one pass, with nothing but the outputs written. The random numbers are the
-same (drawn by numpy from the propensity generator, shared by the batch), so the estimates
-equal the numpy path's up to float rounding (a test checks it). Without numba (the ``fast``
-extra) the agents use the numpy path.
+Why: at the study's sizes a step of StdTS costs a few microseconds per replicate, and a
+propensity estimate written as numpy operations makes dozens of passes over ``replicates ×
+draws (or nodes) × arms`` temporaries plus many small numpy calls per step. Two kernels:
+
+- :func:`linear_t` (foGAMBITTS, Monte Carlo): each replicate's draws are scored, counted and
+  turned into the chosen arm's conditional probability
+  (:func:`gambit_gym.core.propensity_sampling.sampled_probabilities`) in one pass. The random
+  numbers are the same (drawn by numpy from the propensity generator, shared by the batch), so
+  the estimates equal the numpy path's up to float rounding (a test checks it).
+- :func:`independent_t_quadrature` (StdTS, StdTS-Contextual, no draws): the quadrature of
+  :mod:`gambit_gym.core.propensity_quadrature` with its early exits (the numpy path there
+  evaluates every node; they agree to ``1e-6`` relative, a test checks it).
+
+Without numba (the ``fast`` extra) the agents use the numpy paths.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
 
 #: From here on the kernels use Hill's normal transform for the t CDF (as ``t_cdf``).
 HILL_DOF = 12.0
+#: The quadrature kernel's switch to Hill's transform: the finite series up to here (exact,
+#: and at most ~20 multiply-adds, cheaper than a ``log1p`` and an ``erfc``).
+QUAD_HILL_DOF = 40.0
+#: Below this value of the chosen arm's direct integrand at the top node, its probability lies
+#: in the arm's far tail, beyond the nodes: the by-parts form is computed too (as in
+#: ``core.propensity_quadrature.TAIL_TOP``).
+TAIL_TOP = 0.5
 
 
 def available() -> bool:
@@ -39,7 +51,16 @@ def supported(dof: np.ndarray) -> bool:
 
 def _t_cdf(x, nu):  # pragma: no cover - compiled
     """The t CDF at ``x``: Hill's transform for ``nu >= 12``, the finite series below."""
-    if nu >= 12.0:
+    return _t_cdf_from(x, nu, HILL_DOF)
+
+
+def _t_cdf_from(x, nu, hill_from):  # pragma: no cover - compiled
+    """The t CDF: Hill's transform for ``nu >= hill_from`` or a non-integer ``nu``.
+
+    Else the finite series (exact; cheaper than Hill's ``log1p`` and ``erfc`` up to ``nu``
+    near 40). Callers pass only ``nu`` that :func:`supported` accepts.
+    """
+    if nu >= hill_from or nu != math.floor(nu):
         a = nu - 0.5
         b = 48.0 * a * a
         w2 = a * math.log1p(x * x / nu)
@@ -68,39 +89,6 @@ def _t_cdf(x, nu):  # pragma: no cover - compiled
     if odd:
         return 0.5 + (math.atan(x / math.sqrt(nu)) + sin * math.sqrt(c) * total) / math.pi
     return 0.5 + 0.5 * sin * total
-
-
-def _independent_t(loc, tscale, dof, chosen, a, log_w, need, counts, cond_sum,
-                   cond_sq):  # pragma: no cover - compiled
-    """Independent Student-t arms (StdTS): counts, and the conditional estimator's sums.
-
-    ``loc, tscale, dof`` ``(r, K)`` are each row's arms' t location, scale and degrees of
-    freedom; ``a, log_w`` ``(n, K)`` the shared polar-method numbers; row ``i`` uses the
-    first ``need[i]`` draws. Adds to ``counts (r, K)``, ``cond_sum (r,)``, ``cond_sq (r,)``.
-    """
-    r, k_arms = loc.shape
-    for i in range(r):
-        k = chosen[i]
-        expo = np.empty(k_arms)
-        spread = np.empty(k_arms)
-        for j in range(k_arms):
-            expo[j] = -2.0 / dof[i, j]
-            spread[j] = tscale[i, j] * math.sqrt(dof[i, j])
-        for s in range(need[i]):
-            best = -np.inf
-            arg = 0
-            top = -np.inf
-            for j in range(k_arms):
-                x = loc[i, j] + spread[j] * a[s, j] * math.sqrt(math.expm1(log_w[s, j] * expo[j]))
-                if x > best:
-                    best = x
-                    arg = j
-                if j != k and x > top:
-                    top = x
-            counts[i, arg] += 1.0
-            sf = _t_cdf((loc[i, k] - top) / tscale[i, k], dof[i, k])
-            cond_sum[i] += sf
-            cond_sq[i] += sf * sf
 
 
 def _linear_t(maps_t, mean, mu_z, psi_flat, inv_root_kappa, dof, chosen, z, v, a, log_w,
@@ -159,9 +147,109 @@ def _linear_t(maps_t, mean, mu_z, psi_flat, inv_root_kappa, dof, chosen, z, v, a
             cond_sq[i] += sf * sf
 
 
+def _sweep(loc, tsc, dof, q, j, k, parts, w_hi, w_lo, below, cut, prune, active,
+           values):  # pragma: no cover - compiled
+    """One integral over arm ``j``'s quantile nodes ``q`` (ascending): ``(I_G, I_{G/2})``.
+
+    ``parts=False``: the direct integrand ``∏_{i≠j} F_i(x_j)``. ``parts=True`` (``j != k``):
+    the by-parts term ``S_k(x_j)·∏_{i≠j,k} F_i(x_j)``. The lowest node is evaluated first
+    and drops every factor within ``prune`` of 1 there (the CDFs increase with ``u``, so it
+    is as close to 1 at every node above); the others are visited from the top, and the sweep
+    stops once the nodes left can add at most ``cut`` times what the sweep has so far, or
+    1e-13 (each integrand is at most the rivals' product, which decreases down the nodes).
+    """
+    k_arms = loc.shape[0]
+    n_nodes = q.shape[0]
+    for i in range(k_arms):
+        active[i] = i != j and not (parts and i == k)
+    hi = 0.0
+    lo = 0.0
+    bottom = True
+    n = 0
+    while n >= 0:
+        x = loc[j] + tsc[j] * q[n]
+        rival = 1.0
+        for i in range(k_arms):
+            if not active[i]:
+                continue
+            f = _t_cdf_from((x - loc[i]) / tsc[i], dof[i], QUAD_HILL_DOF)
+            if bottom and f > 1.0 - prune:
+                active[i] = False  # as close to 1 at every node above
+                continue
+            rival *= f
+            if rival < 1e-300:
+                rival = 0.0
+                break
+        value = rival
+        if parts and rival > 0.0:
+            value *= _t_cdf_from((loc[k] - x) / tsc[k], dof[k], QUAD_HILL_DOF)  # S_k(x)
+        values[n] = value
+        hi += w_hi[n] * value
+        lo += w_lo[n] * value
+        if bottom:
+            bottom = False
+            any_active = False
+            for i in range(k_arms):
+                any_active = any_active or active[i]
+            if not any_active and not parts:  # the integrand is 1 at every node
+                hi = 0.0
+                lo = 0.0
+                for m in range(n_nodes):
+                    hi += w_hi[m]
+                    lo += w_lo[m]
+                return hi, lo
+            n = n_nodes - 1
+            continue
+        if n == 1 or rival * below[n] <= max(cut * hi, 1e-13):
+            break
+        n -= 1
+    return hi, lo
+
+
+def _independent_t_quadrature(loc, tscale, dof, chosen, qtab, qidx, w_hi, w_lo, below, tol,
+                              a_hi, a_lo, top, b_hi, b_lo):  # pragma: no cover - compiled
+    """StdTS's propensities by quadrature (``core.propensity_quadrature``), early exits.
+
+    Per row: the chosen arm's direct integral into ``a_hi, a_lo (r, K)`` (column ``chosen``;
+    the others are left as they are), its integrand at the top node into ``top (r,)``; where
+    the direct form misses ``tol`` (relative) or ``top < TAIL_TOP``, the by-parts form into
+    ``b_hi, b_lo (r,)`` (left as they are elsewhere). ``qtab[qidx[i, j]]`` are arm ``j``'s
+    t quantiles at the nodes. The exits drop at most ``tol/1000`` relative.
+    """
+    r, k_arms = loc.shape
+    active = np.empty(k_arms, dtype=np.bool_)
+    n_nodes = qtab.shape[1]
+    values = np.empty(n_nodes)
+    cut = tol * 1e-3
+    prune = tol * 1e-4 / k_arms
+    for i in range(r):
+        k = chosen[i]
+        values[n_nodes - 1] = 1.0  # what a sweep that found the integrand 1 leaves
+        hi, lo = _sweep(loc[i], tscale[i], dof[i], qtab[qidx[i, k]], k, k, False, w_hi, w_lo,
+                        below, cut, prune, active, values)
+        a_hi[i, k] = hi
+        a_lo[i, k] = lo
+        top[i] = values[n_nodes - 1]
+        if abs(a_hi[i, k] - a_lo[i, k]) <= tol * abs(a_hi[i, k]) and top[i] >= TAIL_TOP:
+            continue
+        hi_sum = 0.0
+        lo_sum = 0.0
+        for j in range(k_arms):
+            if j == k:
+                continue
+            hi, lo = _sweep(loc[i], tscale[i], dof[i], qtab[qidx[i, j]], j, k, True, w_hi,
+                            w_lo, below, cut * 0.1, prune, active, values)
+            hi_sum += hi
+            lo_sum += lo
+        b_hi[i] = hi_sum
+        b_lo[i] = lo_sum
+
+
 if numba is not None:
+    _t_cdf_from = numba.njit(cache=True, inline="always")(_t_cdf_from)
     _t_cdf = numba.njit(cache=True, inline="always")(_t_cdf)
-    independent_t = numba.njit(cache=True)(_independent_t)
+    _sweep = numba.njit(cache=True)(_sweep)
     linear_t = numba.njit(cache=True)(_linear_t)
+    independent_t_quadrature = numba.njit(cache=True)(_independent_t_quadrature)
 else:  # pragma: no cover - exercised where numba is absent
-    independent_t = linear_t = None
+    linear_t = independent_t_quadrature = None

@@ -22,8 +22,6 @@ from gambit_gym.agents._batched import (
     BatchedAgent,
     check_positive,
     gambit_contexts,
-    polar_t_base,
-    polar_t_unit,
     require_contexts,
 )
 from gambit_gym.core.description import EnvDescription
@@ -106,46 +104,24 @@ class StdTS(BatchedAgent):
         return self._draw_means(self._cells(obs), counter, STREAM_ACT, None).argmax(axis=-1)
 
     def _probabilities(self, obs: np.ndarray, counter: int, n_samples: int) -> np.ndarray:
-        """Monte Carlo over the arms' marginal Student-t means (one draw per arm per sample).
+        """By quadrature: the arms' marginal means are independent Student-t.
 
         ``m_N + √(β_N/(ν_N g))·z`` with ``g ~ Gamma(α_N)`` is ``m_N + √(β_N/(α_N ν_N))·t``
-        with ``t ~ t_{2α_N}``: the same distribution as :meth:`_act`'s draw. The t variates
-        come from one set of polar-method numbers per round shared by the batch
-        (:func:`polar_t_base`): each replicate's estimate is unbiased as before, the
-        replicates' errors within a step are correlated, and a draw costs an ``expm1``.
+        with ``t ~ t_{2α_N}`` (the distribution of :meth:`_act`'s draw), so the chosen arm's
+        probability is a one-dimensional integral
+        (:func:`gambit_gym.core.propensity_quadrature.independent_t_probabilities`): no
+        draws, no random numbers, ``n_samples`` unused.
         """
         m_n, nu_n, alpha_n, beta_n = self.posterior(self._cells(obs))
-        # scale·t = √(β/(αν))·√(2α)·(T/√(2α)): fold √(2α) into the scale
-        scale = np.sqrt(2.0 * beta_n / nu_n)
         dof = 2.0 * alpha_n
-        t_scale = scale / np.sqrt(dof)  # the arms are independent: conditional estimator
-
-        def noise(gen: np.random.Generator, rows: np.ndarray,
-                  n: int) -> tuple[np.ndarray, np.ndarray]:
-            return polar_t_base(gen, (n, self.n_actions))
-
-        def scores(rows: np.ndarray, base: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-            out = polar_t_unit(base, dof[rows, None])
-            out *= scale[rows, None]
-            out += m_n[rows, None]
-            return out, m_n[rows, None], t_scale[rows, None]
+        t_scale = np.sqrt(beta_n / (alpha_n * nu_n))
 
         from gambit_gym.agents import _propensity_kernels as _kernels  # numba: imported late
 
-        accumulate = None
+        kernel = None
         if _kernels.available() and _kernels.supported(dof):
-            chosen = self._next_actions()
-
-            def accumulate(rows: np.ndarray, base: tuple[np.ndarray, np.ndarray],
-                           need: np.ndarray) -> tuple[np.ndarray, ...]:
-                counts = np.zeros((len(rows), self.n_actions))
-                sums, squares = np.zeros(len(rows)), np.zeros(len(rows))
-                _kernels.independent_t(m_n[rows], t_scale[rows], dof[rows], chosen[rows],
-                                       base[0], base[1], need, counts, sums, squares)
-                return counts, sums, squares
-
-        return self._sampled(noise, scores, n_samples, conditional_dof=dof,
-                             accumulate=accumulate)
+            kernel = _kernels.independent_t_quadrature
+        return self._quadrature(m_n, t_scale, dof, kernel)
 
     def _update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                 info: dict[str, Any]) -> None:

@@ -182,6 +182,21 @@ class BatchedAgent(abc.ABC):
         self.propensity_se, self.propensity_draws = se, drawn
         return probs
 
+    def _quadrature(self, loc: np.ndarray, tscale: np.ndarray, dof: np.ndarray,
+                    kernel: Any = None) -> np.ndarray:
+        """Propensities of independent Student-t arms by quadrature (no draws).
+
+        Records the error estimates as :attr:`propensity_se` and the nodes evaluated per
+        replicate as :attr:`propensity_draws`. See
+        :func:`gambit_gym.core.propensity_quadrature.independent_t_probabilities`.
+        """
+        from gambit_gym.core.propensity_quadrature import independent_t_probabilities
+
+        probs, err, nodes = independent_t_probabilities(loc, tscale, dof, self._next_actions(),
+                                                        self._target_rse, kernel)
+        self.propensity_se, self.propensity_draws = err, nodes
+        return probs
+
     # ------------------------------------------------------------------ helpers
     def _check_reset(self) -> None:
         if not hasattr(self, "streams"):
