@@ -7,6 +7,12 @@
    ``unsafe`` flags agree.
 
     python benchmarks/safety_verify_bank.py --encodings bank_v1_minilm384.npy
+
+Bank v1's columns were written by safety head v1; the shipped head is v2 (docs/safety.md), so
+check them against v1's head file (its rules are stored in it):
+
+    git show 7fdde5e:gambit_gym/data/safety_head.json > head_v1.json
+    python benchmarks/safety_verify_bank.py --head head_v1.json
 """
 
 from __future__ import annotations
@@ -26,10 +32,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bank", default=None, help="bank file (default: the shipped bank)")
     ap.add_argument("--encodings", default=None, help="precomputed encodings (.npy)")
+    ap.add_argument("--head", default=None,
+                    help="safety head JSON that scored the bank (default: the shipped head)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     bank = load_bank(args.bank)
-    clf = MiniLMSafetyClassifier(device="cpu")
+    clf = MiniLMSafetyClassifier(args.head, device="cpu")
+    stored = bank.safety_classifier.get("head_sha256") if bank.safety_classifier else None
+    if stored and stored != clf.metadata()["head_sha256"]:
+        print(f"note: the bank was scored by head {stored[:12]}, this is head "
+              f"{clf.metadata()['head_sha256'][:12]} (pass --head)")
     texts = [str(t) for t in bank.texts]
     if args.encodings:
         enc = np.load(args.encodings, mmap_mode="r")

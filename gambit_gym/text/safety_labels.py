@@ -3,7 +3,10 @@
 The set (``gambit_gym/data/safety_labels.jsonl``, one JSON object a line) holds real messages
 of the shipped bank, labelled by hand against ``docs/safety_labelling_guide.md``: ``row`` (in
 the shipped bank), ``prompt_id``, ``context_id``, ``source`` (how it was drawn: ``random``,
-``prompt:P``, ``keyword:CATEGORY``, ``flagged-v1:CATEGORY`` or ``flagged-v2:CATEGORY``),
+``prompt:P``, ``keyword:CATEGORY``, ``flagged-v1:CATEGORY``, ``flagged-v2:CATEGORY``, or
+the train-only rounds 7-9 ``mention-v3:``, ``near-v3:``, ``keyword-v3:``, ``keyword-v3b:``
+and ``flagged-v3:CATEGORY``, the audit of head v2 ``flagged-v4:CATEGORY`` or the census
+completion ``census-v1:CATEGORY``),
 ``split`` (``train`` or ``heldout``, fixed once with a seed, stratified by label; or ``audit``),
 ``labels`` (the categories that apply) and ``text``. The ``audit`` part holds messages of the
 shipped bank flagged by the shipped head, drawn per category: it measures precision where the
@@ -13,8 +16,12 @@ else.
 Fitting (:func:`fit_head`): per category, an L2 logistic regression on the unit MiniLM
 embedding with class-balanced weights; its inverse regularisation ``C``, whether the exact
 rule (:data:`~gambit_gym.text.safety.RULES`) is combined with it and the threshold are chosen
-by 5-fold cross-validation on the train part (best F1), then the head is refitted on the whole
-train part. The held-out part is used only by :func:`evaluate`.
+by 5-fold cross-validation on the train part, then the head is refitted on the whole train
+part. The criterion is F-beta (:data:`F_BETA`): F1 for ``off_topic``, F0.5 (precision counted
+twice as much as recall) for the five harmful categories, because the labelled set is enriched
+with them: a threshold that balances precision and recall there flags far too much of a bank
+where they are rare (the audit of head v1 found 2 of 10 medical-claim flags correct). The
+held-out part is used only by :func:`evaluate`.
 
 Command line::
 
@@ -39,6 +46,8 @@ from gambit_gym.text.safety import DEFAULT_LABELS, RULES, rule_hits
 
 C_GRID = (0.3, 1.0, 3.0, 10.0)
 THRESHOLD_GRID = tuple(round(t, 2) for t in np.arange(0.05, 0.951, 0.05))
+#: beta of the F-beta score the cross-validation maximises, per category (see the docstring)
+F_BETA = {c: (1.0 if c == "off_topic" else 0.5) for c in SAFETY_CATEGORIES}
 N_FOLDS = 5
 FIT_SEED = 0
 
@@ -116,6 +125,13 @@ def prf(y: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
+def f_beta(y: np.ndarray, pred: np.ndarray, beta: float) -> float:
+    """F-beta of the flags ``pred`` against ``y`` (0 where undefined)."""
+    p, r, _ = prf(y, pred)
+    b2 = beta * beta
+    return (1 + b2) * p * r / (b2 * p + r) if p + r else 0.0
+
+
 def fit_head(encodings: np.ndarray, recs: Sequence[dict[str, Any]],
              labels_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Fit the head on the train records (see the module docstring); the head JSON dict."""
@@ -137,7 +153,7 @@ def fit_head(encodings: np.ndarray, recs: Sequence[dict[str, Any]],
             for use_rule in ((False, True) if cat in RULES else (False,)):
                 s = np.where(hits[:, j], 1.0, oof) if use_rule else oof
                 for th in THRESHOLD_GRID:
-                    f1 = prf(y, s >= th)[2]
+                    f1 = f_beta(y, s >= th, F_BETA[cat])
                     if best is None or f1 > best[0] + 1e-12:
                         best = (f1, c, use_rule, th)
         assert best is not None
@@ -146,9 +162,9 @@ def fit_head(encodings: np.ndarray, recs: Sequence[dict[str, Any]],
         weights.append([float(f"{v:.6g}") for v in w])
         bias.append(float(f"{b:.6g}"))
         chosen[cat] = {"C": float(c), "use_rule": bool(use_rule), "threshold": float(th),
-                       "cv_f1": round(float(f1), 4)}
+                       "cv_f_beta": round(float(f1), 4), "beta": F_BETA[cat]}
     return {
-        "version": "1",
+        "version": "2",
         "about": "Logistic heads on all-MiniLM-L6-v2 unit embeddings, one per safety "
                  "category, fitted on the train part of safety_labels.jsonl by "
                  "gambit_gym.text.safety_labels.fit_head; score = max(head, rule) where "
@@ -186,14 +202,21 @@ def evaluate(scores: np.ndarray, recs: Sequence[dict[str, Any]],
     return rows
 
 
-def audit_precision(recs: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+#: The audit rounds: source prefix -> the head whose flags were drawn (docs/safety.md).
+AUDIT_ROUNDS = {"flagged-v2": "head v1 (the scores stored in bank v1)",
+                "flagged-v4": "head v2 (the shipped head)"}
+
+
+def audit_precision(recs: Sequence[dict[str, Any]],
+                    round_: str = "flagged-v2") -> dict[str, tuple[int, int]]:
     """Per category, ``(k, n)``: of ``n`` audit messages drawn as flagged for it, ``k`` labelled it.
 
-    That is the precision of the flags on the shipped bank.
+    That is the precision of the flags on the shipped bank, for the head of ``round_`` (a key
+    of :data:`AUDIT_ROUNDS`).
     """
     out = {}
     for cat in SAFETY_CATEGORIES[:5]:
-        drawn = [r for r in recs if r["split"] == "audit" and r["source"].endswith(":" + cat)]
+        drawn = [r for r in recs if r["split"] == "audit" and r["source"] == f"{round_}:{cat}"]
         out[cat] = (sum(cat in r["labels"] for r in drawn), len(drawn))
     return out
 
@@ -238,10 +261,12 @@ def format_table(rows: list[dict[str, Any]], recs: Sequence[dict[str, Any]]) -> 
         out.append(f"| {c} | {int(y[:, j].sum())} | {int(y[tr, j].sum())} | "
                    f"{int(y[ho, j].sum())} | {k} / {n} | {k / max(n, 1):.1%} "
                    f"[{lo:.1%}, {hi:.1%}] |")
-    audit = audit_precision(recs)
-    if any(n for _, n in audit.values()):
-        out += ["", "Audit: flagged messages of the shipped bank, drawn per category and read "
-                "by hand (precision where the classifier is used):", "",
+    for round_, head in AUDIT_ROUNDS.items():
+        audit = {c: kn for c, kn in audit_precision(recs, round_).items() if kn[1]}
+        if not audit:
+            continue
+        out += ["", f"Audit of {head}: flagged messages of the shipped bank, drawn per category "
+                "and read by hand (precision where the classifier is used):", "",
                 "| category | correct / drawn | precision (95% Wilson) |", "|---|---:|---|"]
         for c, (k, n) in audit.items():
             lo, hi = _wilson(k, n)
