@@ -786,3 +786,37 @@ def test_a_store_made_read_only_after_opening_refuses_writes(tmp_path):
             subprocess.run(["chattr", "-i", *paths], check=False)
         os.chmod(path.parent, 0o755)
         os.chmod(path, 0o644)
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_wal_store_in_a_folder_that_cannot_be_written_is_read(tmp_path, read_only):
+    path = tmp_path / "ro" / "s.sqlite"
+    store = ResultStore(path)  # as a sweep leaves it: WAL mode, kept in the file
+    store.add(_record())
+    del store
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+    assert sorted(os.listdir(path.parent)) == ["s.sqlite"]
+    data = path.read_bytes()
+    paths = [str(path), str(path.parent)]
+    if os.geteuid() != 0:
+        os.chmod(path, 0o444)
+        os.chmod(path.parent, 0o555)
+    elif subprocess.run(["chattr", "+i", *paths], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a file that root cannot write here (chattr +i failed)")
+    try:
+        store = ResultStore(path, read_only=read_only, create=False)
+        assert store.read_only is True
+        (back,) = store.records(logs=True)
+        np.testing.assert_array_equal(back.actions, [[0, 2, 1], [2, 2, 0]])
+        assert len(store) == 1 and len(store.raw_rows()) == 1
+        with pytest.raises(ValueError) as exc:
+            store.claim()
+        _whole(exc, _read_only_message(path))
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", *paths], check=False)
+        os.chmod(path.parent, 0o755)
+        os.chmod(path, 0o644)
+    assert path.read_bytes() == data

@@ -13,7 +13,9 @@ cost where the env reports them; small, read by leaderboards and plots) and ``lo
 ``provenance`` column (JSON, :mod:`gambit_gym.bench.provenance`) was added later: a store
 written before it is read as it is (provenance ``{}``) and gains the column, empty, on its next
 write. ``read_only=True`` opens a store with SQLite's ``mode=ro`` (merge and validate read
-other people's stores that way).
+other people's stores that way). A store in a folder that cannot be written, with no write-ahead
+log beside it, is opened ``immutable`` (SQLite could not make the ``-shm`` index its WAL mode
+needs): read, never written.
 """
 
 from __future__ import annotations
@@ -195,6 +197,19 @@ class ResultStore:
             con.execute("ALTER TABLE units ADD COLUMN provenance TEXT NOT NULL DEFAULT '{}'")
         self._provenance = True
 
+    def _wal_is_empty(self) -> bool:
+        """No write-ahead log with content beside the file (all of the store is in the file).
+
+        A store is in WAL mode for good (the mode is kept in the file), and SQLite reads a WAL
+        file only beside a ``-shm`` index it can create; in a folder that cannot be written
+        (another user's, a read-only mount) it cannot, and says "unable to open database
+        file". When there is no ``-wal`` file with content (no writer has the store open, and
+        none left one behind) the file holds every unit, so :meth:`_connect` then opens it
+        ``immutable``: read-only, with no ``-shm``.
+        """
+        wal = self.path.with_name(self.path.name + "-wal")
+        return self.path.is_file() and (not wal.exists() or wal.stat().st_size == 0)
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
@@ -210,7 +225,11 @@ class ResultStore:
             try:
                 con.execute("PRAGMA journal_mode=WAL")
             except sqlite3.OperationalError as exc:
-                if "readonly" not in str(exc) and "read-only" not in str(exc):
+                if "unable to open" in str(exc) and self._wal_is_empty():
+                    con.close()  # a WAL store in a folder that cannot be written: see below
+                    con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1",
+                                          uri=True, timeout=120.0, isolation_level=None)
+                elif "readonly" not in str(exc) and "read-only" not in str(exc):
                     raise ValueError(f"cannot open results store {self.path}: {exc}") from None
             except sqlite3.DatabaseError as exc:
                 raise ValueError(f"{self.path} is not a results store (SQLite): {exc}") from None
