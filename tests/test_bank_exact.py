@@ -294,7 +294,8 @@ def test_dimension_index_prompt_text_len_and_repr():
     bank = small()
     idx = bank.dimension_index(["urgency", "warmth", "urgency"])
     assert idx.dtype == np.int64 and idx.tolist() == [1, 0, 1]
-    assert bank.dimension_index(()).tolist() == []
+    none = bank.dimension_index(())  # still integer: it indexes an empty column selection
+    assert none.dtype == np.int64 and bank.scores[:, none].shape == (7, 0)
     with pytest.raises(KeyError) as err:
         bank.dimension_index(["warmth", "humor", "x"])
     assert err.value.args[0] == "unknown dimensions ['humor', 'x']; the bank has ['warmth', " \
