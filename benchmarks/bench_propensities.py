@@ -4,8 +4,9 @@ Prints, per agent, the run's wall time without and with propensities, the overhe
 (target: at most +50% with the default settings), the same in CPU time (robust on a machine
 shared with other jobs), and the precision the propensities reached
 (the runner's ``metadata["propensity"]``: mean draws per decision, the median and mean relative
-standard error of the logged propensity). Decisions are checked to be the same with and
-without propensities.
+standard error of the logged propensity; for StdTS and StdTS-Contextual, computed by
+quadrature, the nodes per decision and the rules' error estimate). Decisions are checked to
+be the same with and without propensities.
 
 Usage::
 
@@ -54,8 +55,8 @@ def main() -> None:
               f"+50%); CPU {cpu_without:.2f} s / {cpu_with:.2f} s "
               f"(+{100 * (cpu_with / cpu_without - 1):.0f}%); "
               f"draws/decision {info.get('mean_draws', 0):.0f}, logged propensity's "
-              f"relative SE median {info.get('median_rse') or 0:.3f} mean "
-              f"{info.get('mean_rse') or 0:.3f}, zero {info.get('zero_share', 0):.4f}",
+              f"relative SE median {info.get('median_rse') or 0:.2g} mean "
+              f"{info.get('mean_rse') or 0:.2g}, zero {info.get('zero_share', 0):.4f}",
               flush=True)
 
 
