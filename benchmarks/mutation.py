@@ -228,30 +228,37 @@ def survivors(dest: Path) -> list[str]:
 def recheck(dest: Path, target: Target) -> tuple[list[str], list[str]]:
     """Re-run the survivors of the last run in ``dest`` against the current tests.
 
-    Each survivor is written into the scratch copy's source (``mutmut apply``), the current
-    test selection is run on it, and the source is restored. Returns (now killed, still
-    surviving). Much cheaper than a whole new run when only a few tests were added.
+    Each survivor is switched on the way mutmut runs it: the current tests are copied into the
+    scratch copy's ``mutants/`` tree (mutmut's trampolined sources, every mutant in place) and
+    the selection runs there with ``MUTANT_UNDER_TEST`` naming the mutant. Returns (now killed,
+    still surviving). Much cheaper than a whole new run when only a few tests were added.
+
+    Not ``mutmut apply``: it writes a mutant over the *first* function of that name in the file,
+    whatever its class, so where a module has methods of the same name in several classes
+    (gambitts.py: ``_probabilities``, ``_act``, ``_setup``, ``__post_init__`` of poGAMBITTS and
+    foGAMBITTS) a survivor in the second class was re-run as a change to the first one.
     """
     names = [line.split(":")[0] for line in survivors(dest)]
-    shutil.copytree(ROOT / "tests", dest / "tests", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    originals = {src: (dest / src).read_bytes() for src in target.sources}
-    env = dict(_env(), PYTHONPATH=str(dest))
+    run_dir = dest / "mutants"
+    for folder in (dest / "tests", run_dir / "tests"):
+        shutil.copytree(ROOT / "tests", folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     tests = _existing(target.tests)
+
+    def fails(mutant: str) -> bool:
+        env = dict(_env(), PYTHONPATH=str(run_dir), MUTANT_UNDER_TEST=mutant)
+        return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                               "no:cacheprovider", *tests], cwd=run_dir, env=env,
+                              capture_output=True).returncode != 0
+
+    # the set-up itself: the selection passes on the original code and fails when every
+    # mutated function raises (mutmut's own check), so a failure below is the mutant's doing
+    if names and (fails("") or not fails("fail")):
+        raise SystemExit(f"recheck: the selection {tests} does not pass on the original code, "
+                         f"or does not reach the trampolined sources, in {run_dir}")
     killed, alive = [], []
-    try:
-        for mutant in names:
-            subprocess.run([sys.executable, "-m", "mutmut", "apply", mutant], cwd=dest,
-                           env=_env(), capture_output=True, check=True)
-            proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q",
-                                   "-p", "no:cacheprovider", *tests], cwd=dest, env=env,
-                                  capture_output=True)
-            (killed if proc.returncode != 0 else alive).append(mutant)
-            for src, text in originals.items():
-                (dest / src).write_bytes(text)
-    finally:
-        for src, text in originals.items():
-            (dest / src).write_bytes(text)
+    for mutant in names:
+        (killed if fails(mutant) else alive).append(mutant)
     return killed, alive
 
 
