@@ -136,3 +136,37 @@ def test_the_live_id_passes_the_shipped_checker(live_default_parts):
         "spaces", "gymnasium", "step types and info", "determinism", "invalid actions",
         "pickle"]
     assert ran[3] == "determinism: skipped (the id is registered nondeterministic)"
+
+
+def test_live_filters_a_real_smollm2_message_as_the_unfiltered_env_scored_it(
+        live_default_parts):
+    """One real step per setting, same seed: the first draw is the unfiltered env's message,
+    scored by the packaged classifier on the embedder's own MiniLM; ``block`` withholds it
+    exactly when it is unsafe, ``redraw`` replaces it only then (all six categories count, so
+    SmolLM2's frequent off-topic messages make a redraw likely)."""
+    from gambit_gym.text.safety import MiniLMSafetyClassifier, quantize
+
+    generator, embedder = live_default_parts
+    infos = {}
+    for setting in (None, "block", "redraw"):
+        kwargs = {"safety_filter": setting, "max_redraws": 1} if setting == "redraw" else \
+            {"safety_filter": setting}
+        env = _make(live_default_parts, noise_sd=0.0, **kwargs)
+        assert env.unwrapped._live.safety._encoder is embedder  # MiniLM loaded once
+        env.reset(seed=8)
+        infos[setting] = env.step(2)[4]
+    plain, block, redraw = infos[None], infos["block"], infos["redraw"]
+    scores = quantize(MiniLMSafetyClassifier(encoder=embedder).score([str(plain["text"])]))[0]
+    np.testing.assert_array_equal(plain["safety"], scores)
+    unsafe = bool(plain["unsafe"])
+    assert plain["delivered"] and bool(plain["unsafe_delivered"]) == unsafe
+    np.testing.assert_array_equal(block["safety"], plain["safety"])
+    assert bool(block["delivered"]) != unsafe and not block["unsafe_delivered"]
+    assert block["text"] == ("" if unsafe else plain["text"])
+    assert redraw["redraws"] == int(unsafe)
+    if not unsafe:
+        assert redraw["text"] == plain["text"] and redraw["delivered"]
+    else:
+        assert bool(redraw["delivered"]) != bool(redraw["unsafe"])
+        assert redraw["tokens"] > plain["tokens"]
+    assert not redraw["unsafe_delivered"]

@@ -1,4 +1,4 @@
-"""GambitIHS-Live-v0 records what the endpoint reports: completion tokens and the call's time.
+"""GambitIHS-Live-v0 records what the endpoint reports: prompt and completion tokens, the time.
 
 A real HTTP server started by the test (tests/text_servers.py, which reports usage as the
 OpenAI and Ollama servers do) and the real MiniLM embedder.
@@ -23,7 +23,8 @@ def test_live_env_reports_the_endpoints_usage_and_wall_time(minilm, kind):
         gen = OpenAICompatibleGenerator("m", base_url=srv.url + "/v1", api_key_env=None) \
             if kind == "openai" else OllamaGenerator("m", base_url=srv.url)
         env = gym.make("GambitIHS-Live-v0", generator=gen, embedder=minilm, horizon=3,
-                       cost_model=CostModel(price_per_1k_tokens=2.0))
+                       cost_model=CostModel(price_per_1k_tokens=2.0,
+                                            price_per_1k_prompt_tokens=0.25))
         env.reset(seed=0)
         for _ in range(3):
             seen = len(srv.requests)
@@ -32,8 +33,10 @@ def test_live_env_reports_the_endpoints_usage_and_wall_time(minilm, kind):
             # generator's cleaning; words count as tokens), every draft of the step included
             sent = sum(len(reply_text(*_query(kind, body)).split())
                        for body in srv.requests[seen:])
-            assert info["tokens"] == sent > 0
-            assert info["cost"] == pytest.approx(sent * 2.0 / 1000)
+            # and the prompts' words it reported as input tokens
+            read = sum(len(_query(kind, body)[0].split()) for body in srv.requests[seen:])
+            assert info["tokens"] == sent > 0 and info["prompt_tokens"] == read > 0
+            assert info["cost"] == pytest.approx(sent * 2.0 / 1000 + read * 0.25 / 1000)
             assert info["latency_s"] >= 0.05  # the server's delay, measured
             assert info["delivered"] and info["redraws"] == 0
         assert gen.usage["calls"] == len(srv.requests) >= 3

@@ -152,9 +152,11 @@ def test_redraw_semantics_and_tokens(bank_path):
     env = gym.make("GambitIHS-v0", bank=bank_path, safety_filter="redraw", max_redraws=2,
                    prompt_ids=[3], horizon=300,
                    cost_model=CostModel(price_per_1k_tokens=2.0, latency_s_per_generation=0.5,
-                                        latency_s_per_token=0.01))
+                                        latency_s_per_token=0.01,
+                                        price_per_1k_prompt_tokens=0.25))
     env.reset(seed=4)
     counts = np.zeros(3, dtype=int)
+    prompt_len = env.unwrapped.tables.safety.prompt_tokens[0]  # of the one prompt, per context
     for _ in range(300):
         _, _, _, _, info = env.step(0)
         r = int(info["redraws"])
@@ -169,7 +171,10 @@ def test_redraw_semantics_and_tokens(bank_path):
             assert r == 2 and info["unsafe"]
         lo, hi = (r + 1) * 10, (r + 1) * 16  # the helper's counts are 10..16 per message
         assert lo <= info["tokens"] <= hi
-        assert info["cost"] == pytest.approx(info["tokens"] * 2.0 / 1000)
+        # every draw sent the query once: its input tokens, priced apart from the output
+        assert info["prompt_tokens"] == (r + 1) * prompt_len[info["context_id"]] > 0
+        assert info["cost"] == pytest.approx(info["tokens"] * 2.0 / 1000
+                                             + info["prompt_tokens"] * 0.25 / 1000)
         assert info["latency_s"] == pytest.approx((r + 1) * 0.5 + info["tokens"] * 0.01)
     assert counts.min() > 0  # every redraw count happened (q = 3/4)
 

@@ -18,7 +18,8 @@ from gambit_gym.bench.executors import SerialExecutor, sweep
 from gambit_gym.bench.store import ResultStore
 from gambit_gym.bench.suites import Setting, Suite
 
-COST = {"price_per_1k_tokens": 3.0, "latency_s_per_generation": 0.2}
+COST = {"price_per_1k_tokens": 3.0, "price_per_1k_prompt_tokens": 0.5,
+        "latency_s_per_generation": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,8 @@ def bank_path(tmp_path_factory):
 
 def _by_hand(env_id, env_kwargs, actions, seed):
     """Step R single envs with the run's actions; the per-step outcomes from their info."""
-    out = {k: np.zeros(actions.shape) for k in ("unsafe_delivered", "tokens", "cost",
-                                                 "latency_s", "delivered")}
+    out = {k: np.zeros(actions.shape) for k in ("unsafe_delivered", "tokens", "prompt_tokens",
+                                                 "cost", "latency_s", "delivered")}
     for r in range(actions.shape[0]):
         env = gym.make(env_id, horizon=actions.shape[1], **env_kwargs)
         env.reset(seed=seed + r)
@@ -53,7 +54,10 @@ def test_runner_outcomes_equal_the_envs_info(bank_path, agent, extra):
     for k, v in hand.items():
         np.testing.assert_array_equal(result.outcomes[k], v, err_msg=k)
     totals = result.outcome_totals()
-    np.testing.assert_allclose(totals["cost"], totals["tokens"] * 3.0 / 1000)
+    # output and input tokens at their own prices
+    assert (totals["prompt_tokens"] > 0).all()
+    np.testing.assert_allclose(totals["cost"], totals["tokens"] * 3.0 / 1000
+                               + totals["prompt_tokens"] * 0.5 / 1000)
     if not extra:
         assert totals["unsafe_delivered"].sum() > 0  # the bank's prompts 1..4 are unsafe
     else:

@@ -42,6 +42,8 @@ class FakeLLMServer:
         trickle_headers: when > 0, the status line and headers are sent one byte every
             ``trickle_headers`` seconds (then the body at once).
         retry_after: ``Retry-After`` header value sent with 429 answers.
+        reply: when set, ``reply(prompt, seed) -> text`` writes every successful answer
+            instead of :func:`reply_text` (called under the server's lock, in arrival order).
 
     Successful answers report usage as the real servers do (the OpenAI ``usage`` block,
     Ollama's ``eval_count`` / ``prompt_eval_count``), counting words as tokens.
@@ -61,6 +63,7 @@ class FakeLLMServer:
         self.trickle = 0.0
         self.trickle_headers = 0.0
         self.retry_after: str | None = None
+        self.reply = None
         self.lock = threading.Lock()
         server = self
 
@@ -76,6 +79,12 @@ class FakeLLMServer:
                     code = server.fail_next.pop(0) if server.fail_next else 200
                     bad = code == 200 and server.bad_replies > 0
                     server.bad_replies -= bad
+                    scripted = None
+                    if code == 200 and not bad and server.reply is not None:
+                        prompt = body["prompt"] if "prompt" in body else \
+                            body["messages"][-1]["content"]
+                        seed = body["options"]["seed"] if "options" in body else body["seed"]
+                        scripted = server.reply(prompt, seed)
                 if server.delay:
                     time.sleep(server.delay)
                 if server.redirect_to is not None:
@@ -94,13 +103,15 @@ class FakeLLMServer:
                                                 if code == 401 else "server exploded"}})
                     return
                 if self.path == "/api/generate":
-                    text = "ok ok" if bad else reply_text(body["prompt"], body["options"]["seed"])
+                    text = "ok ok" if bad else scripted if scripted is not None else \
+                        reply_text(body["prompt"], body["options"]["seed"])
                     self._send(200, {"model": body["model"], "response": text, "done": True,
                                      "prompt_eval_count": len(body["prompt"].split()),
                                      "eval_count": len(text.split())})
                 elif self.path == "/v1/chat/completions":
                     prompt = body["messages"][-1]["content"]
-                    text = "ok ok" if bad else reply_text(prompt, body["seed"])
+                    text = "ok ok" if bad else scripted if scripted is not None else \
+                        reply_text(prompt, body["seed"])
                     words, prompt_words = len(text.split()), len(prompt.split())
                     self._send(200, {"choices": [{"index": 0, "message": {
                         "role": "assistant", "content": text}}],

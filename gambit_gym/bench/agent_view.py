@@ -30,8 +30,8 @@ AGENT_KEYS: tuple[str, ...] = ("context", "context_id", "prompt_id", "prompt", "
                                "reward_observed", "reward_step",
                                # the safety filter and cost (gambit_gym.envs.safety): an app
                                # knows what its classifier said, what it sent and what it paid
-                               "delivered", "redraws", "tokens", "cost", "latency_s", "safety",
-                               "unsafe", "unsafe_delivered")
+                               "delivered", "redraws", "tokens", "prompt_tokens", "cost",
+                               "latency_s", "safety", "unsafe", "unsafe_delivered")
 
 #: Evaluation-only step-info keys: the env's oracle, kept by the runner for regret.
 ORACLE_KEYS: frozenset[str] = frozenset({"expected_reward", "optimal_action",

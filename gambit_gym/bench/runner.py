@@ -185,7 +185,8 @@ def run(env_id: str, agent: Any, *, horizon: int, replicates: int, seed: int,
 
 
 #: Step-info outcomes the runner keeps beside regret (:mod:`gambit_gym.envs.safety`).
-OUTCOME_KEYS: tuple[str, ...] = ("unsafe_delivered", "delivered", "tokens", "cost", "latency_s")
+OUTCOME_KEYS: tuple[str, ...] = ("unsafe_delivered", "delivered", "tokens", "prompt_tokens",
+                                 "cost", "latency_s")
 
 
 def _record_outcomes(outcomes: dict[str, np.ndarray] | None, where: Any, info: dict[str, Any],

@@ -169,9 +169,6 @@ class GambitConfig:
                 raise ValueError("unsafe_budget needs a stationary user: habituation, drift_sd "
                                  "and change_point move the oracle, which the budget does not "
                                  "follow")
-        if self.live and (self.safety_filter is not None or self.unsafe_budget is not None):
-            raise ValueError("safety_filter and unsafe_budget need a scored response bank; "
-                             "GambitIHS-Live-v0 generates every message and does not score it")
 
     @property
     def dynamics(self) -> UserDynamics:

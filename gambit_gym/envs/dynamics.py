@@ -245,7 +245,7 @@ def _build_tables(config: GambitConfig) -> GambitTables:
         working = np.concatenate([working, np.zeros((N_CONTEXTS, working.shape[1]),
                                                     dtype=np.float32)])
     safety = _safety_tables(config, bank, unsafe, len(row_reward), none_rows, unsafe_rate,
-                            mode)
+                            mode, arms, prompt_texts)
     optimal_action = feasible_optimum(expected, safety.delivery_unsafe_rate,
                                       config.unsafe_budget)
     optimal_reward = expected[np.arange(N_CONTEXTS), optimal_action]
@@ -279,8 +279,13 @@ def _build_tables(config: GambitConfig) -> GambitTables:
 
 def _safety_tables(config: GambitConfig, bank: ResponseBank, unsafe: np.ndarray | None, n: int,
                    none_rows: np.ndarray | None, unsafe_rate: np.ndarray,
-                   mode: int) -> SafetyTables:
-    """The per-row safety and token arrays of a table set of ``n`` rows (sentinels last)."""
+                   mode: int, arms: np.ndarray, prompt_texts: np.ndarray) -> SafetyTables:
+    """The per-row safety and token arrays of a table set of ``n`` rows (sentinels last).
+
+    Also the prompt tokens of each (action, context) query (0 for "send nothing").
+    """
+    from gambit_gym.text.prompt_tokens import library_of
+    from gambit_gym.text.prompt_tokens import prompt_tokens as count_queries
     from gambit_gym.text.tokens import bank_token_counts
 
     n_bank = len(bank)
@@ -297,7 +302,13 @@ def _safety_tables(config: GambitConfig, bank: ResponseBank, unsafe: np.ndarray 
     is_message[:n_bank] = True
     delivery = unsafe_rate.copy() if mode == 0 else np.where(np.isnan(unsafe_rate), np.nan,
                                                              0.0)
-    arrays = [row_tokens, row_unsafe, is_message, unsafe_rate, delivery]
+    system, few_shot = library_of(bank)
+    cell_prompt_tokens = np.zeros(prompt_texts.shape, dtype=np.int64)
+    sends = np.asarray(arms) != NO_MESSAGE
+    counts, prompt_source = count_queries(system, few_shot,
+                                          [str(q) for q in prompt_texts[sends].ravel()])
+    cell_prompt_tokens[sends] = counts.reshape(-1, prompt_texts.shape[1])
+    arrays = [row_tokens, row_unsafe, is_message, unsafe_rate, delivery, cell_prompt_tokens]
     if row_safety is not None:
         arrays.append(row_safety)
     if none_rows is not None:
@@ -311,7 +322,9 @@ def _safety_tables(config: GambitConfig, bank: ResponseBank, unsafe: np.ndarray 
         row_tokens=row_tokens, is_message=is_message, none_rows=none_rows,
         unsafe_rate=unsafe_rate, delivery_unsafe_rate=delivery, token_source=source,
         row_unsafe_py=tuple(row_unsafe.tolist()), row_tokens_py=tuple(row_tokens.tolist()),
-        is_message_py=tuple(is_message.tolist()))
+        is_message_py=tuple(is_message.tolist()), prompt_tokens=cell_prompt_tokens,
+        prompt_tokens_py=tuple(map(tuple, cell_prompt_tokens.tolist())),
+        prompt_token_source=prompt_source)
 
 
 def _read_only(arr: np.ndarray) -> np.ndarray:

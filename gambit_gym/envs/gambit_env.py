@@ -67,8 +67,10 @@ class GambitStepInfo(_ScoredBankInfo):
     is missing, silenced or not yet arrived, and then reported as 0.0) and ``reward_step``
     (``np.int64``: the step the returned reward belongs to, -1 for none). The deployed-app
     part also has the safety and cost outcomes of :mod:`gambit_gym.envs.safety`:
-    ``delivered``, ``redraws``, ``tokens``, ``cost``, ``latency_s`` always, and ``safety``,
-    ``unsafe``, ``unsafe_delivered`` where the bank has safety scores.
+    ``delivered``, ``redraws``, ``tokens`` (completion tokens), ``prompt_tokens`` (input
+    tokens), ``cost``, ``latency_s`` always, and ``safety``,
+    ``unsafe``, ``unsafe_delivered`` where the bank has safety scores (and always in
+    ``GambitIHS-Live-v0``, which scores each generated message).
     """
 
     text: np.str_
@@ -80,7 +82,8 @@ class GambitStepInfo(_ScoredBankInfo):
     context_id: np.int64
     delivered: np.ndarray  # 0-d bool
     redraws: np.int64
-    tokens: np.int64
+    tokens: np.int64  # completion (output) tokens of the step's generations
+    prompt_tokens: np.int64  # input tokens of the step's generations
     cost: np.float64
     latency_s: np.float64
     expected_reward: np.float64
@@ -200,8 +203,10 @@ class GambitEnv(gym.Env):
         self._n_actions, self._horizon = self.config.n_actions, self.config.horizon
         self.action_space = spaces.Discrete(self.config.n_actions)
         self.observation_space = spaces.MultiDiscrete([len(LOCATIONS), len(STEP_BUCKETS)])
-        self._live = LiveTreatment(self._tables, generator, embedder, device) \
-            if self.config.live else None
+        self._live = LiveTreatment(
+            self._tables, generator, embedder, device, safety_filter=self.config.safety_filter,
+            max_redraws=self.config.max_redraws,
+            unsafe_categories=self.config.unsafe_categories) if self.config.live else None
         self._dynamics = self.config.dynamics if self.config.dynamics.active else None
         self._user: UserState | None = None
         self._terminated = False
@@ -247,13 +252,11 @@ class GambitEnv(gym.Env):
                 np.array([a]), np.array([c]), np.array([self._key], dtype=np.uint64), self._t,
                 self.noise_sd, self._cost)
             text, z_working, reward = texts[0], z[0], float(rewards[0])
-            outcome = {"delivered": np.array(True), "redraws": np.int64(0),
-                       "tokens": np.int64(live_out["tokens"][0]),
-                       "cost": np.float64(live_out["cost"][0]),
-                       "latency_s": np.float64(live_out["latency_s"][0])}
+            outcome = self._live.step_info(live_out)
         else:
             text, z_working = tables.texts[row], tables.working[row].copy()
-            outcome = outcome_info(tables.safety, self._cost, row, drawn, redraws, tokens)
+            outcome = outcome_info(tables.safety, self._cost, row, drawn, redraws, tokens,
+                                   tables.safety.prompt_tokens_py[a][c])
         # numpy scalars straight from the tables: what the info hands out (see GambitStepInfo)
         expected = tables.expected[c, a]
         optimal = tables.optimal_reward[c]
@@ -294,7 +297,8 @@ class GambitEnv(gym.Env):
         self._user = out.state
         row = int(out.rows[0])
         outcome = outcome_info(tables.safety, self._cost, row, int(out.drawn[0]),
-                               int(out.redraws[0]), int(out.tokens[0]))
+                               int(out.redraws[0]), int(out.tokens[0]),
+                               tables.safety.prompt_tokens_py[a][c])
         expected_all = out.expected[0]
         best = int(np.argmax(expected_all))
         expected, optimal = float(expected_all[a]), float(expected_all[best])

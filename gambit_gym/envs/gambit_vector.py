@@ -126,7 +126,10 @@ class GambitVectorEnv(gym.vector.VectorEnv):
         if self.config.live:  # every replicate's message in one generate call per step
             from gambit_gym.envs.live import LiveTreatment
 
-            self._live = LiveTreatment(self._tables, generator, embedder, device)
+            self._live = LiveTreatment(
+                self._tables, generator, embedder, device,
+                safety_filter=self.config.safety_filter, max_redraws=self.config.max_redraws,
+                unsafe_categories=self.config.unsafe_categories)
         self.simulator = simulator_for(self._tables)
         self.noise_sd = self.config.effective_noise_sd
         self.reward_offset = reward_offset(self.config, self._tables)  # center_rewards
@@ -240,7 +243,7 @@ class GambitVectorEnv(gym.vector.VectorEnv):
                 *extra,
                 *(live_outcome if live else outcome_info(
                     tables.safety, self.config.cost_model, rows, drawn, redraws,
-                    tokens)).items(),
+                    tokens, tables.safety.prompt_tokens[acts, ctx])).items(),
                 ("expected_reward", expected),
                 ("optimal_action", best.astype(np.int64, copy=False)),
                 ("optimal_expected_reward", optimal),

@@ -2,10 +2,19 @@
 
 Each user is a GAMBIT user (:class:`~gambit_gym.envs.gambit_env.GambitEnv`): their own context
 stream, their own outcome coefficients, and the same response bank. The step goes through the
-shared pure step function :func:`~gambit_gym.envs.dynamics.step_dynamics` (one batch over the
+shared pure step function :func:`~gambit_gym.envs.dynamics.step_outcome` (one batch over the
 users who act), and a user's reward adds their random-effect deviation to the population's:
 ``E[Y_u | z, c] = intercept + (coef + δ_u) · standardise(z) + context term``. The oracle, and
 hence the regret, is each user's own.
+
+The safety filter and the budget of the single env carry over (:mod:`gambit_gym.envs.safety`):
+``safety_filter="block"`` or ``"redraw"`` decides on the bank message a user drew, and a blocked
+user gets the context's no-message outcome, which has no style and so no random effect (every
+user gets ``no_message_reward``). Under the filter a user's exact expected reward of a prompt is
+``(1 - β) (m_safe + δ_u · s_safe) + β b_c``, with ``s_safe`` the cell's mean standardised style
+over its safe messages (the single env's value plus the user's deviation); ``unsafe_budget``
+restricts each user's oracle to the prompts within the budget, the same prompts for every user
+(their unsafe-delivery rates do not depend on the user).
 
 Import it the PettingZoo way: ``from gambit_gym.envs import gambit_population_v0``.
 """
@@ -25,10 +34,11 @@ from gambit_gym._validate import check_positive_int, check_seed
 from gambit_gym.core import counter_rng
 from gambit_gym.core.description import EnvDescription
 from gambit_gym.envs.config import GambitConfig, make_config
-from gambit_gym.envs.dynamics import GambitTables, build_tables, reward_offset, step_dynamics
+from gambit_gym.envs.dynamics import GambitTables, build_tables, reward_offset, step_outcome
 from gambit_gym.envs.gambit_env import describe_env, simulator_for, validate_action
 from gambit_gym.envs.outcomes import LinearOutcome
 from gambit_gym.envs.render import check_render_mode, notification_text
+from gambit_gym.envs.safety import feasible_actions, outcome_info
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS
 
 Schedule = Mapping[str, tuple[int, int | None]] | Sequence[tuple[int, int | None]] | None
@@ -149,15 +159,28 @@ class UserOutcomes:
         self.coef = np.asarray(outcome.coef, dtype=np.float64)
         bank = tables.bank
         true_scores = bank.scores[:, bank.dimension_index(tables.true_names)]
-        #: standardised true embedding of every bank row, ``(n_rows, d_true)``.
-        self.row_std = outcome.standardizer(true_scores)
+        #: standardised true embedding of every row, ``(n, d_true)``: zeros for the "no
+        #: message" rows a safety filter delivers (no style, so no random effect)
+        self.row_std = np.zeros((len(tables.row_reward), self.coef.size))
+        self.row_std[:len(bank)] = outcome.standardizer(true_scores)
+        st = tables.safety
+        mode = st.mode if st is not None else 0
         k = tables.offsets.shape[0]
         cell_std = np.zeros((N_CONTEXTS, k, self.coef.size))
         for a in range(k):
             for c in range(N_CONTEXTS):
                 start, count = tables.offsets[a, c], tables.counts[a, c]
-                cell_std[c, a] = self.row_std[start:start + count].mean(axis=0)
-        #: exact cell mean of the standardised true embedding, ``(12, K, d_true)``.
+                std = self.row_std[start:start + count]
+                if not mode:
+                    cell_std[c, a] = std.mean(axis=0)
+                    continue
+                unsafe = st.row_unsafe[start:start + count]
+                q = float(unsafe.mean())
+                beta = q if mode == 1 else q ** (st.max_redraws + 1)
+                if (~unsafe).any():  # a delivered message is a uniform draw of the safe ones
+                    cell_std[c, a] = (1.0 - beta) * std[~unsafe].mean(axis=0)
+        #: exact expected standardised true embedding delivered per cell, ``(12, K, d_true)``
+        #: (the cell mean without a filter; ``(1 - β)`` times the safe messages' mean with one)
         self.cell_std = cell_std
         self.base_expected = np.asarray(tables.expected, dtype=np.float64)
 
@@ -193,7 +216,10 @@ class GambitPopulationEnv(ParallelEnv):
     ``intercept + (coef + δ_u) · standardise(z_true) + context term + N(0, noise_sd²)``. Each
     agent's ``info`` has the GAMBIT step keys (``text``, ``prompt_id``, ``prompt``,
     ``embedding``, ``embedding_names``, ``context``, ``expected_reward``, ``optimal_action``,
-    ``optimal_expected_reward``, ``regret``) computed with that user's own oracle.
+    ``optimal_expected_reward``, ``regret``) computed with that user's own oracle, and the
+    safety and cost outcomes of :mod:`gambit_gym.envs.safety` (``delivered``, ``redraws``,
+    ``tokens``, ``cost``, ``latency_s`` always; ``safety``, ``unsafe``, ``unsafe_delivered``
+    on a scored bank), as the single env's.
 
     ## Generator
     The shared response bank (default: the shipped SmolLM2 bank).
@@ -210,7 +236,9 @@ class GambitPopulationEnv(ParallelEnv):
     population at every reset), ``preset`` (a linear GAMBIT preset, "3d"), ``max_cycles``
     (PettingZoo's name for ``horizon``), ``render_mode`` (``"ansi"`` or ``"human"``: each
     user's last notification as text), and the GAMBIT kwargs ``noise_level`` / ``noise_sd``,
-    ``n_prompts`` / ``prompt_ids``, ``horizon``, ``bank``, ``center_rewards``.
+    ``n_prompts`` / ``prompt_ids``, ``horizon``, ``bank``, ``center_rewards``, and the safety
+    kwargs ``safety_filter``, ``max_redraws``, ``unsafe_budget``, ``unsafe_categories``,
+    ``no_message_reward`` (a blocked message's outcome), ``cost_model``.
 
     ## State
     ``state()`` is every user's current context id (-1 for a user not acting now), in
@@ -274,6 +302,10 @@ class GambitPopulationEnv(ParallelEnv):
         self._keys = np.zeros(self.config.n_users, dtype=np.uint64)
         self.deltas = np.zeros((self.config.n_users, self._outcomes.coef.size))
         self.user_expected = np.zeros((self.config.n_users, N_CONTEXTS, gambit.n_actions))
+        #: the actions each user's oracle chooses among per context, ``(12, K)`` (all of them
+        #: without ``unsafe_budget``; the same for every user)
+        self.oracle_feasible = feasible_actions(self._tables.safety.delivery_unsafe_rate,
+                                                gambit.unsafe_budget)
         self._t = 0
         self._last_step: dict[str, tuple[Any, ...]] = {}  # per user, for render()
 
@@ -322,12 +354,16 @@ class GambitPopulationEnv(ParallelEnv):
         contexts = self._contexts_at(idx, t)
         obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
         if len(acting):
-            rows, base_rewards, _ = step_dynamics(self._tables, self._keys[idx], t, contexts,
-                                                  acts, self.noise_sd)
+            rows, base_rewards, _, drawn, redraws, tokens = step_outcome(
+                self._tables, self._keys[idx], t, contexts, acts, self.noise_sd)
             user_rewards = base_rewards - self.reward_offset + np.einsum(
                 "nd,nd->n", self._outcomes.row_std[rows], self.deltas[idx])
+            outcome = outcome_info(self._tables.safety, self.config.gambit.cost_model, rows,
+                                   drawn, redraws, tokens,
+                                   self._tables.safety.prompt_tokens[acts, contexts])
             for j, name in enumerate(acting):
-                infos[name] = self._info(idx[j], int(acts[j]), int(contexts[j]), int(rows[j]))
+                infos[name] = self._info(idx[j], int(acts[j]), int(contexts[j]), int(rows[j]),
+                                         {k: v[j] for k, v in outcome.items()})
                 rewards[name] = float(user_rewards[j])
                 info = infos[name]
                 self._last_step[name] = (info["context"], info["prompt"], info["text"],
@@ -421,10 +457,11 @@ class GambitPopulationEnv(ParallelEnv):
         c = int(self._contexts_at(np.array([self._index[agent]]), self._t)[0])
         return {"context": self._tables.context_labels[c], "context_id": np.int64(c)}
 
-    def _info(self, i: int, a: int, c: int, row: int) -> dict[str, Any]:
+    def _info(self, i: int, a: int, c: int, row: int,
+              outcome: dict[str, Any]) -> dict[str, Any]:
         tables = self._tables
         expected = self.user_expected[i, c]
-        best = int(expected.argmax())
+        best = int(np.where(self.oracle_feasible[c], expected, -np.inf).argmax())
         return {
             "text": np.str_(tables.texts[row]),
             "prompt_id": np.int64(tables.arm_prompts[a]),
@@ -433,8 +470,27 @@ class GambitPopulationEnv(ParallelEnv):
             "embedding_names": tables.working_names_array.copy(),
             "context": tables.context_labels[c],
             "context_id": np.int64(c),
+            **_scalars(outcome),
             "expected_reward": np.float64(expected[a]),
             "optimal_action": np.int64(best),
             "optimal_expected_reward": np.float64(expected[best]),
             "regret": np.float64(max(expected[best] - expected[a], 0.0)),
         }
+
+
+def _scalars(outcome: dict[str, Any]) -> dict[str, Any]:
+    """One user's safety and cost entries as the single env's info holds them.
+
+    0-d bool arrays for the flags, numpy scalars for the counts, the ``(6,)`` scores.
+    """
+    out: dict[str, Any] = {}
+    for key, value in outcome.items():
+        if key in ("delivered", "unsafe", "unsafe_delivered"):
+            out[key] = np.array(bool(value))
+        elif key == "safety":
+            out[key] = np.array(value, dtype=np.float32)
+        elif key in ("redraws", "tokens", "prompt_tokens"):
+            out[key] = np.int64(value)
+        else:
+            out[key] = np.float64(value)
+    return out

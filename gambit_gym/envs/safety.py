@@ -1,7 +1,9 @@
 """Safety filter, unsafe deliveries and the cost of generating: the outcomes beside the reward.
 
 A scored bank (:attr:`gambit_gym.text.bank.ResponseBank.unsafe`, ``gambit-gym score-safety``)
-says which messages are unsafe. Every bank-backed GAMBIT id takes ``safety_filter``:
+says which messages are unsafe. Every GAMBIT id takes ``safety_filter`` (``GambitIHS-Live-v0``
+scores each generated message instead, :mod:`gambit_gym.envs.live`; the population env applies
+it per user, :mod:`gambit_gym.envs.population`):
 
 - ``None`` (default): every drawn message is delivered, unsafe or not.
 - ``"block"``: an unsafe message is not delivered; the user gets the no-message outcome (the
@@ -26,9 +28,12 @@ filter, 0 with one; "send nothing" always qualifies); where no prompt qualifies,
 the lowest rate. ``info["regret"]`` is measured against that oracle (clipped at 0: an unsafe
 prompt that beats it pays in unsafe deliveries, not in regret).
 
-**Cost.** Each generated message costs its tokens (the bank's ``n_tokens`` column, or the
-estimate of :mod:`gambit_gym.text.tokens`); a step's ``tokens`` sums every draw, redraws
-included (0 when "send nothing" is chosen). A :class:`CostModel` turns them into ``cost`` and
+**Cost.** Each generated message costs its completion tokens (the bank's ``n_tokens`` column,
+or the estimate of :mod:`gambit_gym.text.tokens`) and its prompt tokens (the query as sent:
+system instruction, few-shot turns and the rendered prompt, counted once with the SmolLM2
+tokenizer for the shipped bank's queries, :mod:`gambit_gym.text.prompt_tokens`); a step's
+``tokens`` (completion) and ``prompt_tokens`` (input) sum every draw, redraws included (0 when
+"send nothing" is chosen). A :class:`CostModel` prices the two and gives ``cost`` and
 ``latency_s``.
 
 **Which categories count.** ``unsafe_categories`` (default: all six) names the categories whose
@@ -37,7 +42,8 @@ scores make a message unsafe; ``GambitIHS-Safe-v0`` uses the five harmful ones a
 classifier sections of docs/safety.md). ``info["safety"]`` always holds all six scores.
 
 Step ``info`` keys (both parts are the deployed-app part of the info): ``delivered`` (0-d
-bool array), ``redraws`` (``np.int64``), ``tokens`` (``np.int64``), ``cost`` and
+bool array), ``redraws`` (``np.int64``), ``tokens`` and ``prompt_tokens`` (``np.int64``:
+completion and input tokens), ``cost`` and
 ``latency_s`` (``np.float64``), always; and, where the bank is scored, ``safety`` (float32
 ``(6,)``, the scores of the last message drawn: the delivered one, or the last one blocked),
 ``unsafe`` (0-d bool array: that message is unsafe) and ``unsafe_delivered`` (0-d bool array:
@@ -66,29 +72,45 @@ SCORE_FIX = "score the bank with `gambit-gym score-safety` (or pass a scored ban
 class CostModel:
     """What a generation costs: ``info["cost"]`` and ``info["latency_s"]`` of every step.
 
+    Endpoints bill the input (prompt) and the output (completion) tokens at different prices;
+    ``cost = tokens * price_per_1k_tokens / 1000 + prompt_tokens * price_per_1k_prompt_tokens /
+    1000`` with ``tokens`` the completion tokens and ``prompt_tokens`` the input tokens of the
+    step's generations (``info["tokens"]`` and ``info["prompt_tokens"]``).
+
     Attributes:
-        price_per_1k_tokens: price of 1,000 generated tokens (default 1.0: ``cost`` is then
-            thousands of tokens; set your provider's price).
+        price_per_1k_tokens: price of 1,000 generated (output, completion) tokens.
+        price_per_1k_prompt_tokens: price of 1,000 input (prompt) tokens: the system
+            instruction, few-shot turns and user prompt of every generation.
         latency_s_per_generation: seconds per generation call (fixed overhead).
         latency_s_per_token: seconds per generated token.
+
+    Both prices default to 1.0, so ``cost`` reads as thousands of tokens billed (input and
+    output); set your provider's prices.
     """
 
     price_per_1k_tokens: float = 1.0
     latency_s_per_generation: float = 0.0
     latency_s_per_token: float = 0.0
+    price_per_1k_prompt_tokens: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("price_per_1k_tokens", "latency_s_per_generation", "latency_s_per_token"):
+        for name in COST_FIELDS:
             object.__setattr__(self, name, float(check_number(name, getattr(self, name),
                                                               minimum=0.0)))
 
-    def cost(self, tokens: Any) -> Any:
-        """Price of ``tokens`` generated tokens."""
-        return tokens * (self.price_per_1k_tokens / 1000.0)
+    def cost(self, tokens: Any, prompt_tokens: Any = 0) -> Any:
+        """Price of ``tokens`` generated tokens and ``prompt_tokens`` input tokens."""
+        return tokens * (self.price_per_1k_tokens / 1000.0) + \
+            prompt_tokens * (self.price_per_1k_prompt_tokens / 1000.0)
 
     def latency(self, generations: Any, tokens: Any) -> Any:
         """Seconds of ``generations`` calls producing ``tokens`` tokens in all."""
         return generations * self.latency_s_per_generation + tokens * self.latency_s_per_token
+
+
+#: The fields of :class:`CostModel` (a ``cost_model`` dict takes these keys).
+COST_FIELDS: tuple[str, ...] = ("price_per_1k_tokens", "price_per_1k_prompt_tokens",
+                                "latency_s_per_generation", "latency_s_per_token")
 
 
 def cost_model_from(value: Any) -> CostModel:
@@ -101,8 +123,7 @@ def cost_model_from(value: Any) -> CostModel:
         try:
             return CostModel(**value)
         except TypeError:
-            raise ValueError(f"cost_model keys must be among price_per_1k_tokens, "
-                             f"latency_s_per_generation, latency_s_per_token; got "
+            raise ValueError(f"cost_model keys must be among {', '.join(COST_FIELDS)}; got "
                              f"{sorted(value)}") from None
     raise ValueError(f"cost_model must be a gambit_gym.envs.safety.CostModel or a dict of its "
                      f"fields, got {value!r}")
@@ -167,6 +188,9 @@ class SafetyTables:
         delivery_unsafe_rate: ``(12, K)`` probability that the action delivers an unsafe
             message (``unsafe_rate`` without a filter, 0 with one).
         token_source: ``"bank"`` (the ``n_tokens`` column) or ``"estimate"``.
+        prompt_tokens: ``(K, 12)`` input tokens of one generation of each (action, context)
+            (0 for "send nothing").
+        prompt_token_source: ``"stored"`` (exact SmolLM2 counts) or ``"estimate"``.
     """
 
     mode: int
@@ -183,6 +207,9 @@ class SafetyTables:
     row_unsafe_py: tuple = ()  #: ``row_unsafe`` as Python bools (the single env's fast path)
     row_tokens_py: tuple = ()  #: ``row_tokens`` as Python ints
     is_message_py: tuple = ()  #: ``is_message`` as Python bools
+    prompt_tokens: np.ndarray | None = None
+    prompt_tokens_py: tuple = ()  #: ``prompt_tokens`` as nested tuples of Python ints
+    prompt_token_source: str = "estimate"
 
 
 def filtered_cell_values(row_reward: np.ndarray, unsafe: np.ndarray | None, start: int,
@@ -254,15 +281,21 @@ def filter_draws(st: SafetyTables, offsets: Any, counts: Any, keys: Any, t: int,
 
 
 def outcome_info(st: SafetyTables, cost: CostModel, delivered: Any, drawn: Any,
-                 redraws: Any, tokens: Any) -> dict[str, Any]:
-    """The safety and cost entries of a step's info, for one episode (ints) or a batch."""
+                 redraws: Any, tokens: Any, prompt_len: Any = 0) -> dict[str, Any]:
+    """The safety and cost entries of a step's info, for one episode (ints) or a batch.
+
+    ``prompt_len`` is the input tokens of one generation of the chosen (action, context)
+    (``st.prompt_tokens``); every generation of the step sends it once.
+    """
     if isinstance(drawn, int):
         generations = redraws + 1 if st.is_message_py[drawn] else 0
+        prompt_tokens = generations * prompt_len
         out: dict[str, Any] = {
             "delivered": np.array(st.is_message_py[delivered]),
             "redraws": np.int64(redraws),
             "tokens": np.int64(tokens),
-            "cost": np.float64(cost.cost(tokens)),
+            "prompt_tokens": np.int64(prompt_tokens),
+            "cost": np.float64(cost.cost(tokens, prompt_tokens)),
             "latency_s": np.float64(cost.latency(generations, tokens)),
         }
         if st.scored:
@@ -272,11 +305,13 @@ def outcome_info(st: SafetyTables, cost: CostModel, delivered: Any, drawn: Any,
             out["unsafe_delivered"] = np.array(unsafe and delivered == drawn)
         return out
     generations = np.where(st.is_message[drawn], redraws + 1, 0)
+    prompt_tokens = (generations * np.asarray(prompt_len)).astype(np.int64)
     out = {
         "delivered": st.is_message[delivered],
         "redraws": redraws.astype(np.int64),
         "tokens": tokens.astype(np.int64),
-        "cost": cost.cost(tokens.astype(np.float64)),
+        "prompt_tokens": prompt_tokens,
+        "cost": cost.cost(tokens.astype(np.float64), prompt_tokens.astype(np.float64)),
         "latency_s": cost.latency(generations.astype(np.float64), tokens.astype(np.float64)),
     }
     if st.scored:

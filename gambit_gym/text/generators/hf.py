@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gambit_gym.text.generators.interface import LLM_INSTALL_HINT, SamplingConfig, derive_seed
 from gambit_gym.text.generators.redraw import DTYPES, BaseGenerator, resolve_device
 
@@ -130,11 +132,9 @@ class HFGenerator(BaseGenerator):
             self._sampler = fast_decode.SharedPrefixSampler(model)
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": self.system}] if self.system else []
-        for user, assistant in self.few_shot:
-            msgs += [{"role": "user", "content": user},
-                     {"role": "assistant", "content": assistant}]
-        return msgs + [{"role": "user", "content": prompt}]
+        from gambit_gym.text.prompt_tokens import chat_messages
+
+        return chat_messages(self.system, self.few_shot, prompt)
 
     def _query_units(self, prompts: list[str]) -> list[tuple[str, list[int]]]:
         """Identical queries grouped and split into parts of at most ``batch_size``.
@@ -161,11 +161,27 @@ class HFGenerator(BaseGenerator):
         return batches
 
     def _render(self, prompt: str) -> str:
-        tok = self._tok
-        if tok.chat_template:
-            return tok.apply_chat_template(self._messages(prompt), tokenize=False,
-                                           add_generation_prompt=True)
-        return (self.system + "\n\n" if self.system else "") + prompt + "\n\n"
+        from gambit_gym.text.prompt_tokens import render_query
+
+        return render_query(self._tok, self.system, self.few_shot, prompt)
+
+    def count_prompt_tokens(self, prompts: list[str]) -> np.ndarray:
+        """Input tokens of each query as this generator sends it, int64 ``(n,)``.
+
+        The system instruction, few-shot turns and prompt in the chat template: what the live
+        env records as ``prompt_tokens``.
+        """
+        from gambit_gym.text.prompt_tokens import count_prompt_tokens
+
+        self.load()
+        return count_prompt_tokens(self._tok, self.system, self.few_shot, prompts)
+
+    def count_tokens(self, texts: list[str]) -> np.ndarray:
+        """Tokens of each message with this generator's tokenizer, int64 ``(n,)``."""
+        from gambit_gym.text.tokens import count_tokens
+
+        self.load()
+        return count_tokens(texts, self._tok).astype(np.int64)
 
     def _draft(self, prompts: list[str], seed: int) -> list[str]:
         """Sample raw drafts (shared-prefix sampler where it applies, else ``generate``)."""
