@@ -51,8 +51,7 @@ class LiveTreatment:
     (:class:`~gambit_gym.text.safety.MiniLMSafetyClassifier`), whatever the filter: with a
     MiniLM embedder (the default) it reads the embedder's encoding of the message, so MiniLM is
     loaded once and each message encoded once. A message is unsafe when a counted category
-    reaches the bank's threshold for it (the classifier's own where the bank is unscored), the
-    thresholds the env's oracle was computed with.
+    reaches the classifier's threshold for it.
     """
 
     def __init__(self, tables: Any, generator: Any, embedder: Any, device: str | None,
@@ -89,8 +88,11 @@ class LiveTreatment:
         self.generator, self.embedder, self.tables = generator, embedder, tables
         self.mode = {None: 0, "block": 1, "redraw": 2}[safety_filter]
         self.max_redraws = int(max_redraws) if self.mode == 2 else 0
-        self.safety, self._unsafe_cols, self._unsafe_limits = _classifier(
+        self.safety, self._unsafe_cols, self._unsafe_limits, same = _classifier(
             tables.bank, embedder, device, unsafe_categories)
+        #: whether the bank's safety columns (the oracle's unsafe rates) were written by the
+        #: head that scores the live messages
+        self.bank_scored_by_same_head = same
         self._shared_encoding = hasattr(embedder, "encode") and \
             hasattr(embedder, "scores_from_encodings")
         names = list(embedder.names)
@@ -283,20 +285,21 @@ class LiveTreatment:
 
 
 def _classifier(bank: Any, embedder: Any, device: str,
-                categories: tuple[str, ...] | None) -> tuple[Any, list[int], np.ndarray]:
-    """The safety classifier, the counted categories' columns and their thresholds.
+                categories: tuple[str, ...] | None) -> tuple[Any, list[int], np.ndarray, bool]:
+    """The safety classifier, the counted columns, their thresholds, and whether the bank agrees.
 
-    The classifier shares the embedder's MiniLM where it has one; the thresholds are the
-    bank's where it is scored (the oracle's), else the classifier's.
+    The last item says whether the bank's safety columns were written by the same head. The
+    classifier shares the embedder's MiniLM where it has one. Its own thresholds decide
+    (they go with its scores); where the bank was scored by another head (the shipped bank's
+    columns are head v1's), live verdicts and the oracle's unsafe rates come from different
+    heads, which docs/safety.md counts among the live oracle's approximations.
     """
     from gambit_gym.text.bank import SAFETY_CATEGORIES
     from gambit_gym.text.safety import MiniLMSafetyClassifier
 
     clf = MiniLMSafetyClassifier(device=device,
                                  encoder=embedder if hasattr(embedder, "encode") else None)
-    if getattr(bank, "safety", None) is not None:
-        limits = dict(zip(bank.safety_categories, map(float, bank.safety_thresholds)))
-    else:
-        limits = clf.thresholds
     cols = [SAFETY_CATEGORIES.index(c) for c in (categories or SAFETY_CATEGORIES)]
-    return clf, cols, np.array([limits[SAFETY_CATEGORIES[j]] for j in cols], dtype=np.float32)
+    limits = np.array([clf.thresholds[SAFETY_CATEGORIES[j]] for j in cols], dtype=np.float32)
+    bank_head = (getattr(bank, "safety_classifier", None) or {}).get("head_sha256")
+    return clf, cols, limits, bank_head == clf.metadata()["head_sha256"]
