@@ -155,6 +155,15 @@ def test_what_comes_back_field_by_field(tmp_path):
     assert short.provenance == back.provenance and short.metadata == back.metadata
 
 
+def test_a_store_opened_again_reads_its_provenance(tmp_path):
+    path = tmp_path / "s.sqlite"
+    ResultStore(path).add(_record())
+    for kwargs in ({}, {"create": False}, {"read_only": True}):
+        store = ResultStore(path, **kwargs)  # read before any write through this object
+        assert store.records()[0].provenance == {"suite_fingerprint": "fp", "where": "/p"}
+        assert store.raw_rows()[0]["provenance"] == '{"suite_fingerprint": "fp", "where": "/p"}'
+
+
 def test_missing_logs_and_outcomes_stay_missing(tmp_path):
     path = tmp_path / "s.sqlite"
     store = ResultStore(path)
