@@ -217,7 +217,7 @@ def test_tables_of_the_spread_arms_by_hand(banks):
             assert t.cells_py[i][c] == (rows[0], len(rows))
             assert t.prompt_texts[i, c] == f"query {p} in {c}"
             assert type(t.prompt_texts[i, c]) is np.str_
-    assert t.offsets.dtype == t.counts.dtype == np.int64
+    assert t.offsets.dtype == t.counts.dtype == np.int64 and t.prompt_texts.dtype == object
     best = cells[arms].T.argmax(axis=1)
     assert t.optimal_action.tolist() == best.tolist()
     np.testing.assert_allclose(t.optimal_reward, cells[arms].T.max(axis=1), atol=1e-9)
@@ -334,6 +334,7 @@ def test_send_nothing_is_a_sentinel_row_per_context(banks, rule):
     np.testing.assert_allclose(t.expected[:, 0], none, atol=1e-9)
     np.testing.assert_allclose(t.expected[:, 1:], arm_means, atol=1e-9)
     assert t.offsets[0].tolist() == list(range(n, n + 12)) and t.counts[0].tolist() == [1] * 12
+    assert t.offsets.dtype == t.counts.dtype == np.int64 and t.prompt_texts.dtype == object
     np.testing.assert_allclose(t.row_reward[n:], none, atol=1e-9)
     np.testing.assert_allclose(t.row_reward[:n], reward, atol=1e-9)
     assert t.texts[n:].tolist() == [""] * 12 and t.prompt_texts[0].tolist() == [""] * 12
@@ -506,6 +507,16 @@ def test_build_tables_shares_by_value_and_keeps_the_most_recent(banks, tmp_path,
     _bank(copy, scored=True)
     b = dyn.build_tables(GambitConfig(preset="3d", bank=str(copy)))
     assert b is not a and b.safety.scored and not a.safety.scored
+
+
+def test_build_tables_of_a_missing_bank_file_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(dyn, "_TABLES", OrderedDict())
+    gone = str(tmp_path / "gone.parquet")
+    with pytest.raises(ValueError) as err:
+        dyn.build_tables(GambitConfig(preset="3d", bank=gone))
+    assert str(err.value) == (f"response bank {gone!r} does not exist; pass bank=None for the "
+                              "shipped bank, or build one with `gambit-gym build-bank --out FILE`")
+    assert not dyn._TABLES
 
 
 def test_build_tables_without_a_bank_uses_the_shipped_one(monkeypatch):
