@@ -32,6 +32,8 @@ N_PROMPTS = 6
 BIG_CELL = (1, 5)  #: 20 messages: its mean is not the same float summed two ways
 LOCS = ("home", "work", "other")
 BUCKETS = ("0-4,999", "5,000-9,999", "10,000-15,000", "more than 15,000")
+SYSTEM = "Write one short message."
+FEW_SHOT = (("Encourage a walk.", "A short walk clears the head."),)
 SCORE_FIX = "score the bank with `gambit-gym score-safety` (or pass a scored bank=FILE)"
 
 
@@ -81,7 +83,8 @@ def _bank(path, *, scored: bool = False, tokens: bool = False, drop=()) -> str:
     scores = np.array([rng.normal(size=4) * 0.3 + p * shift for p, _, _ in rows])
     texts = [f"prompt {p} context {c} message {i}" + " walk" * i for p, c, i in rows]
     meta = {"rendered_prompts": [[f"query {p} in {c}" for c in range(12)]
-                                 for p in range(N_PROMPTS)]}
+                                 for p in range(N_PROMPTS)],
+            "prompt_library": {"system": SYSTEM, "few_shot": [list(t) for t in FEW_SHOT]}}
     safety = [_safety_row(p, i) for p, _, i in rows] if scored else None
     bank = ResponseBank.from_arrays(
         texts, [r[0] for r in rows], [r[1] for r in rows], scores, DIMS, meta, safety=safety,
@@ -349,6 +352,30 @@ def test_send_nothing_is_a_sentinel_row_per_context(banks, rule):
     assert st.mode == 0 and not st.scored and st.row_safety is None
     # unscored: the unsafe rate is unknown (NaN) for the messages, 0 for sending nothing
     assert st.unsafe_rate[:, 0].tolist() == [0.0] * 12 and np.isnan(st.unsafe_rate[:, 1:]).all()
+
+
+def test_prompt_tokens_of_each_query_are_estimated_from_the_library(banks):
+    """A query is sent as a chat (system, few-shot turns, the prompt): outside the shipped
+    table its tokens are the messages' ceil(characters / 4.06) plus 5 per message and 3."""
+    t = _tables(banks["plain"], "optional", n_prompts=3)
+    st = t.safety
+    assert st.prompt_tokens.shape == (4, 12) and st.prompt_tokens.dtype == np.int64
+    assert st.prompt_tokens[0].tolist() == [0] * 12  # sending nothing sends no query
+    for a, p in enumerate(t.arm_prompts.tolist()[1:], start=1):
+        for c in range(12):
+            texts = [SYSTEM, *FEW_SHOT[0], f"query {p} in {c}"]
+            want = sum(math.ceil(len(x) / 4.06) for x in texts) + 5 * len(texts) + 3
+            assert st.prompt_tokens[a, c] == want
+    assert st.prompt_token_source == "estimate"
+    assert st.prompt_tokens_py == tuple(tuple(r) for r in st.prompt_tokens.tolist())
+    assert not st.prompt_tokens.flags.writeable
+    # without the send-nothing row, in the order of prompt_ids (5 + 3: four messages' wrapping)
+    plain = _tables(banks["plain"], prompt_ids=(4, 2))
+    for a, p in enumerate((4, 2)):
+        for c in range(12):
+            texts = [SYSTEM, *FEW_SHOT[0], f"query {p} in {c}"]
+            want = sum(math.ceil(len(x) / 4.06) for x in texts) + 5 * 4 + 3
+            assert plain.safety.prompt_tokens[a, c] == want
 
 
 def _filter_by_hand(bank, arms, none, mode, redraws, unsafe):
