@@ -829,3 +829,48 @@ def test_a_wal_store_in_a_folder_that_cannot_be_written_is_read(tmp_path, read_o
         os.chmod(path.parent, 0o755)
         os.chmod(path, 0o644)
     assert path.read_bytes() == data
+
+
+def _unwritable(folder):
+    """Make a folder and its files unwritable (chattr +i as root); undo with the returned call."""
+    paths = [str(folder), *(str(p) for p in folder.iterdir())]
+    if os.geteuid() != 0:
+        for p in paths:
+            os.chmod(p, 0o555 if os.path.isdir(p) else 0o444)
+    elif subprocess.run(["chattr", "+i", *paths], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a file that root cannot write here (chattr +i failed)")
+
+    def undo():
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", *paths], check=False)
+        for p in paths:
+            os.chmod(p, 0o755 if os.path.isdir(p) else 0o644)
+    return undo
+
+
+@pytest.mark.parametrize("wal", ["empty", "with units"])
+def test_a_wal_store_with_its_log_beside_it_in_a_folder_that_cannot_be_written(tmp_path, wal):
+    source = tmp_path / "s.sqlite"
+    writer = ResultStore(source)
+    writer.add(_record())
+    held = sqlite3.connect(source)  # a second connection: closing the store's does not
+    held.execute("SELECT COUNT(*) FROM units").fetchall()  # checkpoint the log into the file
+    writer.add(_record(_unit(rep_start=2)))
+    log = source.with_name("s.sqlite-wal").read_bytes()
+    assert len(log) > 0
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    path = folder / "s.sqlite"
+    path.write_bytes(source.read_bytes())  # the file alone holds the first unit only
+    path.with_name("s.sqlite-wal").write_bytes(b"" if wal == "empty" else log)
+    held.close()
+    undo = _unwritable(folder)
+    try:
+        if wal == "empty":  # nothing in the log: the file is the whole store
+            assert len(ResultStore(path, read_only=True).records()) == 1
+        else:  # the second unit is only in the log: never read the file alone
+            with pytest.raises(ValueError) as exc:
+                ResultStore(path, read_only=True)
+            _whole(exc, f"cannot open results store {path}: unable to open database file")
+    finally:
+        undo()

@@ -208,7 +208,7 @@ class ResultStore:
         ``immutable``: read-only, with no ``-shm``.
         """
         wal = self.path.with_name(self.path.name + "-wal")
-        return self.path.is_file() and (not wal.exists() or wal.stat().st_size == 0)
+        return not wal.exists() or wal.stat().st_size == 0
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
