@@ -15,7 +15,7 @@ from gambit_gym.bench import run, suites
 from gambit_gym.bench.cli_bench import build_suite, configure
 from gambit_gym.bench.executors import SerialExecutor, sweep
 from gambit_gym.bench.store import ResultStore
-from gambit_gym.bench.units import UnitRecord, merge_moments, plan
+from gambit_gym.bench.units import UnitRecord, execute, merge_moments, plan
 
 
 def _tiny_suite():
@@ -40,6 +40,20 @@ def test_record_round_trip_and_duplicate_is_ignored(tmp_path):
     np.testing.assert_allclose(back.rewards, result.rewards, rtol=1e-6)
     np.testing.assert_allclose(back.propensities, result.propensities, rtol=1e-6)
     assert back.versions["numpy"] == np.__version__
+
+
+def test_a_unit_records_its_cpu_seconds_and_the_store_keeps_them(tmp_path):
+    # CPU time (not wall) is what a shared machine lets one compare: a unit of 40x the
+    # decisions records several times the CPU seconds of a short one, both kept by the store
+    short, long_ = (plan(suites.get("one_d").narrow(replicates=4, horizon=t, agents=["StdTS"]),
+                         chunk=4)[0] for t in (25, 1000))
+    execute(short)  # the process's first unit pays the imports and the bank; not compared
+    store = ResultStore(tmp_path / "s.sqlite")
+    for unit in (short, long_):
+        store.add(execute(unit))
+    cpu = {r.unit.horizon: r.metadata["cpu_time_s"] for r in store.records()}
+    assert set(cpu) == {25, 1000}
+    assert 0 < cpu[25] < cpu[1000] / 3
 
 
 def test_merged_chunk_moments_equal_direct_ones():

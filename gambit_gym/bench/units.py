@@ -120,7 +120,8 @@ class UnitRecord:
         contexts: context ids, ``(n_reps, T)``, or None.
         wall_time_s: seconds the unit's run took.
         versions: package and platform versions.
-        metadata: the runner's metadata.
+        metadata: the runner's metadata, and ``cpu_time_s``: the unit's CPU seconds where
+            :func:`execute` ran it (absent in stores written before it was recorded).
         created: unix time the record was made.
         provenance: where the numbers came from (:mod:`gambit_gym.bench.provenance`): library
             versions, machine, bank checksum, suite fingerprint, agent spec; ``{}`` for units
@@ -199,11 +200,18 @@ def merge_moments(records: list[UnitRecord]) -> tuple[int, np.ndarray, np.ndarra
 
 
 def execute(unit: Unit, progress: bool = False) -> UnitRecord:
-    """Run one unit with the real runner and summarise it (what every executor calls)."""
+    """Run one unit with the real runner and summarise it (what every executor calls).
+
+    The record's ``metadata["cpu_time_s"]`` is the CPU seconds (user + system, every thread of
+    the process) that running and summarising the unit took: on a shared machine wall time is
+    mostly other jobs' waiting, CPU time is the work's own (a sweep's workers run one unit at
+    a time with one thread each, so it is this unit's alone).
+    """
     import warnings
 
     from gambit_gym.bench import run
 
+    cpu_start = time.process_time()
     s = unit.setting
     with warnings.catch_warnings():  # the sweep says it once, before it starts (preflight)
         warnings.filterwarnings("ignore", message=".*has no action_probabilities",
@@ -214,7 +222,9 @@ def execute(unit: Unit, progress: bool = False) -> UnitRecord:
                      propensities=unit.propensities,
                      n_propensity_samples=unit.propensity_samples,
                      propensity_rse=unit.propensity_rse)
-    return UnitRecord.from_result(unit, result)
+    record = UnitRecord.from_result(unit, result)
+    record.metadata["cpu_time_s"] = time.process_time() - cpu_start
+    return record
 
 
 @dataclass(frozen=True)
