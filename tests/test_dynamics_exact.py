@@ -552,6 +552,8 @@ def test_build_tables_without_a_bank_uses_the_shipped_one(monkeypatch):
     monkeypatch.setattr(dyn, "_TABLES", OrderedDict())
     t = dyn.build_tables(GambitConfig(preset="3d"))
     assert t.bank is load_bank(default_bank_path())
+    # the shipped bank's queries are in the stored table of exact SmolLM2 counts
+    assert t.safety.prompt_token_source == "stored"
     assert dyn.build_tables(GambitConfig(preset="3d", horizon=3)) is t
     assert len(dyn._TABLES) == 1
 
