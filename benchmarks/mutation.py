@@ -74,6 +74,11 @@ TARGETS: dict[str, Target] = {
          "tests/test_center_rewards.py"),
         ("tests/test_user_dynamics.py", "tests/test_center_rewards.py"),
     ),
+    "user_dynamics": Target(
+        ("gambit_gym/envs/user_dynamics.py",),
+        ("tests/test_user_dynamics_exact.py",),
+        ("tests/test_user_dynamics.py",),
+    ),
     "bank": Target(
         ("gambit_gym/text/bank.py",),
         ("tests/test_bank_exact.py", "tests/test_invalid_bank.py"),
