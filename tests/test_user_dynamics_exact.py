@@ -353,7 +353,7 @@ def test_step_draws_rows_noise_contexts_and_reports_rewards(dyn, t):
     np.testing.assert_array_equal(out.reward_step, t)
     np.testing.assert_allclose(out.expected,
                                expected_rewards(dyn, tables, dt, state, t, contexts))
-    assert not out.terminated.any()
+    assert out.terminated.dtype == bool and not out.terminated.any()  # a flag, not a number
     x, x_hat, _, _ = _model()
     if dyn.habituation:
         np.testing.assert_allclose(out.state.memory,
@@ -424,6 +424,7 @@ def test_disengagement_follows_the_burden_hazard(mode):
     assert leaves.any() and (~gone & ~leaves).any()
     np.testing.assert_array_equal(out.state.disengaged, gone | leaves)
     np.testing.assert_array_equal(out.terminated, leaves if mode == "terminate" else False)
+    assert out.terminated.dtype == bool
     np.testing.assert_array_equal(out.observed, ~gone)  # leaving silences the next step on
     assert not out.reward[gone].any()
 
