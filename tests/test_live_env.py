@@ -71,11 +71,12 @@ def test_live_reward_is_computed_from_the_live_messages_embedding(live_parts):
 
 @pytest.fixture(scope="module")
 def live_default_parts(smollm2, minilm):
-    """The shared model with the live env's own defaults (48 tokens, 8 drafts per pass)."""
+    """The shared model with the live env's own defaults (48 tokens, drafts LIVE_DRAFTS at a
+    time, stopped at the first accepted one)."""
     from gambit_gym.envs.live import LIVE_MAX_NEW_TOKENS, LIVE_SPARE
 
     gen = smollm2(sampling=SamplingConfig(max_new_tokens=LIVE_MAX_NEW_TOKENS))
-    gen.spare = LIVE_SPARE
+    gen.spare, gen.early_stop = LIVE_SPARE, True
     return gen, minilm
 
 

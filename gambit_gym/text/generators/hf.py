@@ -38,6 +38,10 @@ class HFGenerator(BaseGenerator):
             first accepted ones is rejection sampling, unbiased); it saves re-running the
             query for redraws. Skipped rejected drafts are counted in ``rejections``.
         quality: a :class:`~gambit_gym.text.generators.quality.QualityFilter` (None: none).
+        early_stop: with the shared-prefix sampler, return each query's first accepted draft
+            and stop decoding there (:mod:`.first_accepted`; the live env sets it): same
+            distribution of messages, fewer tokens decoded; ``spare`` then only sets how many
+            drafts share a pass. The bank builder leaves it off.
     """
 
     name = "hf"
@@ -45,8 +49,9 @@ class HFGenerator(BaseGenerator):
     def __init__(self, path: str | os.PathLike, device: str | None = "auto",
                  batch_size: int = 32, sampling: SamplingConfig | None = None,
                  dtype: str = "auto", shared_prefix: bool = True, spare: float = 0.3,
-                 quality: Any = None) -> None:
+                 quality: Any = None, early_stop: bool = False) -> None:
         super().__init__(sampling, quality)
+        self.early_stop = bool(early_stop)
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"model path {str(self.path)!r} does not exist")
@@ -84,6 +89,8 @@ class HFGenerator(BaseGenerator):
                   "decoder": "shared-prefix v1" if self.shared_prefix else "generate"}
         if self.shared_prefix:
             params["spare"] = self.spare
+            if self.early_stop:
+                params["decoder"] = "first-accepted v1"
         return {**params, **self._versions()}
 
     @staticmethod
@@ -130,6 +137,20 @@ class HFGenerator(BaseGenerator):
 
         if self.shared_prefix and fast_decode.supports(model):
             self._sampler = fast_decode.SharedPrefixSampler(model)
+
+    def generate(self, prompts: list[str], seed: int) -> list[str]:
+        """One cleaned message per query (see :meth:`BaseGenerator.generate`).
+
+        With ``early_stop`` and the shared-prefix sampler, each query's first accepted draft
+        (:func:`~.first_accepted.generate_first_accepted`).
+        """
+        if self.early_stop:
+            self.load()
+            if self._sampler is not None:
+                from gambit_gym.text.generators.first_accepted import generate_first_accepted
+
+                return generate_first_accepted(self, list(prompts), seed)
+        return super().generate(prompts, seed)
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
         from gambit_gym.text.prompt_tokens import chat_messages

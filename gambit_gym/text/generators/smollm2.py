@@ -52,17 +52,18 @@ class SmolLM2Generator(HFGenerator):
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         batch_size: queries per batch (use 1000s on a GPU).
         sampling: sampling settings.
-        dtype, shared_prefix, spare, quality: as in :class:`HFGenerator`.
+        dtype, shared_prefix, spare, quality, early_stop: as in :class:`HFGenerator`.
     """
 
     name = "smollm2"
 
     def __init__(self, device: str | None = "auto", batch_size: int = 32,
                  sampling: SamplingConfig | None = None, dtype: str = "auto",
-                 shared_prefix: bool = True, spare: float = 0.3, quality: Any = None) -> None:
+                 shared_prefix: bool = True, spare: float = 0.3, quality: Any = None,
+                 early_stop: bool = False) -> None:
         super().__init__(smollm2_gguf_path(), device=device, batch_size=batch_size,
                          sampling=sampling, dtype=dtype, shared_prefix=shared_prefix,
-                         spare=spare, quality=quality)
+                         spare=spare, quality=quality, early_stop=early_stop)
 
     def _params(self) -> dict[str, Any]:
         params = super()._params()
