@@ -374,7 +374,7 @@ def test_noise_free_step_reports_the_mean():
     tables = _tables()
     state = initial_state(dyn, dynamics_tables(tables), len(KEYS))
     contexts, actions = _inputs(0)
-    out = _step(dyn, state, 0, contexts, actions, noise_sd=0.0, tables=tables)
+    out = step_user(dyn, tables, state, KEYS, 0, contexts, actions, 0.0)  # no offset given
     np.testing.assert_array_equal(out.reward, np.where(out.observed, REWARD[out.rows], 0.0))
     assert out.reward.dtype == np.float64
 
