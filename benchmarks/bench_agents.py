@@ -19,7 +19,9 @@ this process) is the steadier figure.
    cores (replicate r is seeded ``seed + r`` whatever the slice, so they are the same runs,
    action for action: ``test_batched_equals_single_replicate`` in
    ``tests/test_agents_ensemble.py``; the mean regret printed equals one process's).
-   The CPU kernels are single-threaded, so this is how two cores get used. On a GPU
+   One process already runs the CPU kernels on every core (numba threads); on an idle
+   2-core machine one process was faster (ens-poGAMBITTS 47.8 s) than 2 workers of one
+   thread each (59.6 s), see docs/harness_benchmarks.md. On a GPU
    machine,
    ``bash benchmarks/gpu_check.sh run`` runs this with ``--ens-device cuda`` after the CUDA
    tests (see that script for the wheels to carry).
