@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from gambit_gym.text.generators.interface import GenerationError, derive_seed
+from gambit_gym.text.generators.interface import derive_seed
 
 if TYPE_CHECKING:  # pragma: no cover
     from gambit_gym.text.generators.hf import HFGenerator
@@ -118,12 +118,4 @@ def generate_first_accepted(gen: HFGenerator, prompts: list[str], seed: int) -> 
                 still.append(i)
         gen._report(drafted=sum(len(d.drafts) for d in settled))
         todo = still
-    for i in todo:  # every draft rejected: keep the longest real one, counted
-        if not fallback[i]:
-            raise GenerationError(
-                f"{gen.name}: no usable message for query {i} after "
-                f"{sampling.max_attempts * n} drafts (all empty after cleaning); check the model "
-                f"and its settings, or raise max_attempts. Query: {prompts[i][:120]!r}")
-        gen.unresolved += 1
-        result[i] = fallback[i]
-    return [str(r) for r in result]
+    return gen._settle(prompts, result, fallback, todo, sampling.max_attempts * n)

@@ -105,11 +105,22 @@ class BaseGenerator:
                         fallback[i] = msg
                     still.append(i)
             todo = still
-        for i in todo:  # every draft rejected: keep the longest real draft, counted
+        return self._settle(prompts, result, fallback, todo, self.sampling.max_attempts)
+
+    def _settle(self, prompts: list[str], result: list[str | None], fallback: list[str],
+                todo: list[int], drafts: int) -> list[str]:
+        """The messages, once the queries in ``todo`` have had all ``drafts`` drafts rejected.
+
+        Each such query keeps its longest real (cleaned, non-empty) draft and is counted in
+        ``unresolved``; one whose drafts were all empty raises :class:`GenerationError`.
+        Shared by the sequential loop above and the live env's early-stop path
+        (:mod:`~gambit_gym.text.generators.first_accepted`).
+        """
+        for i in todo:
             if not fallback[i]:
                 raise GenerationError(
                     f"{self.name}: no usable message for query {i} after "
-                    f"{self.sampling.max_attempts} drafts (all empty after cleaning); check the "
+                    f"{drafts} drafts (all empty after cleaning); check the "
                     f"model and its settings, or raise max_attempts. Query: {prompts[i][:120]!r}")
             self.unresolved += 1
             result[i] = fallback[i]
