@@ -38,7 +38,7 @@ from gambit_gym.envs.dynamics import GambitTables, build_tables, reward_offset, 
 from gambit_gym.envs.gambit_env import describe_env, simulator_for, validate_action
 from gambit_gym.envs.outcomes import LinearOutcome
 from gambit_gym.envs.render import check_render_mode, notification_text
-from gambit_gym.envs.safety import feasible_actions, outcome_info
+from gambit_gym.envs.safety import blocked_probability, feasible_actions, outcome_info
 from gambit_gym.text.contexts import LOCATIONS, N_CONTEXTS, STEP_BUCKETS
 
 Schedule = Mapping[str, tuple[int, int | None]] | Sequence[tuple[int, int | None]] | None
@@ -176,7 +176,7 @@ class UserOutcomes:
                     continue
                 unsafe = st.row_unsafe[start:start + count]
                 q = float(unsafe.mean())
-                beta = q if mode == 1 else q ** (st.max_redraws + 1)
+                beta = blocked_probability(q, mode, st.max_redraws)
                 if (~unsafe).any():  # a delivered message is a uniform draw of the safe ones
                     cell_std[c, a] = (1.0 - beta) * std[~unsafe].mean(axis=0)
         #: exact expected standardised true embedding delivered per cell, ``(12, K, d_true)``

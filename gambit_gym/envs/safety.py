@@ -212,6 +212,18 @@ class SafetyTables:
     prompt_token_source: str = "estimate"
 
 
+def blocked_probability(q: float, mode: int, max_redraws: int) -> float:
+    """β, the chance a cell's message is not delivered, given its unsafe fraction ``q``.
+
+    ``mode`` 0 (no filter): 0; 1 (``block``): ``q``; 2 (``redraw``): ``q ** (max_redraws + 1)``,
+    every one of the first draw and its ``max_redraws`` redraws unsafe. The one formula behind
+    the single env's, the population env's and the user-dynamics tables' exact oracles.
+    """
+    if mode == 0:
+        return 0.0
+    return q if mode == 1 else q ** (max_redraws + 1)
+
+
 def filtered_cell_values(row_reward: np.ndarray, unsafe: np.ndarray | None, start: int,
                          count: int, none_reward: float, mode: int,
                          max_redraws: int) -> tuple[float, float, float]:
@@ -223,7 +235,7 @@ def filtered_cell_values(row_reward: np.ndarray, unsafe: np.ndarray | None, star
     q = float(u.mean())
     if mode == 0:
         return float(r.mean()), q, 0.0
-    beta = q if mode == 1 else q ** (max_redraws + 1)
+    beta = blocked_probability(q, mode, max_redraws)
     safe_mean = float(r[~u].mean()) if (~u).any() else 0.0
     return (1.0 - beta) * safe_mean + beta * float(none_reward), q, beta
 

@@ -62,7 +62,7 @@ from scipy.special import ndtri
 from gambit_gym._validate import check_number
 from gambit_gym.core import counter_rng
 from gambit_gym.envs.outcomes import Standardizer
-from gambit_gym.envs.safety import filter_draws
+from gambit_gym.envs.safety import blocked_probability, filter_draws
 from gambit_gym.text.contexts import N_CONTEXTS
 
 STREAM_MISSING = 5
@@ -216,7 +216,7 @@ def _filtered_cells(tables: Any, st: Any, width: int) -> tuple[np.ndarray, np.nd
             cell = np.arange(start, start + count)
             unsafe = st.row_unsafe[cell]
             q = float(unsafe.mean())
-            beta = q if st.mode == 1 else q ** (st.max_redraws + 1)
+            beta = blocked_probability(q, st.mode, st.max_redraws)
             safe = cell[~unsafe]
             rows[a, c, :] = start
             weights[a, c, :len(safe)] = (1.0 - beta) / len(safe) if len(safe) else 0.0
