@@ -29,6 +29,7 @@ from gambit_gym.envs.outcomes import (
     oriented_study_coefficients,
 )
 from gambit_gym.envs.safety import (
+    FILTER_MODES,
     SCORE_FIX,
     SafetyTables,
     feasible_optimum,
@@ -168,7 +169,7 @@ def build_tables(config: GambitConfig) -> GambitTables:
 
 def _build_tables(config: GambitConfig) -> GambitTables:
     bank = load_bank(config.bank)
-    mode = {None: 0, "block": 1, "redraw": 2}[config.safety_filter]
+    mode = FILTER_MODES[config.safety_filter]
     if (mode or config.unsafe_budget is not None) and bank.safety is None:
         what = (f"safety_filter={config.safety_filter!r}" if mode
                 else f"unsafe_budget={config.unsafe_budget!r}")

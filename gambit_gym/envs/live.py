@@ -94,7 +94,9 @@ class LiveTreatment:
             generator.quality = QualityFilter(
                 encoder=embedder if hasattr(embedder, "encode") else None, device=device)
         self.generator, self.embedder, self.tables = generator, embedder, tables
-        self.mode = {None: 0, "block": 1, "redraw": 2}[safety_filter]
+        from gambit_gym.envs.safety import FILTER_MODES
+
+        self.mode = FILTER_MODES[safety_filter]
         self.max_redraws = int(max_redraws) if self.mode == 2 else 0
         self.safety, self._unsafe_cols, self._unsafe_limits, same = _classifier(
             tables.bank, embedder, device, unsafe_categories)

@@ -63,6 +63,8 @@ from gambit_gym._validate import check_number
 from gambit_gym.core import counter_rng
 
 SAFETY_FILTERS: tuple[str | None, ...] = (None, "block", "redraw")
+#: The filter settings as the tables' ``mode`` numbers: 0 no filter, 1 block, 2 redraw.
+FILTER_MODES: dict[str | None, int] = {None: 0, "block": 1, "redraw": 2}
 #: Redraw ``j`` of a step draws from stream ``STREAM_REDRAW + j`` (user dynamics use 5..27).
 STREAM_REDRAW = 64
 SCORE_FIX = "score the bank with `gambit-gym score-safety` (or pass a scored bank=FILE)"
